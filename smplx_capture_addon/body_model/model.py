@@ -1,0 +1,223 @@
+"""The differentiable body model: parameters in, vertices, joints and keypoints out.
+
+`BodyModel` holds a model file's arrays as tensors (no other state) and runs the
+functions of `lbs`. Its parameters follow the SMPL-X conventions of the `smplx` package:
+
+    betas (B, S)  expression (B, E)  global_orient (B, 3)  body_pose (B, 63)
+    jaw_pose (B, 3)  leye_pose (B, 3)  reye_pose (B, 3)  transl (B, 3)
+    left_hand_pose / right_hand_pose (B, P): P PCA coefficients (hand_pca=P) or the
+        full 15 x 3 axis-angle pose (hand_pca=None). The file's mean hand pose is added
+        unless flat_hand_mean is True.
+
+Keypoints come out in the order of `names.KEYPOINT_NAMES` (plus the face contour when
+`face_contour=True`). With `vertices=False` only the vertices that keypoints need are
+skinned: that is the fitter's fast path (about 200 vertices instead of the whole mesh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from . import lbs
+from .model_file import BodyModelData
+from .names import NUM_BODY_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS
+
+NECK_JOINT = 12
+
+
+@dataclass
+class BodyOutput:
+    """vertices (B, V, 3) or None; joints (B, 55, 3); keypoints (B, K, 3);
+    full_pose (B, 55, 3) axis-angle, hand poses expanded and mean included."""
+
+    vertices: Tensor | None
+    joints: Tensor
+    keypoints: Tensor
+    full_pose: Tensor
+
+
+class BodyModel(nn.Module):
+    def __init__(
+        self,
+        data: BodyModelData,
+        num_betas: int = 10,
+        num_expression: int = 10,
+        hand_pca: int | None = 12,
+        flat_hand_mean: bool = False,
+        face_contour: bool = False,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if face_contour and not data.has_face_contour:
+            raise ValueError(f"{data.path} has no face-contour embedding")
+        self.data = data
+        self.num_betas = min(num_betas, data.num_shape)
+        self.num_expression = min(num_expression, data.num_expression)
+        self.hand_pca = hand_pca
+        self.face_contour = face_contour
+
+        def buffer(name: str, array, kind: torch.dtype = dtype) -> None:
+            self.register_buffer(name, torch.as_tensor(array).to(kind), persistent=False)
+
+        directions = torch.cat(
+            [
+                torch.as_tensor(data.shapedirs[:, :, : self.num_betas]),
+                torch.as_tensor(data.exprdirs[:, :, : self.num_expression]),
+            ],
+            dim=2,
+        ).double()  # (V, 3, K)
+        template = torch.as_tensor(data.v_template).double()
+        regressor = torch.as_tensor(data.j_regressor).double()
+        num_vertices = template.shape[0]
+        buffer("full_template", template.reshape(-1))
+        buffer("full_directions", directions.permute(2, 0, 1).reshape(-1, num_vertices * 3))
+        buffer("joint_template", (regressor @ template).reshape(-1))
+        buffer(
+            "joint_directions", torch.einsum("jv,vck->kjc", regressor, directions).reshape(-1, NUM_JOINTS * 3)
+        )
+        buffer("full_weights", data.weights)
+        buffer("faces", data.faces, torch.long)
+        if data.has_pose_correctives:
+            buffer(
+                "full_posedirs", torch.as_tensor(data.posedirs).permute(2, 0, 1).reshape(-1, num_vertices * 3)
+            )
+        else:
+            self.register_buffer("full_posedirs", None)
+        for side, components, mean in (
+            ("left", data.hand_components_left, data.hand_mean_left),
+            ("right", data.hand_components_right, data.hand_mean_right),
+        ):
+            # Full 45-d hand poses go through an identity basis: one code path for both.
+            basis = components[:hand_pca] if hand_pca else torch.eye(3 * NUM_HAND_JOINTS)
+            buffer(f"{side}_hand_components", basis)
+            buffer(f"{side}_hand_mean", mean * (0.0 if flat_hand_mean else 1.0))
+        buffer("full_keypoint_ids", data.vertex_keypoint_ids, torch.long)
+        buffer("full_landmark_faces", data.faces[data.landmark_faces], torch.long)
+        buffer("landmark_bary", data.landmark_bary)
+        if face_contour:
+            buffer("full_contour_faces", data.faces[data.contour_faces], torch.long)  # (79, 17, 3)
+            buffer("contour_bary", data.contour_bary)
+            neck_chain = [NECK_JOINT]
+            while data.parents[neck_chain[-1]] >= 0:
+                neck_chain.append(int(data.parents[neck_chain[-1]]))
+            buffer("neck_chain", neck_chain, torch.long)
+        self.tree = lbs.kinematic_tree(data.parents.tolist())
+        self._register_keypoint_subset(buffer)
+
+    def _register_keypoint_subset(self, buffer) -> None:
+        """Copies of the per-vertex buffers restricted to the vertices keypoints need,
+        with the keypoint embedding re-indexed into that subset (the fitter's fast path)."""
+        needed = [self.full_keypoint_ids, self.full_landmark_faces.reshape(-1)]
+        if self.face_contour:
+            needed.append(self.full_contour_faces.reshape(-1))
+        subset = torch.unique(torch.cat(needed))
+        columns = (subset[:, None] * 3 + torch.arange(3)).reshape(-1)
+        buffer("kp_template", self.full_template[columns])
+        buffer("kp_directions", self.full_directions[:, columns])
+        buffer("kp_weights", self.full_weights[subset])
+        if self.full_posedirs is None:
+            self.register_buffer("kp_posedirs", None)
+        else:
+            buffer("kp_posedirs", self.full_posedirs[:, columns])
+        buffer("kp_keypoint_ids", torch.searchsorted(subset, self.full_keypoint_ids), torch.long)
+        buffer("kp_landmark_faces", torch.searchsorted(subset, self.full_landmark_faces), torch.long)
+        if self.face_contour:
+            buffer("kp_contour_faces", torch.searchsorted(subset, self.full_contour_faces), torch.long)
+
+    def _apply(self, fn, recurse=True):  # keep the index tensors of the tree on our device
+        super()._apply(fn, recurse)
+        self.tree = self.tree.to(self.full_template.device)
+        return self
+
+    @property
+    def num_hand_params(self) -> int:
+        return self.hand_pca or 3 * NUM_HAND_JOINTS
+
+    def full_pose(
+        self,
+        global_orient: Tensor,
+        body_pose: Tensor,
+        jaw_pose: Tensor,
+        leye_pose: Tensor,
+        reye_pose: Tensor,
+        left_hand_pose: Tensor,
+        right_hand_pose: Tensor,
+    ) -> Tensor:
+        """Axis-angle of all 55 joints (B, 55, 3), hands expanded from PCA or full."""
+        left = left_hand_pose @ self.left_hand_components + self.left_hand_mean
+        right = right_hand_pose @ self.right_hand_components + self.right_hand_mean
+        pose = torch.cat([global_orient, body_pose, jaw_pose, leye_pose, reye_pose, left, right], dim=1)
+        return pose.reshape(-1, NUM_JOINTS, 3)
+
+    def zeros(self, batch_size: int) -> dict[str, Tensor]:
+        """Neutral parameters for a batch (every parameter block, all zeros)."""
+        device, dtype = self.full_template.device, self.full_template.dtype
+        sizes = {
+            "betas": self.num_betas,
+            "expression": self.num_expression,
+            "global_orient": 3,
+            "body_pose": 3 * NUM_BODY_JOINTS,
+            "jaw_pose": 3,
+            "leye_pose": 3,
+            "reye_pose": 3,
+            "left_hand_pose": self.num_hand_params,
+            "right_hand_pose": self.num_hand_params,
+            "transl": 3,
+        }
+        return {
+            name: torch.zeros(batch_size, size, device=device, dtype=dtype) for name, size in sizes.items()
+        }
+
+    def forward(self, vertices: bool = True, **params: Tensor) -> BodyOutput:
+        """Pose the body. Parameters left out are zero; see the module docstring."""
+        batch_size = next((p.shape[0] for p in params.values() if p is not None), 1)
+        values = self.zeros(batch_size)
+        unknown = params.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"unknown body parameters: {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in params.items() if v is not None})
+        coefficients = torch.cat([values["betas"], values["expression"]], dim=1)
+        pose = self.full_pose(
+            values["global_orient"], values["body_pose"], values["jaw_pose"], values["leye_pose"],
+            values["reye_pose"], values["left_hand_pose"], values["right_hand_pose"],
+        )  # fmt: skip
+        rotations = lbs.axis_angle_to_matrix(pose)
+        rest_joints = lbs.blend(coefficients, self.joint_directions, self.joint_template).view(
+            -1, NUM_JOINTS, 3
+        )
+        world_r, posed_joints = lbs.forward_kinematics(rotations, rest_joints, self.tree)
+        transforms = lbs.skinning_transforms(world_r, posed_joints, rest_joints)
+
+        # "full_": every vertex; "kp_": only the vertices that keypoints need.
+        part = "full_" if vertices else "kp_"
+        shaped = lbs.blend(coefficients, getattr(self, part + "directions"), getattr(self, part + "template"))
+        posedirs = getattr(self, part + "posedirs")
+        if posedirs is not None:
+            shaped = shaped + lbs.pose_feature(rotations) @ posedirs
+        transl = values["transl"][:, None, :]
+        skinned = (
+            lbs.skin(shaped.view(batch_size, -1, 3), getattr(self, part + "weights"), transforms) + transl
+        )
+        surface = self._surface_keypoints(skinned, rotations, part)
+        return BodyOutput(
+            vertices=skinned if vertices else None,
+            joints=posed_joints + transl,
+            keypoints=torch.cat([posed_joints + transl, surface], dim=1),
+            full_pose=pose,
+        )
+
+    def _surface_keypoints(self, vertices: Tensor, rotations: Tensor, part: str) -> Tensor:
+        """Surface keypoints then face landmarks (and contour), (B, K - 55, 3), from the
+        skinned vertices of `part` ("full_" or "kp_")."""
+        batch_size = vertices.shape[0]
+        face_vertices = getattr(self, part + "landmark_faces")[None].expand(batch_size, -1, -1)
+        bary = self.landmark_bary[None].expand(batch_size, -1, -1)
+        if self.face_contour:
+            bins = lbs.neck_yaw_bins(rotations, self.neck_chain, self.contour_bary.shape[0])
+            face_vertices = torch.cat([face_vertices, getattr(self, part + "contour_faces")[bins]], dim=1)
+            bary = torch.cat([bary, self.contour_bary[bins]], dim=1)
+        picked = vertices[:, getattr(self, part + "keypoint_ids")]
+        return torch.cat([picked, lbs.surface_points(vertices, face_vertices, bary)], dim=1)

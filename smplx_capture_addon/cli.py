@@ -1,0 +1,42 @@
+"""Command line: `python -m smplx_capture_addon COMMAND ...`.
+
+Each command lives in the room it belongs to, in a module that offers `HELP`,
+`add_arguments(parser)` and `run(args) -> int`. Those modules import heavy packages
+(torch, mediapipe, bpy) inside `run`, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import CaptureError
+
+# command name -> module (relative to this package) that implements it
+COMMANDS: dict[str, str] = {
+    "model-info": ".body_model.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m smplx_capture_addon",
+        description="SMPL-X Capture: fit an SMPL-X body to a photo and build a Blender rig.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name, __package__)
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except CaptureError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,15 @@
+"""Errors a user can act on. Every room raises a subclass of CaptureError with a
+message that names what is wrong and what to do; the command line and the worker show
+that message instead of a traceback."""
+
+
+class CaptureError(Exception):
+    """A failure with a message meant for the user."""
+
+
+class ModelFileError(CaptureError):
+    """A body model file is missing, unreadable or not of the expected layout."""
+
+
+class Cancelled(CaptureError):
+    """The user cancelled the job; nothing was written."""
