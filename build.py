@@ -60,7 +60,7 @@ NO_DEPS_311 = [
 ]
 REQUIREMENTS_313 = [
     "bpy==5.2.3",
-    "numpy==1.26.4",
+    "numpy==2.5.5",  # bpy 5.2.3 needs numpy>=2.2 (Blender 5.2 ships numpy 2)
     "pytest==9.2.0",
 ]
 
