@@ -119,6 +119,47 @@ MEDIAPIPE_TASKS = [
 ]
 
 
+# Motion clips for the solver's benchmark (`bench`): DeepMimic humanoid poses shipped in
+# the pybullet wheel's pybullet_data (zlib licence; the clips come from DeepMimic, MIT),
+# cached in .cache/motions/ and never committed. (wheel member, sha256)
+MOTIONS_WHEEL = "pybullet==3.2.7"
+MOTION_CACHE = CACHE / "motions"
+MOTIONS = [
+    (
+        "pybullet_data/data/motions/humanoid3d_walk.txt",
+        "32d082c3599bc40aac50b1afa196ff1e2cf3842bb40f0541ab088845f6328a41",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_run.txt",
+        "2cbe488023b243e5769299158ce7c78875ec4b701a2ffe6c0beeaf83d16ca87b",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_jump.txt",
+        "a433557e94b193d8a95530572a0e32f387eb6d9996987b4216efb65444c3c641",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_kick.txt",
+        "177cfb399466309ba7f4a8a987c3b6f6edde1cbe8b2d476e53dc6061ec5d4bac",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_punch.txt",
+        "1ab4b654cecdb4ff3b2a4bf4086e50397bef28435bb59ab3aedd6a6bdc926fde",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_dance_a.txt",
+        "15ef3731f594edc9ed078170f1075815cc164acaca9e35a46db12a31ac64b717",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_dance_b.txt",
+        "b5a9d7a3f2304f6242776d7ff6d19d1f6bcb98d78d68622761c3843b614a92b5",
+    ),
+    (
+        "pybullet_data/data/motions/humanoid3d_cartwheel.txt",
+        "17453459a40ec4ea08346072748ae3c7c384b49e619753e9779637fa8a9f7c49",
+    ),
+]
+
+
 def log(message: str) -> None:
     print(f"[build] {message}", flush=True)
 
@@ -208,6 +249,8 @@ def setup() -> None:
         fetch_wheel_member(requirement, member, PHOTO_CACHE / name, sha256)
     for member, sha256 in MEDIAPIPE_TASKS:
         fetch_wheel_member(MEDIAPIPE_TASKS_WHEEL, member, MEDIAPIPE_TASKS_DIR / Path(member).name, sha256)
+    for member, sha256 in MOTIONS:
+        fetch_wheel_member(MOTIONS_WHEEL, member, MOTION_CACHE / Path(member).name, sha256)
 
 
 def test(pytest_args: list[str]) -> int:
@@ -241,6 +284,236 @@ def demo(photo: str | None) -> int:
     return 0
 
 
+# =========================================================================================
+# Extension zips (issue 8): `python3 build.py extension [--platform P ...] [--python 311|313]`.
+# One zip per Blender platform and Python family, built and validated by Blender's own
+# extension tool (it ships inside the bpy wheel and runs with the .venv's Python 3.11).
+# The bundled packages are the runtime pins above and what they import, at the versions
+# installed in .venv (the set the tests ran against), so versions live in one place.
+# =========================================================================================
+
+EXTENSION_PACKAGE = ROOT / "smplx_capture_addon"
+EXTENSION_MANIFEST = ROOT / "blender_manifest.toml"
+EXTENSION_WHEELS = ROOT / "wheels"
+EXTENSION_STAGE = CACHE / "extension"
+WHEEL_CACHE = CACHE / "wheels"
+DIST = ROOT / "dist"
+BLENDER_EXT_TOOL = "bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+
+# Blender platform -> wheel platform tags pip may choose for it (pip takes --platform literally).
+EXTENSION_PLATFORMS = {
+    "windows-x64": ["win_amd64"],
+    # Blender 4.2 and later need glibc 2.28 on Linux: manylinux_2_28 is the newest tag allowed.
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    # torch 2.13 publishes macOS wheels for Apple silicon and macOS 14+ only. Neither torch 2.13
+    # nor mediapipe 1.2.2 has an Intel macOS wheel, so there is no macos-x64 zip.
+    "macos-arm64": ["macosx_14_0_arm64"],
+}
+# Python family -> (blender_version_min, blender_version_max). The maximum is exclusive:
+# Blender 5.1 moved to Python 3.13, where cp311 wheels cannot load.
+EXTENSION_PYTHONS = {"311": ("4.2.0", "5.1.0"), "313": ("5.1.0", None)}
+# Development-only pins: bpy, pytest, ruff, and smplx, the reference implementation the tests
+# compare against (the add-on has its own body model code). smplx's licence (MPI, non-commercial,
+# "No Distribution") forbids shipping it to others anyway.
+# numpy: every Blender ships it in its own Python (a bundled copy would never load in
+# Blender's process, and the worker runs Blender's Python too).
+# setuptools: torch declares it for compiling extensions (never done here), and its .pth file
+# would swap distutils in Blender's own process.
+NOT_BUNDLED = {"bpy", "pytest", "ruff", "smplx", "numpy", "setuptools"}
+
+# Runs in .venv: the runtime pins plus the installed packages they require (no extras),
+# as `name==version`. Declared requirements that are not installed were left out on
+# purpose (mediapipe's sounddevice, opencv-contrib-python, ...): they are reported, not bundled.
+_RUNTIME_CLOSURE = """
+import json, re, sys
+from importlib import metadata
+from packaging.requirements import Requirement
+
+def key(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+skip = set(json.loads(sys.argv[1]))
+installed = {key(d.metadata["Name"]): d for d in metadata.distributions()}
+todo, pins, absent = [key(name) for name in json.loads(sys.argv[2])], {}, {}
+while todo:
+    name = todo.pop()
+    if name in pins or name in skip:
+        continue
+    dist = installed[name]
+    pins[name] = dist.metadata["Name"] + "==" + dist.version
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if key(req.name) in installed:
+            todo.append(key(req.name))
+        elif key(req.name) not in skip:
+            absent.setdefault(key(req.name), []).append(name)
+print(json.dumps({"pins": sorted(pins.values(), key=str.lower), "absent": absent}))
+"""
+
+
+def requirement_name(requirement: str) -> str:
+    return requirement.split("==")[0].strip()
+
+
+def normalized(name: str) -> str:
+    return "".join("-" if c in "-_." else c for c in name.lower())
+
+
+def runtime_requirements() -> list[str]:
+    """`name==version` for every package the zips bundle, derived from the pins."""
+    roots = [requirement_name(r) for r in REQUIREMENTS_311 + NO_DEPS_311]
+    roots = [name for name in roots if normalized(name) not in NOT_BUNDLED]
+    out = subprocess.run(
+        [venv_python(VENV), "-c", _RUNTIME_CLOSURE, json.dumps(sorted(NOT_BUNDLED)), json.dumps(roots)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    closure = json.loads(out.stdout)
+    for name, wanted_by in sorted(closure["absent"].items()):
+        log(f"not bundled: {name} (declared by {', '.join(wanted_by)}; not installed in .venv, not needed)")
+    return closure["pins"]
+
+
+def target_requirement(requirement: str, platform: str) -> str:
+    """The requirement as pip must ask for it for `platform`. PyPI's Windows and macOS torch
+    wheels are CPU builds without a local label; its unlabelled Linux torch is a CUDA build of
+    several GB, so Linux keeps the `+cpu` label (found in pip's find-links or extra index)."""
+    if "+" in requirement and not platform.startswith("linux"):
+        return requirement.split("+")[0]
+    return requirement
+
+
+def wheel_matches(filename: str, requirement: str) -> bool:
+    name, version = requirement.split("==")
+    parts = filename.split("-")
+    return normalized(parts[0]) == normalized(name) and parts[1] == version
+
+
+def download_wheels(requirements: list[str], platform: str, python: str) -> tuple[list[Path], list[str]]:
+    """Wheels for one platform and Python, cached under .cache/wheels/<platform>-cp<python>/.
+    Returns the wheel files and the requirements that have no wheel for this target (only
+    labelled local builds may be missing: the zip then goes without them, with a warning)."""
+    dest = WHEEL_CACHE / f"{platform}-cp{python}"
+    dest.mkdir(parents=True, exist_ok=True)
+    pip = [venv_python(VENV), "-m", "pip", "download", "-qq", "--disable-pip-version-check", "--no-deps",
+           "--only-binary=:all:", "--implementation", "cp", "--python-version", f"{python[0]}.{python[1:]}",
+           "-d", dest]  # fmt: skip
+    for tag in EXTENSION_PLATFORMS[platform]:
+        pip += ["--platform", tag]
+    wanted = [target_requirement(r, platform) for r in requirements]
+    cached = [p.name for p in dest.glob("*.whl")]
+    missing_now = [r for r in wanted if not any(wheel_matches(f, r) for f in cached)]
+    required = [r for r in missing_now if "+" not in r]
+    if required:
+        log(f"downloading {len(required)} wheels for {platform} cp{python}")
+        run(pip + required)
+    for requirement in (r for r in missing_now if "+" in r):  # may fail: returned as absent below
+        subprocess.run([str(c) for c in [*pip, requirement]], capture_output=True)
+    files, absent = [], []
+    for requirement in wanted:
+        found = sorted(p for p in dest.glob("*.whl") if wheel_matches(p.name, requirement))
+        if found:
+            files.append(found[0])
+        else:
+            absent.append(requirement)
+    return files, absent
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:  # another file system: hard links are only a way to save space and time
+        shutil.copy2(source, dest)
+
+
+def staged_manifest(python: str, platforms: list[str], wheels: list[str]) -> str:
+    """The repository's manifest with what differs per Python family set: version bounds,
+    platforms and wheels. Keys go in before the first table (TOML puts tables last)."""
+    text = EXTENSION_MANIFEST.read_text(encoding="utf-8")
+    cut = text.find("\n[")
+    head, tables = (text, "") if cut < 0 else (text[: cut + 1], text[cut + 1 :])
+    version_min, version_max = EXTENSION_PYTHONS[python]
+    values = {"blender_version_min": version_min, "blender_version_max": version_max,
+              "platforms": platforms, "wheels": [f"./wheels/{name}" for name in wheels]}  # fmt: skip
+    lines = [line for line in head.splitlines() if line.split("=")[0].strip() not in values]
+    lines.append(f"# Set by build.py for the cp{python} zips.")
+    lines += [f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None]
+    return "\n".join(lines) + "\n\n" + tables
+
+
+def blender_ext_tool(*args: str | Path) -> subprocess.CompletedProcess:
+    """Blender's extension command line (from the bpy 5.0.1 wheel in .venv)."""
+    python = venv_python(VENV)
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    tool = Path(out.stdout.strip()) / BLENDER_EXT_TOOL
+    return subprocess.run([str(python), str(tool), *(str(a) for a in args)], capture_output=True, text=True)
+
+
+def manifest_version() -> str:
+    for line in EXTENSION_MANIFEST.read_text(encoding="utf-8").splitlines():
+        if line.split("=")[0].strip() == "version":
+            return line.split("=", 1)[1].strip().strip('"')
+    sys.exit("[build] blender_manifest.toml has no version")
+
+
+def build_extensions(
+    platforms: list[str], pythons: list[str], dist: Path = DIST, wheels_dir: Path = EXTENSION_WHEELS,
+    stage_root: Path = EXTENSION_STAGE,
+) -> list[Path]:  # fmt: skip
+    """Build and validate one zip per platform and Python family; returns the zips."""
+    requirements = runtime_requirements()
+    log("bundled packages: " + ", ".join(requirements))
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    for old in wheels_dir.glob("*.whl"):  # wheels/ holds what this build's zips need, nothing older
+        old.unlink()
+    dist.mkdir(parents=True, exist_ok=True)
+    zips: list[Path] = []
+    for python in pythons:
+        wheel_names: set[str] = set()
+        for platform in platforms:
+            files, absent = download_wheels(requirements, platform, python)
+            if absent:
+                log(f"WARNING: the {platform} cp{python} zip bundles no {', '.join(absent)}")
+            for wheel in files:
+                if not (wheels_dir / wheel.name).exists():  # pure-Python wheels serve every platform
+                    link_or_copy(wheel, wheels_dir / wheel.name)
+                wheel_names.add(wheel.name)
+        stage = stage_root / f"cp{python}"
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.copytree(EXTENSION_PACKAGE, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name in wheel_names:
+            link_or_copy(wheels_dir / name, stage / "wheels" / name)
+        (stage / "blender_manifest.toml").write_text(
+            staged_manifest(python, platforms, sorted(wheel_names)), encoding="utf-8"
+        )
+        base = dist / f"smplx_capture-{manifest_version()}-py{python}.zip"
+        log(f"building the cp{python} zips with Blender's extension tool")
+        built = blender_ext_tool(
+            "build", "--source-dir", stage, "--output-filepath", base, "--split-platforms"
+        )
+        if built.returncode:
+            sys.exit(f"[build] Blender's extension build failed:\n{built.stdout}{built.stderr}")
+        for platform in platforms:
+            archive = dist / f"{base.stem}-{platform.replace('-', '_')}.zip"
+            checked = blender_ext_tool("validate", archive)
+            if checked.returncode:
+                sys.exit(f"[build] validate rejected {archive.name}:\n{checked.stdout}{checked.stderr}")
+            zips.append(archive)
+    return zips
+
+
+def extension(platforms: list[str], pythons: list[str]) -> int:
+    setup()
+    for archive in build_extensions(platforms, pythons):
+        log(f"{archive.relative_to(ROOT)}: {archive.stat().st_size / 1e6:.1f} MB (validated)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,7 +524,15 @@ def main(argv: list[str] | None = None) -> int:
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     demo_parser = sub.add_parser("demo", help="set up, then fit the demo photo and build the rig")
     demo_parser.add_argument("photo", nargs="?")
+    ext_parser = sub.add_parser("extension", help="build and validate the Blender extension zips in dist/")
+    for flag, choices, meaning in (
+        ("--platform", EXTENSION_PLATFORMS, "a Blender platform"),
+        ("--python", EXTENSION_PYTHONS, "311: Blender 4.2-5.0, 313: Blender 5.1+"),
+    ):
+        ext_parser.add_argument(flag, action="append", choices=list(choices), help=f"{meaning} (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "extension":
+        return extension(args.platform or list(EXTENSION_PLATFORMS), args.python or list(EXTENSION_PYTHONS))
     if args.command == "setup":
         setup()
         return 0

@@ -16,6 +16,11 @@ from .errors import CaptureError
 # command name -> module (relative to this package) that implements it
 COMMANDS: dict[str, str] = {
     "model-info": ".body_model.cli",
+    "detect": ".keypoints.cli",
+    "blend": ".blender_builders.cli",
+    "worker": ".worker.cli",
+    "fit": ".solver.cli_fit",
+    "bench": ".solver.cli_bench",
 }
 
 

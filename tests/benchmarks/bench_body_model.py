@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from smplx_capture_addon.body_model import model_file, synthetic  # noqa: E402
-from smplx_capture_addon.body_model.model import BodyModel  # noqa: E402
+from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model.model import BodyModel
 
 
 def time_step(step, device: str, repeats: int) -> float:
@@ -41,7 +41,9 @@ def time_step(step, device: str, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
@@ -56,19 +58,22 @@ def main() -> None:
     for batch in args.batches:
         params = {k: (torch.randn_like(v) * 0.2).requires_grad_() for k, v in ours.zeros(batch).items()}
 
-        def ours_full():
+        def ours_full(params=params):
             ours(**params).vertices.square().sum().backward()
 
-        def ours_keypoints():
+        def ours_keypoints(params=params):
             ours(vertices=False, **params).keypoints.square().sum().backward()
 
-        def reference_full():
+        def reference_full(params=params):
             reference(**params).vertices.square().sum().backward()
 
         ref_ms = time_step(reference_full, args.device, args.repeats)
         full_ms = time_step(ours_full, args.device, args.repeats)
         kp_ms = time_step(ours_keypoints, args.device, args.repeats)
-        print(f"{batch:>5} {ref_ms:>9.2f} {full_ms:>8.2f} {ref_ms / full_ms:>5.1f}x {kp_ms:>13.2f} {ref_ms / kp_ms:>5.0f}x")
+        print(
+            f"{batch:>5} {ref_ms:>9.2f} {full_ms:>8.2f} {ref_ms / full_ms:>5.1f}x"
+            f" {kp_ms:>13.2f} {ref_ms / kp_ms:>5.0f}x"
+        )
 
 
 if __name__ == "__main__":

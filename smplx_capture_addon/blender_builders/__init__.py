@@ -1,0 +1,3 @@
+"""Build the Blender scene of a fit result: armature, skinned mesh, shape keys, driven
+pose correctives, camera and collection. Plain functions (`scene.build_fit`) that the
+operator, the `blend` command and the tests call; bpy and numpy only."""

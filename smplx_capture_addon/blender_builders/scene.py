@@ -1,0 +1,211 @@
+"""Build the whole scene of a fit: one collection with a camera and, per person, a
+posed armature and its skinned mesh. Plain functions: the operator, the command line
+and the tests call `build_fit` directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..body_model import numpy_body
+from ..body_model.model_file import BodyModelData, load_model
+from ..errors import CaptureError
+from ..result_format import FitResult, PersonFit
+from . import placement, rig
+
+# Custom properties the builders leave on objects (the UI and re-fits read them).
+PROP_ROLE = "smplx_capture_role"  # "camera" | "armature" | "mesh"
+PROP_RESULT = "smplx_capture_result"  # result.json path, on the collection
+PROP_PERSON = "smplx_capture_person"
+PROP_IMAGE_SIZE = "smplx_capture_image_size"
+DEFAULT_EXPRESSIONS = 10
+DEFAULT_SHAPES = 10
+
+
+@dataclass
+class BuiltPerson:
+    armature: bpy.types.Object
+    mesh: bpy.types.Object
+    corrective_keys: int
+
+
+@dataclass
+class BuiltFit:
+    collection: bpy.types.Collection
+    camera: bpy.types.Object
+    people: list[BuiltPerson]
+
+
+def model_for_result(result: FitResult, model: str | Path | None = None) -> BodyModelData:
+    """The body model a result was fitted with: `model` when given, else the file the
+    result names, else the bundled default body; refused if its checksum differs."""
+    candidates = [model] if model is not None else [result.model.path, None]
+    last_error: CaptureError | None = None
+    for candidate in candidates:
+        try:
+            data = load_model(candidate, result.model.gender or "neutral")
+        except CaptureError as error:
+            last_error = error
+            continue
+        if result.model.sha256 and data.sha256 != result.model.sha256:
+            last_error = CaptureError(
+                f"The body model {data.path} is not the one this result was fitted with "
+                f"({result.model.file}): give that file with --model, or fit again."
+            )
+            continue
+        return data
+    assert last_error is not None
+    raise last_error
+
+
+def _expression_names(data: BodyModelData, count: int) -> list[str]:
+    names = list(data.expression_names[:count])
+    names += [f"expression_{i:03d}" for i in range(len(names), count)]
+    return names
+
+
+def build_fit(
+    result: FitResult,
+    data: BodyModelData,
+    *,
+    image_path: str | Path | None = None,
+    name: str | None = None,
+    result_path: str | Path | None = None,
+    num_expressions: int | None = None,
+    num_shapes: int = DEFAULT_SHAPES,
+    scene: bpy.types.Scene | None = None,
+) -> BuiltFit:
+    """Build a fit into a new collection of `scene` (the current one by default). Nothing
+    existing is touched except the scene's camera and render size, which follow the fit.
+    Expression keys: `num_expressions`, by default as many as the fit used (at least 10)."""
+    scene = scene or bpy.context.scene
+    image_path = Path(image_path or result.image.path)
+    name = name or image_path.stem or "fit"
+    people_params = []
+    for person in result.people:
+        rest_vertices = numpy_body.shaped_vertices(data, person.betas)
+        rest_joints = numpy_body.rest_joints(data, person.betas, person.expression)
+        cam_from_model = placement.camera_from_model(person.global_orient, person.transl, rest_joints[0])
+        people_params.append((person, rest_vertices, rest_joints, cam_from_model))
+    first = people_params[0]
+    location = placement.floor_offset(first[1], first[2][0])
+    world_from_cam = placement.world_from_camera(first[3], location)
+
+    collection = bpy.data.collections.new(name)
+    scene.collection.children.link(collection)
+    if result_path is not None:
+        collection[PROP_RESULT] = str(result_path)
+    saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y
+    try:
+        camera = build_camera(f"{name} camera", result, image_path, world_from_cam, collection)
+        set_scene_camera(scene, camera)
+        built = []
+        for index, (person, rest_vertices, rest_joints, cam_from_model) in enumerate(people_params):
+            label = name if len(people_params) == 1 else f"{name} {index + 1}"
+            built.append(
+                _build_person(label, index, person, data, rest_vertices, rest_joints,
+                              placement.armature_matrix(world_from_cam, cam_from_model),
+                              collection, num_expressions, num_shapes)
+            )  # fmt: skip
+    except BaseException:
+        # Never leave half a fit behind: remove what was made, restore the view.
+        remove_objects(list(collection.objects))
+        bpy.data.collections.remove(collection)
+        scene.camera, scene.render.resolution_x, scene.render.resolution_y = saved_view
+        raise
+    bpy.context.view_layer.update()
+    return BuiltFit(collection, camera, built)
+
+
+def remove_objects(objects: list[bpy.types.Object]) -> None:
+    """Delete objects, and their meshes, armatures and cameras when nothing else uses them."""
+    for obj in objects:
+        data = obj.data
+        bpy.data.objects.remove(obj)
+        if data is None or data.users:
+            continue
+        if isinstance(data, bpy.types.Mesh):
+            bpy.data.meshes.remove(data)
+        elif isinstance(data, bpy.types.Armature):
+            bpy.data.armatures.remove(data)
+        elif isinstance(data, bpy.types.Camera):
+            bpy.data.cameras.remove(data)
+
+
+def _build_person(
+    label: str,
+    index: int,
+    person: PersonFit,
+    data: BodyModelData,
+    rest_vertices: np.ndarray,
+    rest_joints: np.ndarray,
+    matrix_world: np.ndarray,
+    collection: bpy.types.Collection,
+    num_expressions: int | None,
+    num_shapes: int,
+) -> BuiltPerson:
+    armature = rig.build_armature(f"{label} rig", rest_joints, collection)
+    armature.matrix_world = Matrix(matrix_world.tolist())
+    armature[PROP_ROLE] = "armature"
+    armature[PROP_PERSON] = index
+    rotations = numpy_body.axis_angle_to_matrix(numpy_body.full_pose(person))
+    rig.set_pose(armature, rig.bone_quaternions(rig.bone_frames_model(armature), rotations))
+
+    mesh = rig.build_mesh(f"{label} body", data, rest_vertices, armature, collection)
+    mesh[PROP_ROLE] = "mesh"
+    mesh[PROP_PERSON] = index
+    shapes = min(num_shapes, data.num_shape)
+    # Shape keys move away from the fitted shape (baked into the rest mesh): 0 = as fitted.
+    shape_names = [f"{rig.SHAPE_KEY_PREFIX}{i:03d}" for i in range(shapes)]
+    rig.add_blend_keys(mesh, data.shapedirs[:, :, :shapes], shape_names, np.zeros(shapes))
+    if num_expressions is None:
+        num_expressions = max(DEFAULT_EXPRESSIONS, len(person.expression))
+    expressions = min(num_expressions, data.num_expression)
+    values = np.zeros(expressions)
+    values[: min(len(person.expression), expressions)] = person.expression[:expressions]
+    rig.add_blend_keys(mesh, data.exprdirs[:, :, :expressions], _expression_names(data, expressions), values)
+    count = rig.add_corrective_keys(mesh, data, armature)
+    return BuiltPerson(armature, mesh, count)
+
+
+def build_camera(
+    name: str,
+    result: FitResult,
+    image_path: Path,
+    world_from_cam: np.ndarray,
+    collection: bpy.types.Collection,
+) -> bpy.types.Object:
+    """The fitted pinhole camera, with the photo as its background when it exists."""
+    data = bpy.data.cameras.new(name)
+    fitted = result.camera
+    settings = placement.camera_intrinsics(
+        fitted.focal_length_px, fitted.principal_point_px, result.image.width, result.image.height
+    )
+    for key, value in settings.items():
+        setattr(data, key, value)
+    data.clip_start, data.clip_end = 0.01, 1000.0
+    obj = bpy.data.objects.new(name, data)
+    collection.objects.link(obj)
+    obj.matrix_world = Matrix(placement.blender_camera_matrix(world_from_cam).tolist())
+    obj[PROP_ROLE] = "camera"
+    obj[PROP_IMAGE_SIZE] = [result.image.width, result.image.height]
+    if image_path.is_file():
+        background = data.background_images.new()
+        background.image = bpy.data.images.load(str(image_path), check_existing=True)
+        background.frame_method = "STRETCH"
+        background.alpha = 1.0
+        data.show_background_images = True
+    return obj
+
+
+def set_scene_camera(scene: bpy.types.Scene, camera: bpy.types.Object) -> None:
+    """Look through `camera`: the scene's render size is the photo's (Blender keeps one
+    size per scene, so it follows the camera last chosen)."""
+    width, height = camera[PROP_IMAGE_SIZE]
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = int(width), int(height)
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0

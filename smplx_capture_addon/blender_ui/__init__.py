@@ -1,0 +1,23 @@
+"""Blender's side of the add-on: preferences, properties, the sidebar panel and thin
+operators. Uses bpy and numpy only; fits run in a worker process."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panel, preferences, properties
+
+CLASSES = (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register()
+
+
+def unregister() -> None:
+    operators.cancel_running()
+    properties.unregister()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

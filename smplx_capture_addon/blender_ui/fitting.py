@@ -1,0 +1,177 @@
+"""What the Fit button does, as plain functions the operators call and tests run:
+build the worker's command line from the panel's settings, start and follow the job,
+and turn a finished job into a scene (or into a message, leaving the scene untouched)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from ..blender_builders import rig
+from ..blender_builders import scene as builders
+from ..errors import CaptureError
+from ..result_format import read_result
+from ..worker import runner
+from ..worker.runner import JobState, WorkerJob
+
+FIT_MARK = "smplx_capture_fit"  # on a fit's collection
+
+
+@dataclass
+class FitRequest:
+    """Everything a fit needs, read from the panel and the preferences."""
+
+    image: str
+    model: str | None  # None: the open default body
+    gender: str = "neutral"
+    device: str = "auto"
+    box: tuple[float, float, float, float] | None = None
+    all_people: bool = False
+    person: int | None = None  # the N-th person found (1-based)
+    focal_px: float | None = None
+    overlay: bool = False
+    worker_python: str | None = None  # None: the Python running Blender
+
+
+def extension_site_packages() -> Path:
+    """Where Blender unpacks the extension's bundled wheels (for Blender's Python)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return Path(bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{version}/site-packages"))
+
+
+def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
+    args = [request.image, "--out", str(out_dir), "--gender", request.gender, "--device", request.device]
+    if request.model:
+        args += ["--model", request.model]
+    if request.box is not None:
+        args += ["--box", *(f"{v:g}" for v in request.box)]
+    if request.all_people:
+        args.append("--all-people")
+    if request.person is not None:
+        args += ["--person", str(request.person)]
+    if request.focal_px:
+        args += ["--focal-px", f"{request.focal_px:g}"]
+    if request.overlay:
+        args.append("--overlay")
+    return args
+
+
+def start_fit(request: FitRequest) -> tuple[WorkerJob, Path]:
+    """Start a worker for `request`; its files go to a new temporary folder."""
+    if not request.image:
+        raise CaptureError("Pick an image first.")
+    out_dir = Path(tempfile.mkdtemp(prefix="smplx-capture-job-"))
+    # A Python the user chose has the solver's packages itself; the extension's bundled
+    # wheels are built for Blender's Python and would only get in its way.
+    extra = [] if request.worker_python else [extension_site_packages()]
+    command = runner.worker_command(request.worker_python, worker_arguments(request, out_dir))
+    return WorkerJob(command, runner.worker_environment(extra)), out_dir
+
+
+def finish_fit(
+    state: JobState,
+    request: FitRequest,
+    replace: bpy.types.Collection | None = None,
+    scene: bpy.types.Scene | None = None,
+) -> builders.BuiltFit:
+    """Build the scene of a finished job. Raises CaptureError (scene untouched) when the
+    job failed or was cancelled. With `replace`, that fit's collection is swapped for the
+    new one (same name; objects the artist added to it are kept)."""
+    if state.status == runner.CANCELLED:
+        raise CaptureError("The fit was cancelled.")
+    if state.status != runner.DONE or not state.result_path:
+        raise CaptureError(state.error or "The fit failed.")
+    result = read_result(state.result_path)
+    data = builders.model_for_result(result, request.model)
+    name = replace.name if replace is not None else Path(request.image).stem
+    built = builders.build_fit(result, data, image_path=state.photo_path or request.image,
+                               result_path=state.result_path, name=name, scene=scene)  # fmt: skip
+    built.collection[FIT_MARK] = True
+    if state.overlay_path and Path(state.overlay_path).is_file():
+        try:
+            add_overlay_background(built.camera, state.overlay_path)
+        except RuntimeError:  # an unreadable drawing only loses the drawing, not the fit
+            pass
+    if replace is not None:
+        replace_fit(replace, built, scene or bpy.context.scene)
+    return built
+
+
+def add_overlay_background(camera: bpy.types.Object, overlay_path: str) -> None:
+    """The detected keypoints drawn over the photo, as a second camera background."""
+    background = camera.data.background_images.new()
+    background.image = bpy.data.images.load(overlay_path, check_existing=True)
+    background.frame_method = "STRETCH"
+    camera.data.show_background_images = True
+
+
+def replace_fit(old: bpy.types.Collection, built: builders.BuiltFit, scene: bpy.types.Scene) -> None:
+    """Put `built` where `old` was: the artist's own objects move over, the old fit's
+    objects go (their materials carried to the new body), the name is taken over."""
+    old_meshes = [o for o in old.objects if o.get(builders.PROP_ROLE) == "mesh"]
+    for person in built.people:
+        match = [o for o in old_meshes if o.get(builders.PROP_PERSON) == person.mesh[builders.PROP_PERSON]]
+        if match:
+            for material in match[0].data.materials:
+                person.mesh.data.materials.append(material)
+    for obj in list(old.objects):
+        if obj.get(builders.PROP_ROLE) is None:
+            built.collection.objects.link(obj)
+            old.objects.unlink(obj)
+    builders.remove_objects([o for o in old.objects if o.get(builders.PROP_ROLE) is not None])
+    # Same place in the outliner: under whatever collections held the old fit.
+    parents = [c for c in (scene.collection, *bpy.data.collections) if old.name in c.children]
+    for parent in parents:
+        parent.children.link(built.collection)
+    if scene.collection not in parents:
+        scene.collection.children.unlink(built.collection)
+    name = old.name
+    old.name = name + " (old)"  # free the name before removing, so the new one gets it exactly
+    bpy.data.collections.remove(old)
+    built.collection.name = name
+
+
+def fit_of(obj: bpy.types.Object | None) -> bpy.types.Collection | None:
+    """The fit collection `obj` belongs to, if any."""
+    if obj is None:
+        return None
+    for collection in obj.users_collection:
+        if collection.get(FIT_MARK):
+            return collection
+    return None
+
+
+def person_objects(obj: bpy.types.Object | None) -> tuple[bpy.types.Object | None, bpy.types.Object | None]:
+    """(armature, mesh) of the fitted person `obj` belongs to (either may be None)."""
+    collection = fit_of(obj)
+    if collection is None:
+        return None, None
+    index = obj.get(builders.PROP_PERSON, 0)
+    found = {"armature": None, "mesh": None}
+    for candidate in collection.objects:
+        role = candidate.get(builders.PROP_ROLE)
+        if role in found and candidate.get(builders.PROP_PERSON) == index:
+            found[role] = candidate
+    return found["armature"], found["mesh"]
+
+
+def reset_pose(armature: bpy.types.Object) -> None:
+    """Every bone back to its rest orientation (the body stands where it was fitted)."""
+    for bone in armature.pose.bones:
+        bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+        bone.rotation_euler = (0.0, 0.0, 0.0)
+        bone.location = (0.0, 0.0, 0.0)
+        bone.scale = (1.0, 1.0, 1.0)
+
+
+def fit_bones_to_shape(armature: bpy.types.Object, mesh: bpy.types.Object) -> None:
+    """Bones to the joints of the shape the sliders made (the fit's model regresses them)."""
+    collection = fit_of(mesh)
+    if collection is None or builders.PROP_RESULT not in collection:
+        raise CaptureError("This body does not come from a fit result: its joints cannot be recomputed.")
+    data = builders.model_for_result(read_result(collection[builders.PROP_RESULT]))
+    rig.fit_bones_to_shape(armature, mesh, data.j_regressor)

@@ -1,0 +1,249 @@
+"""Thin operators: each reads the context, calls a plain function of `fitting`, reports.
+
+The Fit operator has two paths. `invoke` (a click in Blender) starts the worker and
+follows it from a timer in a modal handler, so Blender stays responsive. `execute`
+(scripts, and the bpy module, which has no event loop to run timers) blocks until the
+worker ends. Both end in `fitting.finish_fit`, which builds only after success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+from bpy.props import BoolProperty
+
+from ..blender_builders import scene as builders
+from ..errors import CaptureError
+from ..worker.runner import CANCELLED, JobState, WorkerJob
+from . import fitting
+from .preferences import preferences
+
+
+@dataclass
+class _Running:
+    job: WorkerJob
+    request: fitting.FitRequest
+    replace: str | None  # name of the fit collection to replace
+
+
+_ACTIVE: dict[str, _Running] = {}  # "job" -> the fit in progress (one at a time)
+POLL_INTERVAL_S = 0.1
+
+
+def cancel_running() -> None:
+    """Stop a fit in progress (the add-on is being disabled)."""
+    running = _ACTIVE.pop("job", None)
+    if running is not None:
+        running.job.cancel()
+
+
+def request_from_context(context: bpy.types.Context) -> fitting.FitRequest:
+    """The FitRequest that the panel's settings and the preferences describe."""
+    settings = context.scene.smplx_capture
+    prefs = preferences(context)
+    model = None
+    if settings.model == "SMPLX":
+        folder = prefs.smplx_folder if prefs is not None else ""
+        if not folder:
+            raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
+        model = bpy.path.abspath(folder)
+    custom_python = prefs.worker_python if prefs is not None else ""
+    worker_python = bpy.path.abspath(custom_python) if custom_python else None
+    return fitting.FitRequest(
+        image=bpy.path.abspath(settings.image) if settings.image else "",
+        model=model,
+        gender=settings.gender,
+        device=settings.device,
+        box=tuple(settings.box) if settings.person == "BOX" else None,
+        all_people=settings.person == "ALL",
+        person=settings.person_number if settings.person == "NUMBER" else None,
+        focal_px=settings.focal_px or None,
+        overlay=settings.show_keypoints,
+        worker_python=worker_python,
+    )
+
+
+def show_state(window_manager: bpy.types.WindowManager, state: JobState) -> None:
+    status = window_manager.smplx_capture_job
+    status.running = not state.finished
+    status.progress = state.fraction
+    status.status = state.status_text()
+    status.error = state.error or ""
+
+
+def _redraw(context: bpy.types.Context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Detect the person in the image and fit the body to it, in a separate process"""
+
+    bl_idname = "smplx_capture.fit"
+    bl_label = "Fit"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
+
+    replace: BoolProperty(
+        name="Replace the active fit",
+        description="Replace the fit the active object belongs to, keeping what you added to it",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return "job" not in _ACTIVE
+
+    def _start(self, context: bpy.types.Context) -> _Running | None:
+        status = context.window_manager.smplx_capture_job
+        status.error = ""
+        try:
+            request = request_from_context(context)
+            job, _ = fitting.start_fit(request)
+        except CaptureError as error:
+            self._fail(context, str(error))
+            return None
+        target = fitting.fit_of(context.active_object) if self.replace else None
+        return _Running(job, request, target.name if target is not None else None)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        running = self._start(context)
+        if running is None:
+            return {"CANCELLED"}
+        state = running.job.wait(lambda s: show_state(context.window_manager, s), POLL_INTERVAL_S)
+        return self._finish(context, running, state)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        running = self._start(context)
+        if running is None:
+            return {"CANCELLED"}
+        _ACTIVE["job"] = running
+        show_state(context.window_manager, running.job.state)
+        self._timer = context.window_manager.event_timer_add(POLL_INTERVAL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        running = _ACTIVE.get("job")
+        if running is None:  # the add-on was disabled meanwhile (and the job cancelled)
+            context.window_manager.event_timer_remove(self._timer)
+            return {"CANCELLED"}
+        state = running.job.poll()
+        show_state(context.window_manager, state)
+        _redraw(context)
+        if not state.finished:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        del _ACTIVE["job"]
+        return self._finish(context, running, state)
+
+    def _finish(self, context: bpy.types.Context, running: _Running, state: JobState) -> set[str]:
+        if state.status == CANCELLED:
+            show_state(context.window_manager, state)
+            self.report({"INFO"}, "SMPL-X Capture: fit cancelled, nothing changed")
+            return {"CANCELLED"}
+        replace = bpy.data.collections.get(running.replace) if running.replace else None
+        if context.mode != "OBJECT" and context.active_object is not None:
+            bpy.ops.object.mode_set(mode="OBJECT")  # building needs object mode (bones are made in edit mode)
+        try:
+            built = fitting.finish_fit(state, running.request, replace, context.scene)
+        except CaptureError as error:
+            return self._fail(context, str(error))
+        show_state(context.window_manager, state)
+        context.window_manager.smplx_capture_job.status = f"Built '{built.collection.name}'."
+        self.report({"INFO"}, f"SMPL-X Capture: built '{built.collection.name}'")
+        return {"FINISHED"}
+
+    def _fail(self, context: bpy.types.Context, message: str) -> set[str]:
+        status = context.window_manager.smplx_capture_job
+        status.running, status.error, status.status = False, message, "Failed."
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+
+class SMPLX_CAPTURE_OT_cancel(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Stop the running fit (the scene is left as it was)"""
+
+    bl_idname = "smplx_capture.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return "job" in _ACTIVE
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        _ACTIVE["job"].job.cancel()
+        return {"FINISHED"}
+
+
+class SMPLX_CAPTURE_OT_reset_pose(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Put every bone of the active fit back in its rest orientation"""
+
+    bl_idname = "smplx_capture.reset_pose"
+    bl_label = "Reset Pose"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return fitting.person_objects(context.active_object)[0] is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        fitting.reset_pose(fitting.person_objects(context.active_object)[0])
+        return {"FINISHED"}
+
+
+class SMPLX_CAPTURE_OT_fit_bones(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Move the bones to the joints of the body's current shape (after moving the shape sliders)"""
+
+    bl_idname = "smplx_capture.fit_bones"
+    bl_label = "Fit Bones to Shape"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        armature, mesh = fitting.person_objects(context.active_object)
+        return armature is not None and mesh is not None and context.mode == "OBJECT"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            fitting.fit_bones_to_shape(*fitting.person_objects(context.active_object))
+        except CaptureError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Look through the camera of the active fit, over its photo"""
+
+    bl_idname = "smplx_capture.look_through"
+    bl_label = "Look Through Fit Camera"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return fitting.fit_of(context.active_object) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        collection = fitting.fit_of(context.active_object)
+        cameras = [o for o in collection.objects if o.get(builders.PROP_ROLE) == "camera"]
+        if not cameras:
+            self.report({"ERROR"}, "This fit has no camera any more.")
+            return {"CANCELLED"}
+        builders.set_scene_camera(context.scene, cameras[0])
+        if context.space_data is not None and context.space_data.type == "VIEW_3D":
+            context.space_data.region_3d.view_perspective = "CAMERA"
+        return {"FINISHED"}
+
+
+CLASSES = (
+    SMPLX_CAPTURE_OT_fit,
+    SMPLX_CAPTURE_OT_cancel,
+    SMPLX_CAPTURE_OT_reset_pose,
+    SMPLX_CAPTURE_OT_fit_bones,
+    SMPLX_CAPTURE_OT_look_through,
+)

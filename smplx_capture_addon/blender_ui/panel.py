@@ -1,0 +1,92 @@
+"""The sidebar panel of the 3D View (its own "SMPL-X Capture" tab)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import bpy
+
+from ..blender_builders import rig
+from . import fitting
+
+CATEGORY = "SMPL-X Capture"
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, context: bpy.types.Context, icon: str = "NONE") -> None:
+    """Multi-line label: panels do not wrap text themselves."""
+    width = max(20, int(context.region.width / 7)) if context.region is not None else 60
+    column = layout.column(align=True)
+    for index, line in enumerate(textwrap.wrap(text, width)):
+        column.label(text=line, icon=icon if index == 0 else "BLANK1")
+
+
+class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Fit a Photo"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.smplx_capture
+        job = context.window_manager.smplx_capture_job
+        layout.prop(settings, "image")
+        layout.prop(settings, "show_keypoints")
+        layout.prop(settings, "person", expand=True)
+        if settings.person == "BOX":
+            layout.prop(settings, "box")
+        elif settings.person == "NUMBER":
+            layout.prop(settings, "person_number")
+        layout.prop(settings, "model")
+        layout.prop(settings, "gender")
+        layout.prop(settings, "device", expand=True)
+        layout.prop(settings, "focal_px")
+        if job.running:
+            layout.progress(factor=job.progress, type="BAR", text=job.status)
+            layout.operator("smplx_capture.cancel", icon="CANCEL")
+        else:
+            row = layout.row(align=True)
+            row.operator("smplx_capture.fit", icon="ARMATURE_DATA")
+            if fitting.fit_of(context.active_object) is not None:
+                row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").replace = True
+            if job.status:
+                layout.label(text=job.status)
+        if job.error:
+            _wrapped(layout.box(), job.error, context, icon="ERROR")
+
+
+class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Refine the Fit"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return fitting.fit_of(context.active_object) is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        armature, mesh = fitting.person_objects(context.active_object)
+        layout.operator("smplx_capture.look_through", icon="CAMERA_DATA")
+        if armature is not None:
+            row = layout.row(align=True)
+            row.prop(armature.data, "pose_position", expand=True)
+            layout.operator("smplx_capture.reset_pose", icon="LOOP_BACK")
+        if mesh is None or mesh.data.shape_keys is None:
+            return
+        keys = mesh.data.shape_keys.key_blocks[1:]
+        shapes = [k for k in keys if k.name.startswith(rig.SHAPE_KEY_PREFIX)]
+        ours = (rig.SHAPE_KEY_PREFIX, rig.CORRECTIVE_PREFIX)
+        expressions = [k for k in keys if not k.name.startswith(ours)]
+        for title, group in (("Shape (0 = as fitted)", shapes), ("Expression", expressions)):
+            box = layout.box()
+            box.label(text=title)
+            column = box.column(align=True)
+            for key in group:
+                column.prop(key, "value", text=key.name, slider=True)
+            if group is shapes:
+                box.operator("smplx_capture.fit_bones", icon="BONE_DATA")
+
+
+CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine)

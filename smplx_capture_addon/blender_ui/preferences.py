@@ -1,0 +1,41 @@
+"""Add-on preferences: where the user's SMPL-X files are, and which Python runs fits."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+
+# The add-on's module name as Blender knows it (for an extension: bl_ext.REPO.ID).
+ADDON_ID = __package__.rpartition(".")[0]
+
+
+class SMPLXCapturePreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    smplx_folder: StringProperty(
+        name="SMPL-X folder",
+        description="Folder of the SMPL-X download (SMPLX_NEUTRAL.npz, ...); licensed, not bundled",
+        subtype="DIR_PATH",
+    )
+    worker_python: StringProperty(
+        name="Worker Python",
+        description="A Python with the solver's packages (for example with a CUDA PyTorch). "
+        "Empty: the Python that runs Blender, with the extension's bundled packages",
+        subtype="FILE_PATH",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "smplx_folder")
+        layout.prop(self, "worker_python")
+
+
+def preferences(context: bpy.types.Context | None = None) -> SMPLXCapturePreferences | None:
+    """This add-on's preferences (None when it is not registered as an add-on, e.g. in tests
+    that register the classes directly)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon is not None else None
+
+
+CLASSES = (SMPLXCapturePreferences,)

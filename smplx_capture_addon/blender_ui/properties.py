@@ -1,0 +1,83 @@
+"""Blender properties: the panel's settings (saved with the scene, so a re-fit keeps
+them) and the running job's status (on the window manager: never saved, and never part
+of the scene a failed fit must leave untouched)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    StringProperty,
+)
+
+
+class SMPLXCaptureSettings(bpy.types.PropertyGroup):
+    image: StringProperty(name="Image", description="The photo to fit", subtype="FILE_PATH")
+    show_keypoints: BoolProperty(
+        name="Show keypoints",
+        description="Also draw the detected keypoints over the photo (a second camera background)",
+        default=False,
+    )
+    person: EnumProperty(
+        name="Person",
+        items=[
+            ("LARGEST", "Largest", "Fit the most prominent person"),
+            ("NUMBER", "Number", "Fit the N-th person found (1 = the most prominent; see Show keypoints)"),
+            ("BOX", "Box", "Fit the person inside a box drawn in pixels"),
+            ("ALL", "All", "Fit every person found"),
+        ],
+        default="LARGEST",
+    )
+    person_number: IntProperty(name="Person number", description="1 = the most prominent", default=1, min=1)
+    box: FloatVectorProperty(name="Box", description="x0, y0, x1, y1 in pixels", size=4, min=0.0)
+    model: EnumProperty(
+        name="Body model",
+        items=[
+            ("DEFAULT", "Open default body", "The CC0 body bundled with the extension"),
+            ("SMPLX", "SMPL-X", "Your SMPL-X files (folder set in the preferences)"),
+        ],
+        default="DEFAULT",
+    )
+    gender: EnumProperty(
+        name="Gender",
+        items=[("neutral", "Neutral", ""), ("male", "Male", ""), ("female", "Female", "")],
+        default="neutral",
+    )
+    device: EnumProperty(
+        name="Device",
+        items=[
+            ("cpu", "CPU", "Fit on the processor"),
+            ("cuda", "GPU", "Fit on an NVIDIA GPU (CUDA)"),
+            ("auto", "Auto", "GPU when there is one"),
+        ],
+        default="cpu",
+    )
+    focal_px: FloatProperty(
+        name="Focal length (px)", description="0: from EXIF or a guess", default=0.0, min=0.0
+    )
+
+
+class SMPLXCaptureJob(bpy.types.PropertyGroup):
+    running: BoolProperty(default=False)
+    progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
+    status: StringProperty(name="Status")
+    error: StringProperty(name="Error")
+
+
+CLASSES = (SMPLXCaptureSettings, SMPLXCaptureJob)
+
+
+def register() -> None:
+    bpy.types.Scene.smplx_capture = bpy.props.PointerProperty(type=SMPLXCaptureSettings)
+    bpy.types.WindowManager.smplx_capture_job = bpy.props.PointerProperty(type=SMPLXCaptureJob)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.smplx_capture_job
+    del bpy.types.Scene.smplx_capture
+
+

@@ -1,0 +1,466 @@
+"""Whole-body keypoints of the people in a photo with MediaPipe Tasks (IMAGE mode), offline.
+
+Pipeline (:func:`detect`):
+
+1. Find people: PoseLandmarker on the whole photo, then on overlapping tiles half the
+   photo's size (its person detector misses people that are small in the frame; on
+   ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
+   three). A tile's person that overlaps one already found is the same person.
+2. Choose: with a box, the person found inside that box (the pose is searched on a
+   crop around it); with ``all_people``, everyone; otherwise the most prominent person,
+   the one with the largest ``box area x mean landmark visibility`` (a big, clearly
+   seen person wins over a big person mostly out of frame; ties go to the leftmost).
+3. Second pass, per chosen person: pose and hands again on a crop around the person
+   (the box plus 10%: a tight crop keeps neighbours out of the pose detector's view),
+   hands once more on a crop around each wrist, and the face on a crop around the head.
+   Hands and faces are too small on whole photos for their detectors (bus.jpg: no hand,
+   no face on the whole photo).
+
+Left and right are the person's own, for body and hands alike. A hand goes to a side
+when the hand model's handedness label names that side and its wrist lies within half
+an arm's length of the pose's wrist of that side (the nearest such hand wins). Both
+must hold: the label alone cannot tell whose hand it is, the distance alone gives one
+hand to both wrists when the pose puts them together. With HandLandmarker on
+unmirrored photos the label is the person's own side (on bus.jpg the man holding a
+phone crosses his left arm to his right shoulder: labels and pose elbows agree);
+the legacy Holistic API mirrored it.
+Coordinates are original-photo pixels (x right, y down, from the top-left corner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KeypointError
+from .images import LoadedImage
+from .people import Detections, Person
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "mediapipe"
+POSE_MODEL = "pose_landmarker_full.task"
+HAND_MODEL = "hand_landmarker.task"
+FACE_MODEL = "face_landmarker.task"
+
+# BlazePose-33 indices used to place crops
+_NOSE, _LEFT_EAR, _RIGHT_EAR, _LEFT_SHOULDER, _RIGHT_SHOULDER = 0, 7, 8, 11, 12
+_HEAD = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+_ARM = {  # side -> (elbow, wrist, pinky, index, thumb)
+    "left": (13, 15, 17, 19, 21),
+    "right": (14, 16, 18, 20, 22),
+}
+_FACE_MESH_NOSE = 4
+
+_SEEN = 0.5  # visibility above which a pose point counts as seen when boxing a person
+_MAX_PEOPLE_PER_PASS = 6
+_PERSON_CROP_SIZE = 512
+_PART_CROP_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A region of the working image starting at (x0, y0), resampled so that its long
+    side has `size` pixels."""
+
+    x0: float
+    y0: float
+    width: float
+    height: float
+    size: int
+
+    @property
+    def scale(self) -> float:
+        return self.size / max(self.width, self.height)
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Crop-normalised (x, y, ...) rows -> working-image pixels, other columns kept."""
+        out_width, out_height = self.out_size
+        result = points.astype(np.float64).copy()
+        result[:, 0] = self.x0 + points[:, 0] * out_width / self.scale
+        result[:, 1] = self.y0 + points[:, 1] * out_height / self.scale
+        return result
+
+
+def square_crop(center: np.ndarray, side: float, size: int) -> Crop:
+    return Crop(float(center[0] - side / 2), float(center[1] - side / 2), float(side), float(side), size)
+
+
+def box_crop(box: np.ndarray, margin: float, size: int) -> Crop:
+    """The box grown by `margin` of its size on every side."""
+    width, height = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+    return Crop(
+        float(box[0] - margin * width), float(box[1] - margin * height),
+        float((1 + 2 * margin) * width), float((1 + 2 * margin) * height), size,
+    )  # fmt: skip
+
+
+def cut(pixels: np.ndarray, crop: Crop) -> np.ndarray:
+    """The crop's pixels; outside the image is black."""
+    import cv2
+
+    scale = crop.scale
+    # pixel-centre convention of warpAffine: u + 0.5 = scale * (x + 0.5 - x0)
+    matrix = np.array(
+        [[scale, 0.0, scale * (0.5 - crop.x0) - 0.5], [0.0, scale, scale * (0.5 - crop.y0) - 0.5]]
+    )
+    return cv2.warpAffine(
+        pixels, matrix, crop.out_size, flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Hand:
+    points: np.ndarray  # (21, 3)
+    side: str  # "left" or "right": the person's own
+
+
+def person_side(handedness_label: str) -> str:
+    """HandLandmarker's handedness label ("Left"/"Right") -> the person's own side."""
+    return handedness_label.lower()
+
+
+class Detector:
+    """The three MediaPipe landmarkers, created once; use as a context manager.
+
+    Each method takes an RGB uint8 image and returns normalised coordinates
+    (x, y in [0, 1] of that image's width and height) with a confidence column.
+    """
+
+    def __init__(self, model_dir: Path = MODEL_DIR):
+        paths = [model_dir / name for name in (POSE_MODEL, HAND_MODEL, FACE_MODEL)]
+        missing = [path.name for path in paths if not path.is_file()]
+        if missing:
+            raise KeypointError(
+                f"detector models missing in {model_dir}: {', '.join(missing)}. "
+                "Run `python3 build.py setup` once to install them."
+            )
+        import mediapipe
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self.version = mediapipe.__version__
+        image_mode = vision.RunningMode.IMAGE
+        self._pose = vision.PoseLandmarker.create_from_options(
+            vision.PoseLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(paths[0])),
+                running_mode=image_mode,
+                num_poses=_MAX_PEOPLE_PER_PASS,
+            )
+        )
+        self._hand = vision.HandLandmarker.create_from_options(
+            vision.HandLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(paths[1])), running_mode=image_mode, num_hands=2
+            )
+        )
+        self._face = vision.FaceLandmarker.create_from_options(
+            vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(paths[2])), running_mode=image_mode, num_faces=1
+            )
+        )
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for landmarker in (self._pose, self._hand, self._face):
+            landmarker.close()
+
+    def poses(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """(33, 3) arrays: x, y, visibility."""
+        result = self._pose.detect(_mp_image(rgb))
+        return [np.array([(p.x, p.y, p.visibility) for p in pose]) for pose in result.pose_landmarks]
+
+    def hands(self, rgb: np.ndarray) -> list[Hand]:
+        """Hands with (21, 3) points: x, y and the handedness score for every point."""
+        result = self._hand.detect(_mp_image(rgb))
+        return [
+            Hand(np.array([(p.x, p.y, labels[0].score) for p in hand]), person_side(labels[0].category_name))
+            for hand, labels in zip(result.hand_landmarks, result.handedness, strict=True)
+        ]
+
+    def faces(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """(478, 3) arrays: x, y and 1.0 (the face model gives no per-point score)."""
+        result = self._face.detect(_mp_image(rgb))
+        return [np.array([(p.x, p.y, 1.0) for p in face]) for face in result.face_landmarks]
+
+
+def _mp_image(rgb: np.ndarray):
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
+def detect(
+    image: LoadedImage,
+    detector: Detector,
+    box: tuple[float, float, float, float] | None = None,
+    all_people: bool = False,
+    two_pass: bool = True,
+) -> Detections:
+    """People of `image` with their pose, hand and face keypoint sets (see module doc).
+
+    `box` is (x0, y0, x1, y1) in original-photo pixels. ``two_pass=False`` runs each
+    model once on the whole photo and skips the tiles and crops (for comparison).
+    Raises :class:`KeypointError` when no person is found.
+    """
+    pixels = image.pixels
+    if box is not None:
+        _check_box(box, image.original_size)
+        working_box = np.asarray(box, dtype=np.float64) * image.scale
+        poses = [pose_in_box(pixels, detector, working_box)]
+        boxes = [working_box]
+    else:
+        poses = find_people(pixels, detector, use_tiles=two_pass)
+        poses = poses if all_people else poses[:1]  # find_people sorts by prominence
+        boxes = [person_box(pose, pixels.shape) for pose in poses]
+    poses = [pose for pose in poses if pose is not None]
+    if not poses:
+        where = "inside the given box" if box is not None else "in the photo"
+        raise KeypointError(
+            f"no person found {where} ({image.path}). Use a photo where the person's head and "
+            "shoulders are visible, or give a box around the person (--box X0 Y0 X1 Y1)."
+        )
+    if two_pass:
+        people = [
+            refine_person(pixels, detector, pose, person) for pose, person in zip(poses, boxes, strict=True)
+        ]
+    else:
+        people = single_pass_people(pixels, detector, poses, boxes)
+    return Detections(
+        image_path=image.path,
+        image_size=image.original_size,
+        people=[_to_original_pixels(person, image.scale) for person in people],
+        detector=f"mediapipe {detector.version} " + ("two-pass" if two_pass else "single-pass"),
+        focal_length_px=image.focal_length_px,
+    )
+
+
+def _check_box(box: tuple[float, float, float, float], size: tuple[int, int]) -> None:
+    x0, y0, x1, y1 = box
+    if not (x0 < x1 and y0 < y1 and x1 > 0 and y1 > 0 and x0 < size[0] and y0 < size[1]):
+        raise KeypointError(
+            f"the box {list(box)} is empty or outside the {size[0]}x{size[1]} photo. Give it as "
+            "X0 Y0 X1 Y1 in photo pixels: left, top, right, bottom, with X0 < X1 and Y0 < Y1."
+        )
+
+
+def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) -> list[np.ndarray]:
+    """Poses (working pixels) of everyone found, most prominent first."""
+    height, width = pixels.shape[:2]
+    found = [_from_normalised(pose, width, height) for pose in detector.poses(pixels)]
+    if use_tiles:
+        for crop in _tiles(width, height):
+            for pose in detector.poses(cut(pixels, crop)):
+                candidate = crop.to_image(pose)
+                if not any(_same_person(candidate, known, pixels.shape) for known in found):
+                    found.append(candidate)
+    return sorted(found, key=lambda pose: (-prominence(pose, pixels.shape), float(pose[:, 0].mean())))
+
+
+def _tiles(width: int, height: int) -> list[Crop]:
+    """Square tiles of half the long side, overlapping by half, covering the image."""
+    side = max(width, height) / 2
+    columns = _tile_starts(width, side)
+    rows = _tile_starts(height, side)
+    size = int(np.clip(round(side), _PART_CROP_SIZE, 2 * _PERSON_CROP_SIZE))  # no needless resampling
+    return [Crop(x0, y0, side, side, size) for y0 in rows for x0 in columns]
+
+
+def _tile_starts(length: float, side: float) -> list[float]:
+    if length <= side:
+        return [(length - side) / 2]
+    count = int(np.ceil(2 * length / side)) - 1
+    return list(np.linspace(0.0, length - side, count))
+
+
+def prominence(pose: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Box area (inside the image) times mean visibility: the automatic choice's rule."""
+    x0, y0, x1, y1 = person_box(pose, shape)
+    return float((x1 - x0) * (y1 - y0) * pose[:, 2].mean())
+
+
+def person_box(pose: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Box of the seen pose points padded by 10%, raised to the top of the head (about a
+    face width above the eyes), clipped to the image."""
+    seen = pose[pose[:, 2] > _SEEN] if (pose[:, 2] > _SEEN).sum() >= 2 else pose
+    low, high = seen[:, :2].min(axis=0), seen[:, :2].max(axis=0)
+    low[1] = min(low[1], pose[list(_HEAD), 1].min() - _face_width(pose))
+    pad = 0.1 * (high - low).max()
+    height, width = shape[:2]
+    return np.array(
+        [max(low[0] - pad, 0), max(low[1] - pad, 0), min(high[0] + pad, width), min(high[1] + pad, height)]
+    )
+
+
+def _same_person(pose_a: np.ndarray, pose_b: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Boxes overlapping by more than half of the smaller one, or heads at one place."""
+    box_a, box_b = person_box(pose_a, shape), person_box(pose_b, shape)
+    overlap = _intersection(box_a, box_b) / max(min(_area(box_a), _area(box_b)), 1e-9)
+    shoulders = np.linalg.norm(pose_b[_LEFT_SHOULDER, :2] - pose_b[_RIGHT_SHOULDER, :2])
+    return overlap > 0.5 or np.linalg.norm(pose_a[_NOSE, :2] - pose_b[_NOSE, :2]) < 0.5 * shoulders
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
+
+
+def _intersection(box_a: np.ndarray, box_b: np.ndarray) -> float:
+    return _area(np.array([*np.maximum(box_a[:2], box_b[:2]), *np.minimum(box_a[2:], box_b[2:])]))
+
+
+def pose_in_box(pixels: np.ndarray, detector: Detector, box: np.ndarray) -> np.ndarray | None:
+    """The pose of the person in `box` (working pixels): found on the box plus 10%,
+    the one whose box overlaps the given box best (intersection over union)."""
+    crop = box_crop(box, 0.1, _PERSON_CROP_SIZE)
+    poses = [crop.to_image(pose) for pose in detector.poses(cut(pixels, crop))]
+    overlaps = [_iou(person_box(pose, pixels.shape), box) for pose in poses]
+    if not poses or max(overlaps) <= 0:
+        return None
+    return poses[int(np.argmax(overlaps))]
+
+
+def _iou(box_a: np.ndarray, box_b: np.ndarray) -> float:
+    shared = _intersection(box_a, box_b)
+    return shared / max(_area(box_a) + _area(box_b) - shared, 1e-9)
+
+
+def refine_person(pixels: np.ndarray, detector: Detector, pose: np.ndarray, box: np.ndarray) -> Person:
+    """Second pass: pose and hands on a crop around the person, hands again on a crop
+    around each wrist, the face on a crop around the head."""
+    refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
+    if refined is not None and _same_person(refined, pose, pixels.shape):
+        pose = refined
+    person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
+    person.score = float(pose[:, 2].mean())
+    crops = [box_crop(person_box(pose, pixels.shape), 0.1, _PERSON_CROP_SIZE)]
+    crops += [hand_crop(pose, side) for side in ("left", "right")]
+    hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
+    for side, hand in assign_hands(pose, hands).items():
+        person.keypoint_sets[f"hand_21_{side}"] = hand
+    crop = face_crop(pose)
+    faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
+    face = match_face(pose, faces)
+    if face is not None:
+        person.keypoint_sets["mediapipe_face_478"] = face
+    return person
+
+
+def single_pass_people(
+    pixels: np.ndarray, detector: Detector, poses: list[np.ndarray], boxes: list[np.ndarray]
+) -> list[Person]:
+    """Hands and faces from one run of each model on the whole image, given to the
+    people whose wrists and noses they sit at."""
+    height, width = pixels.shape[:2]
+    hands = [Hand(_from_normalised(hand.points, width, height), hand.side) for hand in detector.hands(pixels)]
+    faces = [_from_normalised(face, width, height) for face in detector.faces(pixels)]
+    people = []
+    for pose, box in zip(poses, boxes, strict=True):
+        person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
+        person.score = float(pose[:, 2].mean())
+        for side, hand in assign_hands(pose, hands).items():
+            person.keypoint_sets[f"hand_21_{side}"] = hand
+        face = match_face(pose, faces)
+        if face is not None:
+            person.keypoint_sets["mediapipe_face_478"] = face
+        people.append(person)
+    return people
+
+
+def _from_normalised(points: np.ndarray, width: float, height: float) -> np.ndarray:
+    result = points.astype(np.float64).copy()
+    result[:, 0] *= width
+    result[:, 1] *= height
+    return result
+
+
+def _hand_in_image(hand: Hand, crop: Crop) -> Hand:
+    return Hand(crop.to_image(hand.points), hand.side)
+
+
+def _forearm(pose: np.ndarray, side: str) -> float:
+    elbow, wrist = _ARM[side][:2]
+    shoulder_width = np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2])
+    # a forearm seen end-on is short in the image: the shoulders bound the hand size
+    return max(float(np.linalg.norm(pose[elbow, :2] - pose[wrist, :2])), 0.6 * float(shoulder_width), 1.0)
+
+
+def hand_crop(pose: np.ndarray, side: str) -> Crop:
+    """Square around the hand: centred between the wrist and the knuckles the pose gives,
+    about twice the hand's length (a forearm ~ 1.3 hand lengths)."""
+    _, wrist, pinky, index, thumb = _ARM[side]
+    knuckles = pose[[pinky, index, thumb], :2].mean(axis=0)
+    center = pose[wrist, :2] + 0.5 * (knuckles - pose[wrist, :2])
+    return square_crop(center, 1.6 * _forearm(pose, side), _PART_CROP_SIZE)
+
+
+def assign_hands(pose: np.ndarray, hands: list[Hand]) -> dict[str, np.ndarray]:
+    """Per side, the hand labelled with that side whose wrist is nearest the pose's
+    wrist of that side, within half an arm's length (see the module doc)."""
+    reach = 0.5 * _arm_length(pose)
+    assigned = {}
+    for side in ("left", "right"):
+        wrist = pose[_ARM[side][1], :2]
+        distances = [
+            float(np.linalg.norm(hand.points[0, :2] - wrist)) if hand.side == side else np.inf
+            for hand in hands
+        ]
+        if distances and min(distances) < reach:
+            assigned[side] = hands[int(np.argmin(distances))].points
+    return assigned
+
+
+def _arm_length(pose: np.ndarray) -> float:
+    """Shoulder to wrist, bounded below by the torso's size (an arm pointing at the
+    camera looks short)."""
+    arms = [
+        np.linalg.norm(pose[shoulder, :2] - pose[elbow, :2])
+        + np.linalg.norm(pose[elbow, :2] - pose[wrist, :2])
+        for shoulder, (elbow, wrist, *_) in ((_LEFT_SHOULDER, _ARM["left"]), (_RIGHT_SHOULDER, _ARM["right"]))
+    ]
+    shoulders = np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2])
+    torso = np.linalg.norm(
+        pose[[_LEFT_SHOULDER, _RIGHT_SHOULDER], :2].mean(axis=0) - pose[[23, 24], :2].mean(axis=0)
+    )
+    return float(max(*arms, shoulders, torso, 1.0))
+
+
+def _face_width(pose: np.ndarray) -> float:
+    """Ear to ear, bounded below by half the shoulders (a face in profile is narrow)."""
+    ears = float(np.linalg.norm(pose[_LEFT_EAR, :2] - pose[_RIGHT_EAR, :2]))
+    shoulders = float(np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2]))
+    return max(ears, 0.5 * shoulders, 1.0)
+
+
+def face_crop(pose: np.ndarray) -> Crop:
+    """Square around the head, about twice the face's width."""
+    return square_crop(pose[list(_HEAD), :2].mean(axis=0), 2.2 * _face_width(pose), _PART_CROP_SIZE)
+
+
+def match_face(pose: np.ndarray, faces: list[np.ndarray]) -> np.ndarray | None:
+    """The face whose nose tip is nearest the pose's nose, within half a face width;
+    its confidence is the pose's mean visibility of the head points."""
+    limit = 0.5 * _face_width(pose)
+    distances = [float(np.linalg.norm(face[_FACE_MESH_NOSE, :2] - pose[_NOSE, :2])) for face in faces]
+    if not faces or min(distances) > limit:
+        return None
+    face = faces[int(np.argmin(distances))].copy()
+    face[:, 2] = pose[list(_HEAD), 2].mean()
+    return face
+
+
+def _to_original_pixels(person: Person, scale: float) -> Person:
+    sets = {}
+    for name, points in person.keypoint_sets.items():
+        scaled = points.copy()
+        scaled[:, :2] /= scale
+        sets[name] = scaled
+    box = tuple(float(v) / scale for v in person.box)
+    return Person(box=box, keypoint_sets=sets, score=person.score)

@@ -1,0 +1,54 @@
+"""A picture of the detections drawn over the photo, to check them by eye."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+from .layouts import LAYOUTS
+from .people import Detections
+
+# RGB colour per keypoint set: the person's left in warm, right in cool colours
+_COLOURS = {
+    "mediapipe_pose_33": (255, 255, 255),
+    "openpose_body_25": (255, 255, 255),
+    "coco_wholebody_133": (255, 255, 255),
+    "hand_21_left": (255, 80, 0),
+    "hand_21_right": (0, 160, 255),
+    "mediapipe_face_478": (0, 230, 0),
+    "openpose_face_70": (0, 230, 0),
+}
+_BOX_COLOUR = (255, 220, 0)
+
+
+def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: float = 0.3) -> np.ndarray:
+    """Copy of the upright photo (RGB, any working scale) with the boxes and the points
+    the fit uses (those its layout maps to a body-model name) drawn."""
+    import cv2
+
+    canvas = pixels.copy()
+    scale = canvas.shape[1] / detections.image_size[0] if detections.image_size else 1.0
+    radius = max(1, round(max(canvas.shape[:2]) / 400))
+    for person in detections.people:
+        x0, y0, x1, y1 = (round(v * scale) for v in person.box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), _BOX_COLOUR, radius)
+        for set_name, points in person.keypoint_sets.items():
+            used = sorted({index for index, _, _ in LAYOUTS[set_name].mapping})
+            for x, y, confidence in points[used]:
+                if confidence >= min_confidence:
+                    centre = (round(x * scale), round(y * scale))
+                    cv2.circle(canvas, centre, radius, _COLOURS[set_name], -1, lineType=cv2.LINE_AA)
+    return canvas
+
+
+def write_overlay(path: str | Path, pixels: np.ndarray, detections: Detections) -> None:
+    import cv2
+
+    bgr = cv2.cvtColor(draw_overlay(pixels, detections), cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), bgr):
+        raise ImageError(
+            f"could not write the overlay to {path}: "
+            "check that the folder exists and that the name ends in .png or .jpg."
+        )

@@ -1,0 +1,598 @@
+"""The staged SMPLify-X fit of a batch of people to their 2D keypoints.
+
+Input per person: keypoints (K, 3) = (x, y, confidence) in pixels in the order of
+`names.KEYPOINT_NAMES_WITH_CONTOUR` (confidence 0 where absent), the focal length and
+the image size. Everything else is a pure function of those; no state survives a call.
+
+Stages: the camera stage (global orientation and translation only, on the torso, with
+the depth held near its similar-triangles estimate, the body leaning as its torso does
+in the image), then the reference's five stages (see `schedule`), each a batched L-BFGS
+run (`lbfgs`), then a Levenberg-Marquardt polish of the last stage's objective (`lm`).
+
+Hypotheses, as extra rows of the same batch: after the camera stage, the tilt mirror of
+its orientation (a flat torso leaning towards or away from the camera looks the same)
+and, for side views, both turned around (the reference's flip); the best per person by
+loss after `choose_after` goes on. Then each limb (and both arms, both legs) mirrored
+in depth at its root; the best after LIMB_STAGE goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..body_model import lbs
+from ..body_model.model import BodyModel
+from ..body_model.names import (
+    JOINT_NAMES,
+    JOINT_PARENTS,
+    KEYPOINT_NAMES,
+    KEYPOINT_NAMES_WITH_CONTOUR,
+    NUM_JOINTS,
+    keypoint_index,
+)
+from ..errors import Cancelled, CaptureError
+from . import camera, collision, lbfgs, lm, priors
+from .schedule import StageWeights, default_stages
+
+Progress = Callable[[str, float, str], None]
+
+
+class FitError(CaptureError):
+    """Input that cannot be fitted, or a fit that went wrong."""
+
+
+def _group(names: list[str]) -> np.ndarray:
+    return np.array([keypoint_index(n) for n in names], dtype=np.int64)
+
+
+_BODY_NAMES = [*KEYPOINT_NAMES[1:22], "nose", "right_eye", "left_eye", "right_ear", "left_ear",
+               "left_big_toe", "left_small_toe", "left_heel",
+               "right_big_toe", "right_small_toe", "right_heel",
+               "pelvis"]  # fmt: skip
+BODY = _group(_BODY_NAMES)
+HANDS = _group([n for n in KEYPOINT_NAMES_WITH_CONTOUR if n.startswith(("left_", "right_"))
+                and any(f in n for f in ("thumb", "index", "middle", "ring", "pinky"))])  # fmt: skip
+FACE = _group([n for n in KEYPOINT_NAMES_WITH_CONTOUR if n.startswith("face_")]
+              + ["jaw", "left_eye_smplhf", "right_eye_smplhf"])  # fmt: skip
+TORSO = _group(["left_shoulder", "right_shoulder", "left_hip", "right_hip"])
+HEAD = _group(["nose", "left_eye", "right_eye", "left_ear", "right_ear"])
+TORSO_PAIRS = ((keypoint_index("left_shoulder"), keypoint_index("left_hip")),
+               (keypoint_index("right_shoulder"), keypoint_index("right_hip")))  # fmt: skip
+SHOULDERS = (keypoint_index("left_shoulder"), keypoint_index("right_shoulder"))
+HIPS = (keypoint_index("left_hip"), keypoint_index("right_hip"))
+MIN_BODY_KEYPOINTS = 5
+SIDE_VIEW_RATIO = 0.4  # shoulder width / torso length in 2D below which both facings are tried
+OUTSIDE_MARGIN = 0.25  # keypoints may lie this fraction of the image size outside it
+NORMALISED_HEIGHT = 1000.0  # weights and rho are in pixels of a 1000-pixel-high image
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    stages: tuple[StageWeights, ...] = field(default_factory=default_stages)
+    rho: float = 100.0  # Geman-McClure scale, normalised pixels
+    camera_iterations: int = 30
+    depth_weight: float = 100.0  # camera stage: holds the depth near its estimate
+    joint_limit_weight: float = 1.0e4  # per rad^2 beyond a joint's range
+    side_view_threshold: float = 25.0  # shoulders closer than this (normalised px): try both ways
+    history: int = 60  # curvature pairs: about half the unknowns (measured: 10 -> 60 cuts 20% error)
+    relative_tolerance: float = 1e-6
+    # Levenberg-Marquardt iterations on the last stage's objective after its L-BFGS run
+    polish_iterations: int = 10
+    hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
+    limb_hypotheses: bool = True  # also try each limb mirrored in depth after `choose_after`
+    choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
+
+
+@dataclass
+class BatchFit:
+    """params: the model's parameters (B, ...) (hands as PCA coefficients when the model
+    uses PCA); full_pose (B, 55, 3) with hand means; keypoints (B, K, 3) camera space;
+    projected (B, K, 2) pixels; loss_per_stage (B, stages + 1) with the camera stage first;
+    stage_seconds: (name, seconds) per stage; converged (B,); hypothesis (B,): the
+    hypothesis that won, bits 0-1 the orientation (0: the camera stage's, TURNED: turned
+    around about the body's vertical, MIRRORED: tilt mirrored), bits 2 and up the limb
+    variant (0: none, k: LIMB_SETS[k - 1] mirrored in depth); evaluations of the
+    objective."""
+
+    params: dict[str, Tensor]
+    full_pose: Tensor
+    keypoints: Tensor
+    projected: Tensor
+    loss_per_stage: Tensor
+    stage_seconds: list[tuple[str, float]]
+    converged: Tensor
+    hypothesis: Tensor
+    evaluations: int
+
+
+def check_keypoints(keypoints: np.ndarray, image_size: np.ndarray) -> None:
+    """Refuse input that cannot be fitted, before any optimisation, with a message that
+    says what is wrong. keypoints (B, K, 3); image_size (B, 2) width, height."""
+    if (
+        keypoints.ndim != 3
+        or keypoints.shape[2] != 3
+        or keypoints.shape[1] not in (len(KEYPOINT_NAMES), len(KEYPOINT_NAMES_WITH_CONTOUR))
+    ):
+        raise FitError(
+            f"Keypoints have shape {tuple(keypoints.shape)}; expected (people, {len(KEYPOINT_NAMES)} or "
+            f"{len(KEYPOINT_NAMES_WITH_CONTOUR)}, 3) as (x, y, confidence) per body-model keypoint."
+        )
+    if keypoints.shape[0] == 0:
+        raise FitError("No person to fit: the keypoint input holds no person.")
+    names = KEYPOINT_NAMES_WITH_CONTOUR
+    for person, points in enumerate(keypoints):
+        bad = ~np.isfinite(points).all(axis=1)
+        if bad.any():
+            raise FitError(
+                f"Person {person}: keypoint '{names[int(np.argmax(bad))]}' has a NaN or infinite value "
+                f"({int(bad.sum())} such keypoints): the keypoint file is corrupt."
+            )
+        confidence = points[:, 2]
+        if (confidence < 0).any() or (confidence > 1.0 + 1e-6).any():
+            raise FitError(f"Person {person}: confidences must lie in [0, 1].")
+        width, height = image_size[person]
+        seen = confidence > 0
+        outside = seen & _outside(points[:, :2], width, height)
+        # Detectors guess a few points beyond the frame (legs of a portrait): those are
+        # ignored. Most points outside means coordinates of another image or not pixels.
+        if outside.sum() > 0.5 * seen.sum():
+            index = int(np.argmax(outside))
+            raise FitError(
+                f"Person {person}: {int(outside.sum())} of {int(seen.sum())} keypoints lie outside the "
+                f"{width:.0f}x{height:.0f} image (e.g. '{names[index]}' at ({points[index, 0]:.0f}, "
+                f"{points[index, 1]:.0f})): the keypoints belong to another image size or are not in pixels."
+            )
+        confidence = np.where(outside, 0.0, confidence)
+        body_seen = int((confidence[BODY] > 0).sum())
+        if body_seen < MIN_BODY_KEYPOINTS:
+            raise FitError(
+                f"Person {person}: only {body_seen} body keypoints were found; at least {MIN_BODY_KEYPOINTS} "
+                "(e.g. shoulders, elbows, hips) are needed to fit a body. Use a photo showing more of "
+                "the person."
+            )
+        body_points = points[BODY][confidence[BODY] > 0, :2]
+        if np.sqrt(((body_points - body_points.mean(0)) ** 2).sum(1).mean()) < 2.0:
+            raise FitError(f"Person {person}: the body keypoints all lie on one spot; nothing to fit.")
+
+
+def _outside(points: np.ndarray | Tensor, width: float, height: float) -> np.ndarray | Tensor:
+    """(..., 2) pixels -> (...) bool: beyond the image by more than OUTSIDE_MARGIN."""
+    margin = OUTSIDE_MARGIN * max(float(width), float(height))
+    x, y = points[..., 0], points[..., 1]
+    return (x < -margin) | (x > width + margin) | (y < -margin) | (y > height + margin)
+
+
+def part_weights(stage: StageWeights, count: int, device: torch.device) -> Tensor:
+    """(K,) multiplier of each keypoint's confidence in this stage."""
+    weights = torch.ones(count, device=device)
+    weights[torch.as_tensor(HANDS[HANDS < count], device=device)] = stage.hand_keypoints
+    weights[torch.as_tensor(FACE[FACE < count], device=device)] = stage.face_keypoints
+    return weights * stage.data
+
+
+class _Packing:
+    """Flattens the model's parameter dict into one (B, N) tensor for L-BFGS and back.
+    The eyes are not fitted (no keypoint measures them) and stay at zero."""
+
+    def __init__(self, model: BodyModel) -> None:
+        zeros = model.zeros(1)
+        self.names = [n for n in zeros if n not in ("leye_pose", "reye_pose")]
+        self.sizes = [zeros[n].shape[1] for n in self.names]
+        self.offsets = np.cumsum([0, *self.sizes])
+
+    def pack(self, params: dict[str, Tensor]) -> Tensor:
+        return torch.cat([params[n] for n in self.names], dim=1)
+
+    def unpack(self, x: Tensor) -> dict[str, Tensor]:
+        return {n: x[:, a:b] for n, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True)}
+
+    def block(self, name: str) -> slice:
+        index = self.names.index(name)
+        return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def mask(self, free: set[str], like: Tensor) -> Tensor:
+        mask = torch.zeros(self.offsets[-1], dtype=like.dtype, device=like.device)
+        for name, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True):
+            if name in free:
+                mask[a:b] = 1.0
+        return mask
+
+
+def _initial_parameters(
+    model: BodyModel,
+    detected: Tensor,
+    confidence: Tensor,
+    focal: Tensor,
+    centre: Tensor,
+    facing_away: Tensor,
+    roll: Tensor,
+) -> dict[str, Tensor]:
+    """The body facing the camera (or away), leaning as its torso does in the image, at
+    the depth where its torso (else its visible body) has the detected size, centred on
+    the detections."""
+    batch = detected.shape[0]
+    params = model.zeros(batch)
+    params["global_orient"] = camera.initial_orientation(facing_away, roll).to(detected)
+    params["body_pose"] = priors.relaxed_body_pose().to(detected).expand(batch, -1).clone()
+    rest = model(
+        vertices=False, global_orient=params["global_orient"], body_pose=params["body_pose"]
+    ).keypoints
+    body = torch.as_tensor(BODY, device=detected.device)
+    seen = confidence[:, body] > 0
+    weight = seen.to(detected.dtype)[..., None]
+
+    def centroid(points: Tensor) -> Tensor:
+        return (points[:, body] * weight).sum(1) / weight.sum(1)
+
+    pairs = torch.as_tensor(TORSO_PAIRS, device=detected.device)  # (2, 2)
+    pair_seen = (confidence[:, pairs] > 0).all(-1)
+    torso_depth = camera.similar_triangles_depth(rest[:, pairs], detected[:, pairs], pair_seen, focal)
+    # Fallback without a torso segment: spread of the visible body keypoints.
+    rest_c, det_c = centroid(rest), centroid(detected)
+    spread3d = torch.stack([rest[:, body], rest_c[:, None].expand(-1, len(BODY), -1)], 2)
+    spread2d = torch.stack([detected[:, body], det_c[:, None].expand(-1, len(BODY), -1)], 2)
+    spread_depth = camera.similar_triangles_depth(spread3d, spread2d, seen, focal)
+    depth = torch.where(pair_seen.any(-1), torso_depth, spread_depth)
+    transl = torch.stack(
+        [
+            (det_c[:, 0] - centre[:, 0]) * depth / focal - rest_c[:, 0],
+            (det_c[:, 1] - centre[:, 1]) * depth / focal - rest_c[:, 1],
+            depth - rest_c[:, 2],
+        ],
+        dim=1,
+    )
+    params["transl"] = transl
+    return params
+
+
+def _mean_seen(points: Tensor, seen: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean of the seen points. points (B, P, 2); seen (B, P) -> (B, 2), any seen (B,)."""
+    weight = seen.to(points.dtype)[..., None]
+    return (points * weight).sum(1) / weight.sum(1).clamp(min=1), seen.any(-1)
+
+
+def _image_up(detected: Tensor, confidence: Tensor) -> Tensor:
+    """Direction (B, 2) from the hips to the shoulders in the image (else from the
+    shoulders to the head, else straight up): the person's up on screen."""
+    shoulders, shoulders_seen = _mean_seen(detected[:, list(SHOULDERS)], confidence[:, list(SHOULDERS)] > 0)
+    hips, hips_seen = _mean_seen(detected[:, list(HIPS)], confidence[:, list(HIPS)] > 0)
+    head, head_seen = _mean_seen(detected[:, HEAD], confidence[:, HEAD] > 0)
+    up = torch.zeros_like(shoulders)
+    up[:, 1] = -1.0
+    up = torch.where((shoulders_seen & head_seen)[:, None], head - shoulders, up)
+    up = torch.where((shoulders_seen & hips_seen)[:, None], shoulders - hips, up)
+    return up / up.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+
+
+def _facing(
+    detected: Tensor, confidence: Tensor, scale: Tensor, threshold: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(facing_away, side_view, roll), each (B,): which way the person faces, whether it
+    is seen from the side, and its lean in the image plane (radians, see
+    camera.initial_orientation). Facing the camera, a person's left shoulder (else hip)
+    is on the right of its up direction on screen.
+
+    Side view: the shoulders closer than `threshold` normalised pixels (the reference's
+    test) or, with the torso seen, closer than SIDE_VIEW_RATIO of its length: the
+    reference's fixed 25 px misses people seen 15-30 degrees off the side, who then end
+    up facing the wrong way.
+    """
+    up = _image_up(detected, confidence)
+    facing_away = torch.zeros(detected.shape[0], dtype=torch.bool, device=detected.device)
+    side_view = torch.ones_like(facing_away)
+    for left, right in (HIPS, SHOULDERS):  # shoulders last: they decide when both are seen
+        both = (confidence[:, left] > 0) & (confidence[:, right] > 0)
+        across = detected[:, left] - detected[:, right]
+        facing_away = torch.where(both, up[:, 0] * across[:, 1] - up[:, 1] * across[:, 0] < 0, facing_away)
+        distance = (detected[:, left] - detected[:, right]).norm(dim=-1) * scale
+        side_view = torch.where(both, distance < threshold, side_view)
+    pairs = torch.as_tensor(TORSO_PAIRS, device=detected.device)
+    torso_seen = (confidence[:, pairs] > 0).all(-1)  # (B, 2)
+    torso = ((detected[:, pairs[:, 0]] - detected[:, pairs[:, 1]]).norm(dim=-1) * torso_seen).sum(-1)
+    torso = torso / torso_seen.sum(-1).clamp(min=1)
+    shoulders = (detected[:, SHOULDERS[0]] - detected[:, SHOULDERS[1]]).norm(dim=-1)
+    narrow = (
+        torso_seen.any(-1)
+        & (confidence[:, list(SHOULDERS)] > 0).all(-1)
+        & (shoulders < SIDE_VIEW_RATIO * torso)
+    )
+    roll = torch.atan2(up[:, 0], -up[:, 1])
+    return facing_away, side_view | narrow, roll
+
+
+def fit_keypoints(
+    model: BodyModel,
+    keypoints: Tensor,
+    focal: Tensor,
+    image_size: Tensor,
+    options: FitOptions | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> BatchFit:
+    """Fit every person of the batch.
+
+    keypoints (B, K, 3) pixels and confidence, K = 127 or 144 (with the face contour);
+    focal (B,) pixels; image_size (B, 2) width, height. The principal point is the image
+    centre. Tensors may live on any device; the model must be on the same one.
+    Raises FitError for unusable input or a diverged fit, Cancelled when `cancel()`
+    returns True.
+    """
+    options = options or FitOptions()
+    check_keypoints(keypoints.detach().cpu().numpy(), image_size.detach().cpu().numpy())
+    device, dtype = model.full_template.device, model.full_template.dtype
+    count = len(KEYPOINT_NAMES_WITH_CONTOUR) if model.face_contour else len(KEYPOINT_NAMES)
+    keypoints = keypoints.to(device=device, dtype=dtype)
+    if keypoints.shape[1] < count:
+        keypoints = torch.cat(
+            [keypoints, keypoints.new_zeros(keypoints.shape[0], count - keypoints.shape[1], 3)], 1
+        )
+    keypoints = keypoints[:, :count]
+    focal = focal.to(device=device, dtype=dtype)
+    image_size = image_size.to(device=device, dtype=dtype)
+    people = keypoints.shape[0]
+    outside = torch.stack([_outside(keypoints[b, :, :2], *image_size[b].tolist()) for b in range(people)])
+    keypoints = torch.cat([keypoints[..., :2], torch.where(outside, 0.0, keypoints[..., 2])[..., None]], -1)
+
+    scale = NORMALISED_HEIGHT / image_size[:, 1]
+    facing_away, side_view, roll = _facing(
+        keypoints[..., :2], keypoints[..., 2], scale, options.side_view_threshold
+    )
+    # Orientation hypotheses, one row each, solved in the same batch: the camera
+    # stage's answer (kind 0) and, from it, its tilt mirror (2, see camera.tilt_mirrored)
+    # for everyone, and for side views both turned around (1 and 3). The best row of
+    # each person after stage `options.choose_after` goes on.
+    kinds = [HYPOTHESES] * people if options.hypotheses else [(0,)] * people
+    kinds = [k + tuple(h | TURNED for h in k) if bool(side_view[p]) else k for p, k in enumerate(kinds)]
+    person_of = torch.tensor([p for p, k in enumerate(kinds) for _ in k], device=device)
+    kind = torch.tensor([h for k in kinds for h in k], device=device)
+    # Row of each row's kind-0 sibling (the camera stage result the hypothesis starts from).
+    first = torch.tensor([0, *np.cumsum([len(k) for k in kinds])[:-1]], device=device)[person_of]
+    rows = person_of
+    detected, confidence = keypoints[rows, :, :2], keypoints[rows, :, 2]
+    focal, image_size, scale = focal[rows], image_size[rows], scale[rows]
+    facing_away, roll = facing_away[rows], roll[rows]
+    centre = image_size / 2
+
+    packing = _Packing(model)
+    params = _initial_parameters(model, detected, confidence, focal, centre, facing_away, roll)
+    x = packing.pack(params)
+    limit_low, limit_high = (t.to(device=device, dtype=dtype) for t in priors.joint_limit_table())
+    size = collision.body_size(model(vertices=False).joints[0].detach())
+    depth_estimate = params["transl"][:, 2].clone()
+
+    # (name, residuals or loss, free parameter blocks, iteration budget, optimiser)
+    stages: list[tuple[str, Callable[..., Tensor], set[str], int, str]] = []
+    rows_data = (detected, confidence, focal, centre, scale)
+    # The camera stage fits the torso, as the reference; without hips the head helps
+    # to fix the orientation.
+    torso = torch.as_tensor(np.concatenate([TORSO, HEAD]), device=device)
+    hips_seen = (confidence[:, torch.as_tensor(HIPS, device=device)] > 0).any(-1)
+    use_head = torch.cat([torch.zeros(len(TORSO), device=device)[None].expand(len(rows), -1),
+                          (~hips_seen).to(dtype)[:, None].expand(-1, len(HEAD))], 1)  # fmt: skip
+    camera_weights = confidence[:, torso] * torch.where(
+        torch.arange(len(torso), device=device) < len(TORSO), torch.ones_like(use_head), use_head
+    )
+
+    def camera_loss(x: Tensor) -> Tensor:
+        p = packing.unpack(x)
+        out = model(vertices=False, **p)
+        projected = camera.project(out.keypoints[:, torso], focal, centre)
+        residual = (detected[:, torso] - projected) * scale[:, None, None]
+        data = (camera_weights[..., None] * residual).square().sum((1, 2))
+        return data + options.depth_weight**2 * (p["transl"][:, 2] - depth_estimate).square()
+
+    stages.append(("camera", camera_loss, {"global_orient", "transl"}, options.camera_iterations, "loss"))
+    hands_seen = bool((confidence[:, torch.as_tensor(HANDS[HANDS < count], device=device)] > 0).any())
+    face_seen = bool((confidence[:, torch.as_tensor(FACE[FACE < count], device=device)] > 0).any())
+    for stage in options.stages:
+        free = {"betas", "global_orient", "body_pose", "transl"}
+        if stage.hand_keypoints > 0 and hands_seen:
+            free |= {"left_hand_pose", "right_hand_pose"}
+        if stage.face_keypoints > 0 and face_seen:
+            free |= {"expression", "jaw_pose"}
+        residuals = _stage_residuals(model, packing, stage, options, (limit_low, limit_high), size)
+        stages.append((stage.name, residuals, free, stage.max_iterations, "lbfgs"))
+    if options.polish_iterations > 0:
+        stages.append(("polish", residuals, free, options.polish_iterations, "lm"))
+
+    total_budget = sum(iterations for _, _, _, iterations, _ in stages)
+    done = 0
+    losses, seconds = [], []
+    converged = torch.ones(len(rows), dtype=torch.bool, device=device)
+    evaluations = 0
+    for name, function, free, iterations, optimiser in stages:
+        started = time.perf_counter()
+
+        def report(iteration: int, loss: Tensor, name: str = name, start: int = done) -> None:
+            if cancel is not None and cancel():
+                raise Cancelled("The fit was cancelled.")
+            if progress is not None:
+                progress(name, (start + iteration) / total_budget,
+                         f"{name}: iteration {iteration}, loss {float(loss.mean()):.1f}")  # fmt: skip
+
+        report(0, torch.zeros(1))
+        mask = packing.mask(free, x)
+        if optimiser == "lm":
+            result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
+        else:
+            loss_fn = function if optimiser == "loss" else _sum_of_squares(function, rows_data)
+            objective = lbfgs.value_and_grad(loss_fn, mask)
+            result = lbfgs.minimize(
+                objective,
+                x,
+                max_iterations=iterations,
+                history=options.history,
+                relative_tolerance=options.relative_tolerance,
+                callback=report,
+            )
+        if not torch.isfinite(result.x).all() or not torch.isfinite(result.loss).all():
+            raise FitError(f"The fit diverged in stage '{name}' (non-finite values); nothing was written.")
+        x = result.x
+        if name == "camera":
+            x = _apply_hypotheses(x, kind, first, packing)
+        converged = result.converged if name != "camera" else converged
+        evaluations += result.evaluations
+        losses.append(result.loss)
+        seconds.append((name, time.perf_counter() - started))
+        done += iterations
+        if len(x) > people and (name in (options.choose_after, LIMB_STAGE) or name == stages[-1][0]):
+            # Keep each person's best hypothesis by this stage's loss.
+            keep = _best_rows(result.loss, person_of, people)
+            x, converged, kind, person_of = x[keep], converged[keep], kind[keep], person_of[keep]
+            losses = [loss[keep] for loss in losses]
+            rows_data = tuple(t[keep] for t in rows_data)
+        if name == options.choose_after and options.limb_hypotheses:
+            # Limb depth hypotheses, chosen after the next stage (see _limb_flips).
+            x, variant = _limb_flips(model, packing, x)
+            repeat = torch.arange(people, device=device).repeat_interleave(1 + len(LIMB_SETS))
+            converged, kind, person_of = converged[repeat], kind[repeat] | (variant << 2), person_of[repeat]
+            losses = [loss[repeat] for loss in losses]
+            rows_data = tuple(t[repeat] for t in rows_data)
+    if progress is not None:
+        progress("done", 1.0, "fit finished")
+
+    loss_per_stage = torch.stack(losses, dim=1)
+    params = {k: v.detach() for k, v in packing.unpack(x).items()}
+    zeros = model.zeros(people)
+    params.update(leye_pose=zeros["leye_pose"], reye_pose=zeros["reye_pose"])
+    with torch.no_grad():
+        out = model(vertices=False, **params)
+    projected = camera.project(out.keypoints, rows_data[2], rows_data[3])
+    _check_plausible(params, out.keypoints)
+    return BatchFit(
+        params=params,
+        full_pose=out.full_pose,
+        keypoints=out.keypoints,
+        projected=projected,
+        loss_per_stage=loss_per_stage,
+        stage_seconds=seconds,
+        converged=converged,
+        hypothesis=kind,
+        evaluations=evaluations,
+    )
+
+
+def _stage_residuals(
+    model: BodyModel,
+    packing: _Packing,
+    stage: StageWeights,
+    options: FitOptions,
+    limits: tuple[Tensor, Tensor],
+    size: float,
+) -> Callable[..., Tensor]:
+    """The SMPLify-X objective of one stage as residuals:
+    residuals(x (B, N), detected (B, K, 2), weights (B, K), focal (B,), centre (B, 2),
+    scale (B,)) -> (B, R), weights being the confidences (the stage's part weights are
+    applied here). The objective is their sum of squares, so L-BFGS and
+    Levenberg-Marquardt minimise the same function; every row depends on its own
+    inputs only."""
+    pose_mean = priors.relaxed_body_pose().to(limits[0])
+    jaw_weights = torch.tensor(stage.jaw, dtype=limits[0].dtype, device=limits[0].device)
+
+    def residuals(
+        x: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor, scale: Tensor
+    ) -> Tensor:
+        p = packing.unpack(x)
+        out = model(vertices=False, **p)
+        projected = camera.project(out.keypoints, focal, centre)
+        weights = confidence * part_weights(stage, confidence.shape[1], confidence.device)
+        body_pose = p["body_pose"]
+        parts = [
+            priors.keypoint_residuals(projected, detected, weights, scale, options.rho),
+            stage.body_pose * (body_pose - pose_mean),
+            stage.bending**0.5 * priors.bending_residuals(body_pose),
+            options.joint_limit_weight**0.5 * priors.joint_limit_residuals(body_pose, *limits),
+            stage.shape * p["betas"],
+            stage.expression * p["expression"],
+            p["jaw_pose"] * jaw_weights,
+            stage.hand_pose * p["left_hand_pose"],
+            stage.hand_pose * p["right_hand_pose"],
+        ]
+        if stage.collision > 0:
+            parts.append(stage.collision**0.5 * collision.collision_residuals(out.joints, size))
+        return torch.cat(parts, dim=1)
+
+    return residuals
+
+
+TURNED, MIRRORED = 1, 2
+HYPOTHESES = (0, MIRRORED)
+
+
+def _apply_hypotheses(x: Tensor, kind: Tensor, first: Tensor, packing: _Packing) -> Tensor:
+    """Start each hypothesis row from its person's camera-stage result (row `first`),
+    turned around and/or tilt mirrored as its `kind` says. x (R, N); kind, first (R,)."""
+    x = x.clone()
+    orient, transl = packing.block("global_orient"), packing.block("transl")
+    base = x[first, orient]
+    mirrored = torch.where((kind & MIRRORED > 0)[:, None], camera.tilt_mirrored(base), base)
+    x[:, orient] = torch.where((kind & TURNED > 0)[:, None], camera.turned_around(mirrored), mirrored)
+    x[:, transl] = x[first, transl]
+    return x
+
+
+def _best_rows(loss: Tensor, person_of: Tensor, people: int) -> Tensor:
+    """Index of each person's lowest-loss row (the first one on ties). loss, person_of (R,)."""
+    best = torch.full((people,), float("inf"), device=loss.device, dtype=loss.dtype)
+    best = best.scatter_reduce(0, person_of, loss, reduce="amin")
+    winner = loss == best[person_of]
+    return torch.stack([torch.nonzero((person_of == p) & winner)[0, 0] for p in range(people)])
+
+
+# Roots of the limbs whose depth a photo leaves open (an arm swung forwards or backwards
+# by the same angle looks alike): each limb alone, both arms, both legs. The variants
+# are compared after LIMB_STAGE.
+_SHOULDERS_HIPS = tuple(
+    JOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+)
+LIMB_SETS = (*((j,) for j in _SHOULDERS_HIPS), _SHOULDERS_HIPS[:2], _SHOULDERS_HIPS[2:])
+LIMB_STAGE = "hands"
+
+
+def _limb_flips(model: BodyModel, packing: _Packing, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row of x (B, N) followed by one variant per set of LIMB_SETS with those limbs
+    mirrored through the plane parallel to the image at their root: a root's world
+    rotation G becomes M G M (M: the mirror z -> -z), which mirrors the depth of its
+    first bone (that bone lies in the model's x-y plane) and keeps its image.
+    -> x (B * (1 + L), N) and the variant of each row (0: as it was, k: set k - 1)."""
+    p = packing.unpack(x)
+    zeros = torch.zeros_like(p["global_orient"])
+    pose = model.full_pose(p["global_orient"], p["body_pose"], p["jaw_pose"], zeros, zeros,
+                           p["left_hand_pose"], p["right_hand_pose"])  # fmt: skip
+    rest = lbs.blend(
+        torch.cat([p["betas"], p["expression"]], 1), model.joint_directions, model.joint_template
+    )
+    world, _ = lbs.forward_kinematics(lbs.axis_angle_to_matrix(pose), rest.view(len(x), -1, 3), model.tree)
+    mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=x.dtype, device=x.device))
+    block = packing.block("body_pose")
+    variants = [x]
+    for joints in LIMB_SETS:
+        flipped = x.clone()
+        for joint in joints:
+            local = world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ mirror @ world[:, joint] @ mirror
+            start = block.start + 3 * (joint - 1)
+            flipped[:, start : start + 3] = camera.matrix_to_axis_angle(local)
+        variants.append(flipped)
+    count = len(variants)
+    variant = torch.arange(count, device=x.device).repeat(len(x))
+    return torch.stack(variants, 1).reshape(len(x) * count, -1), variant
+
+
+def _sum_of_squares(residuals: Callable[..., Tensor], rows: tuple[Tensor, ...]) -> Callable[[Tensor], Tensor]:
+    return lambda x: residuals(x, *rows).square().sum(-1)
+
+
+def _check_plausible(params: dict[str, Tensor], keypoints: Tensor) -> None:
+    """A fit that ran off (behind the camera, absurd rotations) is an error, not a result."""
+    for person in range(keypoints.shape[0]):
+        if float(keypoints[person, :NUM_JOINTS, 2].min()) <= 0.01:
+            raise FitError(f"The fit of person {person} diverged: the body ended up behind the camera.")
+        pose = torch.cat([params["global_orient"][person], params["body_pose"][person]])
+        if float(pose.abs().max()) > 4 * np.pi or float(params["transl"][person].abs().max()) > 1000.0:
+            raise FitError(f"The fit of person {person} diverged: its pose or position is out of range.")

@@ -1,0 +1,158 @@
+"""A batched L-BFGS: many independent problems minimised in lock-step, each with its own
+curvature history, step length and convergence test.
+
+`torch.optim.LBFGS` treats a batch as one problem: one line search (one step length for
+every person) and one curvature history mixing all of them, so a batch converges more
+slowly than its people would alone and a person's result depends on who else is in the
+batch. Here every row of `x` (B, N) is its own problem; one call of the objective
+evaluates all rows (that is where batching pays), and the line search (backtracking with
+the Armijo condition and safeguarded quadratic interpolation) is done per row. A row's
+result is the same whether it is solved alone or in a batch, up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# objective(x (B, N)) -> (loss (B,), gradient (B, N)), both detached
+Objective = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+
+@dataclass
+class LbfgsResult:
+    """x (B, N) solution; loss (B,); converged (B,) bool; iterations and evaluations run
+    (shared by the batch: rows that converge early stop moving, not being evaluated)."""
+
+    x: Tensor
+    loss: Tensor
+    converged: Tensor
+    iterations: int
+    evaluations: int
+
+
+def value_and_grad(loss_fn: Callable[[Tensor], Tensor], mask: Tensor | None = None) -> Objective:
+    """Wrap loss_fn(x (B, N)) -> (B,) into an objective returning the per-row gradients.
+
+    Rows are independent, so the gradient of the sum is every row's own gradient.
+    `mask` (N,) zeroes the gradient of frozen coordinates, so they never move.
+    """
+
+    def objective(x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            loss = loss_fn(x)
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+        if mask is not None:
+            grad = grad * mask
+        return loss.detach(), grad.detach()
+
+    return objective
+
+
+def two_loop(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor) -> Tensor:
+    """The L-BFGS two-loop recursion: an approximation of -H^-1 g per row.
+
+    grad (B, N); s, y (B, M, N) history, newest last, unused slots zero; rho (B, M) =
+    1 / (y . s), zero where unused. Returns the search direction (B, N).
+    """
+    q = grad.clone()
+    alpha = torch.zeros_like(rho)
+    for i in range(s.shape[1] - 1, -1, -1):
+        alpha[:, i] = rho[:, i] * (s[:, i] * q).sum(-1)
+        q = q - alpha[:, i, None] * y[:, i]
+    yy = (y[:, -1] * y[:, -1]).sum(-1)
+    has_pair = rho[:, -1] > 0
+    gamma = torch.where(has_pair, 1.0 / (rho[:, -1] * yy).clamp(min=1e-30), torch.ones_like(yy))
+    r = gamma[:, None] * q
+    for i in range(s.shape[1]):
+        beta = rho[:, i] * (y[:, i] * r).sum(-1)
+        r = r + s[:, i] * (alpha[:, i] - beta)[:, None]
+    return -r
+
+
+def minimize(
+    objective: Objective,
+    x0: Tensor,
+    max_iterations: int = 30,
+    history: int = 10,
+    relative_tolerance: float = 1e-6,
+    gradient_tolerance: float = 1e-7,
+    max_line_search: int = 12,
+    callback: Callable[[int, Tensor], None] | None = None,
+) -> LbfgsResult:
+    """Minimise every row of x0 (B, N).
+
+    A row stops when its loss changes by less than `relative_tolerance` of its value,
+    its gradient's largest entry falls below `gradient_tolerance`, or its line search
+    fails to decrease the loss. `callback(iteration, loss)` runs after each iteration
+    (progress reporting and cancellation).
+    """
+    batch, size = x0.shape
+    x = x0.detach().clone()
+    loss, grad = objective(x)
+    evaluations = 1
+    s_hist = x.new_zeros(batch, history, size)
+    y_hist = x.new_zeros(batch, history, size)
+    rho = x.new_zeros(batch, history)
+    active = torch.isfinite(loss) & (grad.abs().amax(-1) > gradient_tolerance)
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):
+        if not bool(active.any()):
+            iteration -= 1
+            break
+        direction = two_loop(grad, s_hist, y_hist, rho)
+        slope = (grad * direction).sum(-1)
+        # Not a descent direction (stale curvature): fall back to steepest descent.
+        uphill = slope >= 0
+        direction = torch.where(uphill[:, None], -grad, direction)
+        slope = torch.where(uphill, -(grad * grad).sum(-1), slope)
+        first = rho[:, -1] == 0
+        step = torch.where(
+            first, (1.0 / grad.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0), torch.ones_like(loss)
+        )
+        step = torch.where(active, step, torch.zeros_like(step))
+
+        pending = active.clone()
+        new_x, new_loss, new_grad = x.clone(), loss.clone(), grad.clone()
+        for _ in range(max_line_search):
+            trial_x = torch.where(pending[:, None], x + step[:, None] * direction, new_x)
+            trial_loss, trial_grad = objective(trial_x)
+            evaluations += 1
+            decrease = trial_loss - loss
+            ok = pending & torch.isfinite(trial_loss) & (decrease <= 1e-4 * step * slope)
+            new_x = torch.where(ok[:, None], trial_x, new_x)
+            new_loss = torch.where(ok, trial_loss, new_loss)
+            new_grad = torch.where(ok[:, None], trial_grad, new_grad)
+            pending = pending & ~ok
+            if not bool(pending.any()):
+                break
+            # Minimiser of the quadratic through loss, slope and the trial, kept within
+            # [0.1, 0.5] of the step (a non-finite trial just quarters the step).
+            curvature = 2.0 * (decrease - slope * step)
+            quadratic = -slope * step * step / curvature.clamp(min=1e-30)
+            shrunk = torch.minimum(torch.maximum(quadratic, 0.1 * step), 0.5 * step)
+            shrunk = torch.where(torch.isfinite(trial_loss), shrunk, 0.25 * step)
+            step = torch.where(pending, shrunk, step)
+        moved = active & ~pending
+        s_new = new_x - x
+        y_new = new_grad - grad
+        sy = (s_new * y_new).sum(-1)
+        # Keep a curvature pair only when it is positive (the Armijo search does not
+        # guarantee it): otherwise the inverse Hessian estimate stops being positive.
+        keep = moved & (sy > 1e-10 * s_new.norm(dim=-1) * y_new.norm(dim=-1))
+        s_hist = torch.where(keep[:, None, None], torch.cat([s_hist[:, 1:], s_new[:, None]], 1), s_hist)
+        y_hist = torch.where(keep[:, None, None], torch.cat([y_hist[:, 1:], y_new[:, None]], 1), y_hist)
+        rho = torch.where(keep[:, None], torch.cat([rho[:, 1:], 1.0 / sy.clamp(min=1e-30)[:, None]], 1), rho)
+        change = (loss - new_loss).abs()
+        small_change = change <= relative_tolerance * new_loss.abs().clamp(min=1.0)
+        flat = new_grad.abs().amax(-1) <= gradient_tolerance
+        x, loss, grad = new_x, new_loss, new_grad
+        active = active & moved & ~small_change & ~flat
+        if callback is not None:
+            callback(iteration, loss)
+    converged = ~active
+    return LbfgsResult(x=x, loss=loss, converged=converged, iterations=iteration, evaluations=evaluations)

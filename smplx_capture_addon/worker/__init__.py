@@ -1,0 +1,3 @@
+"""The fitting worker: runs detection and fitting in a process of its own, so a crash or
+a cancel there never takes Blender down. `protocol` says how it talks, `runner` starts
+and follows it from Blender, `cli` is the worker itself."""

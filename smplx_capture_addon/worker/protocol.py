@@ -1,0 +1,85 @@
+"""The worker's line protocol: how a fit running in another process talks to Blender.
+
+Blender's process never imports torch or mediapipe. It starts a worker process
+(`python -m smplx_capture_addon.worker PHOTO --out DIR ...`, or the `worker` command)
+and reads its standard output, where the worker writes one JSON object per line
+(UTF-8, no other output: everything else the worker or its libraries print goes to
+standard error):
+
+    {"type": "hello", "protocol": 1, "pid": 1234, "python": "3.11.7"}
+    {"type": "progress", "stage": "detect", "fraction": 0.25, "message": "finding people"}
+    {"type": "result", "path": "/tmp/job/result.json", "overlay": "/tmp/job/keypoints.png" | null,
+     "photo": "/tmp/job/photo_upright.png" | null}
+    {"type": "error", "message": "No person found in photo.jpg.", "kind": "CaptureError"}
+    {"type": "cancelled"}
+
+`fraction` is the whole job's progress in [0, 1]. `overlay` is the photo with the
+keypoints found drawn on it (when asked for); `photo` an upright copy of a photo whose
+EXIF says to rotate it (Blender ignores EXIF orientation; the fit is in upright pixels).
+A run ends with exactly one of `result`, `error` or `cancelled`; the exit status is then
+0, 2 or 3. A worker that exits without one of them has crashed; its standard error tells
+why.
+
+Blender starts the worker with `--stdin-control` and talks back on its standard input:
+the line `cancel` asks it to stop at the next check; end of input (Blender went away)
+means the same. A worker that does not stop within a few seconds is killed. SIGTERM also
+asks a worker to stop.
+
+Only the standard library, so both sides can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+PROTOCOL_VERSION = 1
+CANCEL_LINE = "cancel"
+FINAL_TYPES = ("result", "error", "cancelled")
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
+
+
+@dataclass
+class Message:
+    type: str
+    fields: dict = field(default_factory=dict)
+
+    def get(self, key: str, default=None):
+        return self.fields.get(key, default)
+
+
+def encode(message_type: str, **fields) -> str:
+    """One protocol line (with its newline)."""
+    return json.dumps({"type": message_type, **fields}, ensure_ascii=True) + "\n"
+
+
+def decode(line: str) -> Message | None:
+    """The message on `line`, or None for a line that is not one (blank, not JSON, or a
+    JSON value without a string "type")."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        return None
+    kind = raw.pop("type")
+    return Message(kind, raw)
+
+
+def progress(stage: str, fraction: float, message: str = "") -> str:
+    return encode("progress", stage=stage, fraction=min(1.0, max(0.0, float(fraction))), message=message)
+
+
+def result(path: str, overlay: str | None = None, photo: str | None = None) -> str:
+    return encode("result", path=path, overlay=overlay, photo=photo)
+
+
+def error(message: str, kind: str = "CaptureError") -> str:
+    return encode("error", message=message, kind=kind)
+
+
+def cancelled() -> str:
+    return encode("cancelled")

@@ -1,0 +1,261 @@
+"""The add-on in Blender: registration, the Fit operator's failure paths (the scene stays
+as it was), the worker's command line from the panel, re-fit, reset pose, rest pose."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import addon_utils
+import bpy
+import numpy as np
+import pytest
+from blender_helpers import evaluated_vertices_world, make_person, make_result
+
+from smplx_capture_addon.blender_builders import placement, rig
+from smplx_capture_addon.blender_builders.scene import PROP_ROLE
+from smplx_capture_addon.blender_ui import fitting
+from smplx_capture_addon.body_model import numpy_body
+from smplx_capture_addon.body_model.names import JOINT_NAMES
+from smplx_capture_addon.result_format import write_result
+from smplx_capture_addon.worker import runner
+from smplx_capture_addon.worker.runner import JobState
+
+ADDON = "smplx_capture_addon"
+
+
+@pytest.fixture
+def addon():
+    addon_utils.enable(ADDON, default_set=True)
+    yield bpy.context.preferences.addons[ADDON].preferences
+    addon_utils.disable(ADDON, default_set=True)
+
+
+@pytest.fixture
+def built_fit(small_model, tmp_path):
+    """A fit built the way the operator builds one, from a finished job's result file."""
+    result = make_result(small_model, [make_person(seed=11)], image=str(tmp_path / "photo.jpg"))
+    path = write_result(result, tmp_path / "job" / "result.json")
+    request = fitting.FitRequest(image=str(tmp_path / "photo.jpg"), model=small_model.path)
+    state = JobState(status=runner.DONE, result_path=str(path))
+    return fitting.finish_fit(state, request), request, state
+
+
+def test_addon_registers_and_unregisters_cleanly():
+    for _ in range(2):  # twice: unregistering leaves nothing behind that breaks a second register
+        addon_utils.enable(ADDON, default_set=True)
+        assert bpy.context.preferences.addons.get(ADDON) is not None
+        assert hasattr(bpy.types.Scene, "smplx_capture")
+        assert hasattr(bpy.types.WindowManager, "smplx_capture_job")
+        for operator in ("fit", "cancel", "reset_pose", "fit_bones", "look_through"):
+            assert getattr(bpy.ops.smplx_capture, operator).idname() == f"SMPLX_CAPTURE_OT_{operator}"
+        assert bpy.types.Panel.bl_rna_get_subclass_py("SMPLX_CAPTURE_PT_fit").bl_category == "SMPL-X Capture"
+        addon_utils.disable(ADDON, default_set=True)
+        assert bpy.context.preferences.addons.get(ADDON) is None
+        assert not hasattr(bpy.types.Scene, "smplx_capture")
+        assert bpy.types.Panel.bl_rna_get_subclass_py("SMPLX_CAPTURE_PT_fit") is None
+        with pytest.raises(KeyError):
+            bpy.ops.smplx_capture.fit.get_rna_type()
+
+
+def snapshot() -> dict:
+    """What a failed fit must not change."""
+    state = {
+        "collections": sorted(c.name for c in bpy.data.collections),
+        "objects": sorted(o.name for o in bpy.data.objects),
+        "meshes": len(bpy.data.meshes),
+        "armatures": len(bpy.data.armatures),
+        "cameras": len(bpy.data.cameras),
+        "images": len(bpy.data.images),
+        "scene_camera": bpy.context.scene.camera.name if bpy.context.scene.camera else None,
+        "resolution": (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y),
+    }
+    for obj in bpy.data.objects:
+        state[obj.name] = np.array(obj.matrix_world).round(9).tolist()
+        if obj.type == "ARMATURE":
+            state[obj.name + " pose"] = [tuple(b.rotation_quaternion) for b in obj.pose.bones]
+    return state
+
+
+def crashing_python(tmp_path: Path) -> str:
+    script = tmp_path / "crashing-python"
+    script.write_text("#!/bin/sh\necho 'Fatal Python error: Segmentation fault' >&2\nexit 139\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        ("crash", "stopped unexpectedly (exit code 139). Last output: Fatal Python error: Segmentation"),
+        ("missing photo", "does not exist"),
+        ("missing model", "No SMPLX_FEMALE.npz or SMPLX_FEMALE.pkl in"),
+        ("no image", "Pick an image first."),
+    ],
+)
+def test_a_failing_fit_leaves_the_scene_as_it_was(addon, built_fit, tmp_path, failure, expected):
+    settings = bpy.context.scene.smplx_capture
+    settings.image = str(tmp_path / "photo.jpg")
+    if failure == "crash":
+        addon.worker_python = crashing_python(tmp_path)
+        Path(settings.image).write_bytes(b"not really a photo")
+    elif failure == "missing model":
+        Path(settings.image).write_bytes(b"not really a photo")
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        addon.smplx_folder = str(empty)
+        settings.model, settings.gender = "SMPLX", "female"
+    elif failure == "no image":
+        settings.image = ""
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="Error"):
+        bpy.ops.smplx_capture.fit()
+    assert snapshot() == before
+    job = bpy.context.window_manager.smplx_capture_job
+    assert expected in job.error
+    assert not job.running
+
+
+def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
+    settings = bpy.context.scene.smplx_capture
+    settings.image = str(tmp_path / "me.jpg")
+    settings.person, settings.box = "BOX", (10.0, 20.5, 300.0, 400.0)
+    settings.model, settings.gender, settings.device = "SMPLX", "male", "cuda"
+    settings.show_keypoints, settings.focal_px = True, 1500.0
+    from smplx_capture_addon.blender_ui.operators import request_from_context
+
+    with pytest.raises(fitting.CaptureError, match="preferences"):
+        request_from_context(bpy.context)
+    addon.smplx_folder = str(tmp_path)
+    request = request_from_context(bpy.context)
+    assert request.worker_python is None
+    assert fitting.worker_arguments(request, "/out") == [
+        str(tmp_path / "me.jpg"), "--out", "/out", "--gender", "male", "--device", "cuda",
+        "--model", str(tmp_path), "--box", "10", "20.5", "300", "400", "--focal-px", "1500", "--overlay",
+    ]  # fmt: skip
+    settings.person, settings.person_number, settings.show_keypoints = "NUMBER", 2, False
+    assert fitting.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
+        "--person", "2", "--focal-px", "1500",
+    ]  # fmt: skip
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = fitting.extension_site_packages()
+    assert site.parts[-4:] == (".local", "lib", version, "site-packages")
+    assert str(site).startswith(os.environ["BLENDER_USER_RESOURCES"])
+
+
+def test_refit_replaces_only_the_fit(built_fit, small_model, tmp_path):
+    first, request, state = built_fit
+    name = first.collection.name
+    artist_empty = bpy.data.objects.new("my prop", None)
+    first.collection.objects.link(artist_empty)
+    folder = bpy.data.collections.new("characters")  # the artist files the fit away
+    bpy.context.scene.collection.children.link(folder)
+    folder.children.link(first.collection)
+    bpy.context.scene.collection.children.unlink(first.collection)
+    material = bpy.data.materials.new("skin")
+    first.people[0].mesh.data.materials.append(material)
+    other = fitting.finish_fit(state, request)  # a second, separate fit stays untouched
+    other_names = sorted(o.name for o in other.collection.objects)
+
+    second_result = make_result(small_model, [make_person(seed=12)], image=request.image)
+    second_path = write_result(second_result, tmp_path / "r2.json")
+    second_state = JobState(status=runner.DONE, result_path=str(second_path))
+    refit = fitting.finish_fit(second_state, request, replace=first.collection)
+
+    assert refit.collection.name == name
+    assert list(folder.children) == [refit.collection]
+    assert refit.collection.name not in bpy.context.scene.collection.children
+    assert bpy.data.collections.get(name) == refit.collection
+    assert "my prop" in refit.collection.objects
+    assert list(refit.people[0].mesh.data.materials) == [material]
+    assert sorted(o.name for o in other.collection.objects) == other_names
+    ours = [o for o in bpy.data.objects if o.get(PROP_ROLE)]
+    assert len(ours) == 6  # two fits, each a camera, a rig and a body: the old objects are gone
+    assert len(bpy.data.meshes) == 2 and len(bpy.data.armatures) == 2
+
+
+def test_a_failed_job_builds_nothing(built_fit):
+    _, request, _ = built_fit
+    before = snapshot()
+    failed = JobState(status=runner.FAILED, error="No person found.")
+    for state, message in ((failed, "No person found."), (JobState(status=runner.CANCELLED), "cancelled")):
+        with pytest.raises(fitting.CaptureError, match=re.escape(message)):
+            fitting.finish_fit(state, request)
+    assert snapshot() == before
+
+
+def test_reset_pose_and_rest_pose_toggle(addon, built_fit, small_model):
+    fit = built_fit[0]
+    armature, mesh = fit.people[0].armature, fit.people[0].mesh
+    bpy.context.view_layer.objects.active = mesh
+    assert fitting.person_objects(mesh) == (armature, mesh)
+    posed = evaluated_vertices_world(mesh)
+
+    # Rest position: the evaluated mesh is the basis plus the shape keys' mix, unposed
+    # (corrective keys read the evaluated bones, so they fall to zero as well).
+    armature.data.pose_position = "REST"
+    bpy.context.view_layer.update()
+    keys = mesh.data.shape_keys.key_blocks
+    basis = np.array([v.co for v in mesh.data.vertices])
+    mix = basis.copy()
+    for key in keys[1:]:
+        mix += key.value * (np.array([p.co for p in key.data]) - basis)
+    assert all(abs(k.value) < 1e-6 for k in keys if k.name.startswith(rig.CORRECTIVE_PREFIX))
+    matrix = np.array(armature.matrix_world)
+    unposed = mix @ matrix[:3, :3].T + matrix[:3, 3]
+    np.testing.assert_allclose(evaluated_vertices_world(mesh), unposed, atol=1e-5)
+    armature.data.pose_position = "POSE"
+    np.testing.assert_allclose(evaluated_vertices_world(mesh), posed, atol=1e-6)
+
+    assert bpy.ops.smplx_capture.reset_pose() == {"FINISHED"}
+    assert all(tuple(b.rotation_quaternion) == (1.0, 0.0, 0.0, 0.0) for b in armature.pose.bones)
+    np.testing.assert_allclose(evaluated_vertices_world(mesh), unposed, atol=1e-5)
+
+
+def test_shape_sliders_are_live(built_fit, small_model):
+    fit = built_fit[0]
+    armature, mesh = fit.people[0].armature, fit.people[0].mesh
+    armature.data.pose_position = "REST"
+    before = evaluated_vertices_world(mesh)
+    mesh.data.shape_keys.key_blocks[f"{rig.SHAPE_KEY_PREFIX}001"].value = 2.0
+    after = evaluated_vertices_world(mesh)
+    rotation = np.array(armature.matrix_world)[:3, :3] @ placement.MODEL_TO_BLENDER
+    np.testing.assert_allclose(after - before, 2.0 * small_model.shapedirs[:, :, 1] @ rotation.T, atol=1e-5)
+
+
+def test_fit_bones_to_shape_makes_the_rig_the_model_with_the_new_shape(addon, built_fit, small_model):
+    """After a shape slider moves, 'Fit Bones to Shape' moves the joints as SMPL-X does:
+    the posed mesh is then the model's for the new betas, correctives included."""
+    fit = built_fit[0]
+    armature, mesh = fit.people[0].armature, fit.people[0].mesh
+    person = make_person(seed=11)
+    mesh.data.shape_keys.key_blocks[f"{rig.SHAPE_KEY_PREFIX}003"].value = 2.5
+    betas = np.array(person.betas)
+    betas[3] += 2.5
+    bpy.context.view_layer.objects.active = armature
+    assert bpy.ops.smplx_capture.fit_bones() == {"FINISHED"}
+    heads = np.array([armature.data.bones[n].head_local for n in JOINT_NAMES])
+    rest = numpy_body.rest_joints(small_model, betas, person.expression) @ placement.MODEL_TO_BLENDER.T
+    np.testing.assert_allclose(heads, rest, atol=1e-5)
+    # Compared in armature space: the fit's root rotation is the armature object's, and
+    # it keeps the world pivot it had (the body does not jump when its pelvis moves).
+    pose = numpy_body.full_pose(person)
+    pose[0] = 0.0
+    expected = numpy_body.forward(small_model, pose, betas, person.expression)
+    inverse = np.linalg.inv(np.array(armature.matrix_world))
+    world = evaluated_vertices_world(mesh)
+    local = world @ inverse[:3, :3].T + inverse[:3, 3]
+    np.testing.assert_allclose(local, expected.vertices @ placement.MODEL_TO_BLENDER.T, atol=1e-4)
+    assert armature.mode == "OBJECT"
+
+
+def test_look_through_sets_the_fit_camera(addon, built_fit, small_model):
+    fit = built_fit[0]
+    bpy.context.scene.camera = None
+    bpy.context.scene.render.resolution_x = 100
+    bpy.context.view_layer.objects.active = fit.people[0].armature
+    assert bpy.ops.smplx_capture.look_through() == {"FINISHED"}
+    assert bpy.context.scene.camera == fit.camera
+    assert bpy.context.scene.render.resolution_x == 640

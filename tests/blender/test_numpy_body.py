@@ -1,0 +1,20 @@
+"""numpy_body's rotation helpers (the torch comparison is in tests/blender_fit)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smplx_capture_addon.body_model import numpy_body
+
+
+def test_quaternions_round_trip_rotations():
+    rotations = numpy_body.axis_angle_to_matrix(np.random.default_rng(0).normal(scale=1.5, size=(200, 3)))
+    q = numpy_body.matrix_to_quaternion(rotations)
+    w, x, y, z = q.T
+    rebuilt = np.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], axis=-1).reshape(-1, 3, 3)  # fmt: skip
+    np.testing.assert_allclose(rebuilt, rotations, atol=1e-12)
+    assert (w >= 0).all()

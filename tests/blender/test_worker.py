@@ -1,0 +1,203 @@
+"""The worker protocol and runner: messages, progress and cancel as plain functions, and
+real worker processes (small scripts speaking the protocol, and the real worker module)
+that finish, crash, get killed, honour or ignore a cancel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from smplx_capture_addon.worker import protocol, runner
+from smplx_capture_addon.worker.runner import JobState, WorkerJob, apply_exit, apply_message
+
+
+def message(line: str) -> protocol.Message:
+    decoded = protocol.decode(line)
+    assert decoded is not None
+    return decoded
+
+
+def test_lines_round_trip_and_garbage_is_ignored():
+    decoded = message(protocol.progress("fit", 0.5, "stage 2"))
+    assert (decoded.type, decoded.get("stage"), decoded.get("fraction"), decoded.get("message")) == (
+        "progress", "fit", 0.5, "stage 2",
+    )  # fmt: skip
+    assert message(protocol.result("/r.json")).get("path") == "/r.json"
+    assert protocol.progress("x", 7.0).count("1.0") == 1  # clamped to [0, 1]
+    for garbage in ("", "hello", "[1, 2]", "{not json", '{"no_type": 1}', '{"type": 3}'):
+        assert protocol.decode(garbage) is None
+
+
+def test_progress_only_moves_forward_and_the_end_is_final():
+    state = JobState()
+    apply_message(state, message(protocol.progress("detect", 0.3, "finding people")))
+    assert (state.stage, state.fraction, state.status_text()) == ("detect", 0.3, "detect: finding people")
+    apply_message(state, message(protocol.progress("detect", 0.1, "late message")))
+    assert state.fraction == 0.3
+    apply_message(state, message(protocol.result("/tmp/result.json", None)))
+    assert state.finished and state.status == runner.DONE and state.result_path == "/tmp/result.json"
+    apply_message(state, message(protocol.error("too late")))
+    apply_exit(state, 1)
+    assert state.status == runner.DONE and state.error is None
+
+
+def test_exit_without_a_final_message_is_a_crash_with_its_reason():
+    state = JobState(stderr_tail=["Traceback (most recent call last):", "RuntimeError: boom"])
+    apply_exit(state, 1)
+    assert state.status == runner.FAILED
+    assert "exit code 1" in state.error and "RuntimeError: boom" in state.error
+    killed = apply_exit(JobState(), -9)
+    assert "signal 9" in killed.error
+
+
+def test_exit_after_a_cancel_request_counts_as_cancelled():
+    state = JobState(cancel_requested=True)
+    assert state.status_text() == "Cancelling..."
+    apply_exit(state, -9)
+    assert state.status == runner.CANCELLED and state.status_text() == "Cancelled."
+
+
+def script_job(tmp_path: Path, body: str, cancel_grace: float = runner.CANCEL_GRACE_S) -> WorkerJob:
+    """A real process running `body` (with `protocol` and `sys` imported)."""
+    script = tmp_path / "worker_script.py"
+    script.write_text(
+        "import os, sys, time\nfrom smplx_capture_addon.worker import protocol\n" + textwrap.dedent(body)
+    )
+    return WorkerJob([sys.executable, str(script)], runner.worker_environment(), cancel_grace=cancel_grace)
+
+
+def test_runner_follows_progress_to_the_result(tmp_path):
+    job = script_job(tmp_path, """
+        print("some library chatter")
+        for i in range(5):
+            sys.stdout.write(protocol.progress("fit", i / 4, f"step {i}")); sys.stdout.flush()
+            time.sleep(0.02)
+        sys.stdout.write(protocol.result("/tmp/x/result.json", "/tmp/x/overlay.png"))
+    """)
+    seen = []
+    state = job.wait(lambda s: seen.append(s.fraction), interval=0.01)
+    assert state.status == runner.DONE
+    assert (state.result_path, state.overlay_path) == ("/tmp/x/result.json", "/tmp/x/overlay.png")
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert job.process.returncode == 0  # the process is reaped, not left behind
+
+
+def test_runner_poll_never_blocks(tmp_path):
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.5, "half")); sys.stdout.flush()
+        time.sleep(30)
+    """, cancel_grace=0.5)
+    start = time.monotonic()
+    for _ in range(20):
+        assert not job.poll().finished
+    assert time.monotonic() - start < 0.5
+    job.process.kill()
+    job.wait(interval=0.01)
+
+
+def test_a_crashing_worker_is_reported_in_plain_words(tmp_path):
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.2, "working")); sys.stdout.flush()
+        raise RuntimeError("the solver fell over")
+    """)
+    state = job.wait(interval=0.01)
+    assert state.status == runner.FAILED
+    assert "stopped unexpectedly (exit code 1)" in state.error
+    assert "the solver fell over" in state.error
+
+
+def test_a_killed_worker_is_detected(tmp_path):
+    job = script_job(tmp_path, """
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    state = job.wait(interval=0.01)
+    assert state.status == runner.FAILED and "signal 9" in state.error
+
+
+def test_cancel_is_honoured_by_a_listening_worker(tmp_path):
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.1, "started")); sys.stdout.flush()
+        for line in sys.stdin:
+            if line.strip() == protocol.CANCEL_LINE:
+                sys.stdout.write(protocol.cancelled()); sys.stdout.flush()
+                sys.exit(protocol.EXIT_CANCELLED)
+    """)
+    while job.poll().stage != "fit":
+        time.sleep(0.01)
+    job.cancel()
+    assert job.state.status_text() == "Cancelling..."
+    state = job.wait(interval=0.01)
+    assert state.status == runner.CANCELLED and job.process.returncode == protocol.EXIT_CANCELLED
+
+
+def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_time(tmp_path):
+    job = script_job(tmp_path, """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.stdout.write(protocol.progress("fit", 0.1, "busy")); sys.stdout.flush()
+        time.sleep(60)
+    """, cancel_grace=0.3)
+    while job.poll().stage != "fit":
+        time.sleep(0.01)
+    start = time.monotonic()
+    job.cancel()
+    state = job.wait(interval=0.01)
+    assert state.status == runner.CANCELLED
+    assert time.monotonic() - start < 5.0
+    assert job.process.returncode == -9
+
+
+def test_a_python_that_does_not_exist_fails_clearly():
+    job = WorkerJob(["/nonexistent/python3", "-m", "x"])
+    assert job.state.status == runner.FAILED
+    assert "Could not start the fitting process with /nonexistent/python3" in job.state.error
+    assert job.poll() is job.state
+
+
+def test_the_real_worker_reports_a_missing_photo(tmp_path):
+    command = runner.worker_command(None, [str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "job")])
+    state = WorkerJob(command, runner.worker_environment()).wait(interval=0.02)
+    assert state.status == runner.FAILED
+    assert state.error == f"The photo {tmp_path / 'missing.jpg'} does not exist."
+
+
+@pytest.mark.parametrize("extra", [[], ["/opt/bundled"]])
+def test_worker_environment_finds_the_package_first(extra):
+    env = runner.worker_environment(extra, base={"PYTHONPATH": "/user/path"})
+    assert env["PYTHONPATH"].split(":") == [str(runner.PACKAGE_PARENT), *extra, "/user/path"]
+    command = runner.worker_command("/py", ["a"])
+    assert command == ["/py", "-m", "smplx_capture_addon.worker", "--stdin-control", "a"]
+
+
+def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
+    """Blender installs the extension as a folder named after its id (not
+    smplx_capture_addon); the runner must start the worker from that copy."""
+    installed = tmp_path / "extensions" / "user_default" / "smplx_capture"
+    shutil.copytree(runner.PACKAGE_PARENT / runner.PACKAGE_NAME, installed,
+                    ignore=shutil.ignore_patterns("data", "__pycache__"))  # fmt: skip
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(installed.parent)!r})
+        from smplx_capture.worker import runner
+        command = runner.worker_command(None, [{str(tmp_path / "missing.jpg")!r}, "--out", "job"])
+        print(command[2])
+        from smplx_capture.worker.cli import bundled_site_packages
+        print(bundled_site_packages())
+        print(runner.WorkerJob(command, runner.worker_environment()).wait(interval=0.02).error)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    wheels = tmp_path / "extensions" / ".local" / "lib" / version / "site-packages"
+    assert done.stdout.splitlines() == [
+        "smplx_capture.worker", str(wheels), f"The photo {tmp_path / 'missing.jpg'} does not exist."
+    ], done.stderr

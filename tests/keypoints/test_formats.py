@@ -1,0 +1,153 @@
+"""Round trips of every keypoint file format, and readers that agree with each other."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR, keypoint_index
+from smplx_capture_addon.keypoints.errors import KeypointFileError
+from smplx_capture_addon.keypoints.formats import read_keypoints, write_keypoints, write_openpose
+from smplx_capture_addon.keypoints.layouts import LAYOUTS
+from smplx_capture_addon.keypoints.people import Detections, Person, body_keypoints
+
+
+def random_points(rng: np.random.Generator, layout: str, unseen: float = 0.2) -> np.ndarray:
+    """Points of a layout, the fraction `unseen` of them with confidence 0 at (0, 0)."""
+    size = LAYOUTS[layout].size
+    points = np.column_stack(
+        [rng.uniform(0, 800, size), rng.uniform(0, 1000, size), rng.uniform(0.01, 1, size)]
+    )
+    points[rng.random(size) < unseen] = 0.0
+    return np.round(points, 3)
+
+
+def test_project_format_round_trip_keeps_everything(tmp_path):
+    rng = np.random.default_rng(4)
+    people = [
+        Person(
+            (10.5, 20.25, 300.0, 900.0), {name: random_points(rng, name) for name in LAYOUTS}, score=0.875
+        ),
+        Person((400.0, 30.0, 700.0, 980.0), {"mediapipe_pose_33": random_points(rng, "mediapipe_pose_33")}),
+    ]
+    original = Detections("photos/bus.jpg", (810, 1080), people, "mediapipe 1.2.2 two-pass", 1234.5)
+    write_keypoints(tmp_path / "k.json", original)
+    again = read_keypoints(tmp_path / "k.json")
+    assert (again.image_path, again.image_size, again.detector, again.focal_length_px) == (
+        "photos/bus.jpg", (810, 1080), "mediapipe 1.2.2 two-pass", 1234.5,
+    )  # fmt: skip
+    for before, after in zip(original.people, again.people, strict=True):
+        assert after.box == before.box and after.score == before.score
+        assert sorted(after.keypoint_sets) == sorted(before.keypoint_sets)
+        for name, points in before.keypoint_sets.items():
+            assert np.allclose(after.keypoint_sets[name], points, atol=1e-3)
+    # the file is plain JSON a Blender script can read with json alone
+    document = json.loads((tmp_path / "k.json").read_text())
+    assert document["format"] == "smplx-capture-keypoints" and document["version"] == 1
+    assert len(document["people"][0]["keypoints"]["mediapipe_face_478"]) == 478
+
+
+def openpose_document(rng: np.random.Generator, unseen: float = 0.2) -> dict:
+    sets = {
+        "pose_keypoints_2d": "openpose_body_25",
+        "hand_left_keypoints_2d": "hand_21_left",
+        "hand_right_keypoints_2d": "hand_21_right",
+        "face_keypoints_2d": "openpose_face_70",
+    }
+    person = {key: random_points(rng, layout, unseen).ravel().tolist() for key, layout in sets.items()}
+    return {"version": 1.3, "people": [dict(person_id=[-1], **person)]}
+
+
+def test_openpose_read_write_read_round_trip(tmp_path):
+    (tmp_path / "op.json").write_text(json.dumps(openpose_document(np.random.default_rng(1))))
+    first = read_keypoints(tmp_path / "op.json", image_size=(810, 1080))
+    write_openpose(tmp_path / "again.json", first)
+    second = read_keypoints(tmp_path / "again.json")
+    assert first.image_size == (810, 1080)
+    for name, points in first.people[0].keypoint_sets.items():
+        assert np.allclose(second.people[0].keypoint_sets[name], points, atol=1e-3), name
+
+
+def test_openpose_reader_places_points_at_their_body_model_names(tmp_path):
+    document = openpose_document(np.random.default_rng(2), unseen=0.0)
+    person = document["people"][0]
+    (tmp_path / "op.json").write_text(json.dumps(document))
+    keypoints = body_keypoints(read_keypoints(tmp_path / "op.json").people[0], weighted=False)
+    body = np.reshape(person["pose_keypoints_2d"], (25, 3))
+    face = np.reshape(person["face_keypoints_2d"], (70, 3))
+    left_hand = np.reshape(person["hand_left_keypoints_2d"], (21, 3))
+    assert np.allclose(keypoints[keypoint_index("pelvis")], body[8])
+    assert np.allclose(keypoints[keypoint_index("right_knee")], body[10])
+    assert np.allclose(keypoints[keypoint_index("face_30")], face[30])
+    assert np.allclose(keypoints[keypoint_index("face_00")], face[0])
+    assert np.allclose(keypoints[keypoint_index("left_index_tip")], left_hand[8])
+    # the hand's wrist wins over the body's; the face's pupils over the body's eyes
+    assert np.allclose(keypoints[keypoint_index("left_wrist")], left_hand[0])
+    assert np.allclose(keypoints[keypoint_index("right_eye")], face[68])
+    assert np.allclose(keypoints[keypoint_index("right_ear")], body[17])
+
+
+def test_detections_written_as_openpose_keep_the_body_model_points(detections_of, tmp_path):
+    detections = detections_of("bus.jpg", box=(200.0, 390.0, 380.0, 890.0))
+    write_openpose(tmp_path / "op.json", detections)
+    before = body_keypoints(detections.people[0], weighted=False)
+    after = body_keypoints(read_keypoints(tmp_path / "op.json").people[0], weighted=False)
+    carried = [name for name in KEYPOINT_NAMES_WITH_CONTOUR if after[keypoint_index(name), 2] > 0]
+    assert {"left_wrist", "right_thumb_tip", "face_48", "left_big_toe", "nose"} <= set(carried)
+    for name in carried:
+        if name not in ("pelvis", "neck"):
+            assert np.allclose(after[keypoint_index(name)], before[keypoint_index(name)], atol=2e-3), name
+    # OpenPose MidHip is made from MediaPipe's two hips
+    hips = before[[keypoint_index("left_hip"), keypoint_index("right_hip")], :2].mean(axis=0)
+    assert np.allclose(after[keypoint_index("pelvis"), :2], hips, atol=2e-3)
+
+
+@pytest.mark.parametrize("variant", ["results", "mmpose", "annotations"])
+def test_coco_wholebody_variants_read_the_same_points(tmp_path, variant):
+    rows = random_points(np.random.default_rng(3), "coco_wholebody_133", unseen=0.0)
+    if variant == "results":
+        document = [{"image_id": 1, "category_id": 1, "keypoints": rows.ravel().tolist(), "score": 0.9}]
+    elif variant == "mmpose":
+        document = [
+            {
+                "keypoints": rows[:, :2].tolist(),
+                "keypoint_scores": rows[:, 2].tolist(),
+                "bbox": [[0, 0, 9, 9]],
+            }
+        ]
+    else:
+        rows[:, 2] = np.where(rows[:, 2] > 0, 2.0, 0.0)  # annotations flag visibility 0/1/2
+        parts = {"keypoints": rows[:17], "foot_kpts": rows[17:23], "face_kpts": rows[23:91],
+                 "lefthand_kpts": rows[91:112], "righthand_kpts": rows[112:]}  # fmt: skip
+        annotation = {name: part.ravel().tolist() for name, part in parts.items()}
+        document = {"images": [{"id": 1, "file_name": "bus.jpg", "width": 810, "height": 1080}],
+                    "annotations": [dict(image_id=1, bbox=[0, 0, 9, 9], **annotation)]}  # fmt: skip
+        rows[:, 2] = rows[:, 2] > 0
+    (tmp_path / "coco.json").write_text(json.dumps(document))
+    detections = read_keypoints(tmp_path / "coco.json")
+    (person,) = detections.people
+    assert np.allclose(person.keypoint_sets["coco_wholebody_133"], rows)
+    keypoints = body_keypoints(person, weighted=False)
+    assert np.allclose(keypoints[keypoint_index("right_heel")], rows[22])
+    assert np.allclose(keypoints[keypoint_index("face_17")], rows[40])
+    assert np.allclose(keypoints[keypoint_index("right_pinky_tip")], rows[132])
+    if variant == "annotations":
+        assert detections.image_size == (810, 1080) and detections.image_path == "bus.jpg"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"hello": 1}', "not a keypoint file"),
+        ('{"people": [{"pose_keypoints_2d": [1, 2, 3]}]}', "must hold 25"),
+        ('{"format": "smplx-capture-keypoints", "version": 99, "people": []}', "version 99"),
+        ('[{"keypoints": [1, 2, 0.5]}]', "must hold 133"),
+    ],
+)
+def test_bad_keypoint_files_raise_a_clear_error(tmp_path, content, message):
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(KeypointFileError, match=message):
+        read_keypoints(tmp_path / "bad.json")

@@ -1,0 +1,148 @@
+"""The staged fit on synthetic people with known bodies: it must bring them back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from smplx_capture_addon.errors import Cancelled
+from smplx_capture_addon.solver import bench, fitting
+from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
+
+
+def _fit(model, cases, rows, **kwargs):
+    return fit_keypoints(model, cases.keypoints[rows], cases.focal[rows], cases.image_size[rows], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def clean_fit(bench_model, clean_cases):
+    return _fit(bench_model, clean_cases, [0, 1, 2])
+
+
+def test_converges_on_exact_projections_of_known_bodies(bench_model, clean_cases, clean_fit):
+    height = clean_cases.image_size[:, 1]
+    body = bench.reprojection_px(
+        clean_fit.projected[:, fitting.BODY], clean_cases.clean[:, fitting.BODY], height
+    )
+    everything = bench.reprojection_px(clean_fit.projected, clean_cases.clean, height)
+    # The issue's target: under 1 px on average; no person far off.
+    assert everything.mean() < 1.0 and (everything < 3.0).all(), everything
+    assert (body < 3.0).all(), body
+    errors = bench.errors_mm(bench_model, clean_fit.params, clean_cases.params)
+    # Two of three people come back to within millimetres; one settles in a nearby minimum.
+    for name, typical, worst in (("body_pa_mpjpe", 5.0, 30.0), ("hands_pa_mpjpe", 2.0, 6.0),
+                                 ("face_pa_mpjpe", 1.0, 6.0), ("pa_v2v", 6.0, 25.0)):  # fmt: skip
+        assert errors[name].median() < typical and (errors[name] < worst).all(), (name, errors[name])
+    # Better than the rest pose for everyone, and by half on average.
+    start = {k: v.clone() for k, v in clean_cases.params.items()}
+    start["body_pose"] = torch.zeros_like(start["body_pose"])
+    start_errors = bench.errors_mm(bench_model, start, clean_cases.params)["body_pa_mpjpe"]
+    assert (errors["body_pa_mpjpe"] < start_errors).all()
+    assert errors["body_pa_mpjpe"].mean() < 0.6 * start_errors.mean()
+    assert clean_fit.loss_per_stage.shape == (3, 7)
+    stages = ["camera", "body-1", "body-2", "body-3", "hands", "hands-face", "polish"]
+    assert [name for name, _ in clean_fit.stage_seconds] == stages
+
+
+def test_same_result_twice(bench_model, clean_cases, clean_fit):
+    again = _fit(bench_model, clean_cases, [0, 1, 2])
+    for name, value in clean_fit.params.items():
+        assert torch.equal(value, again.params[name]), name
+
+
+def test_a_person_fitted_in_a_batch_matches_the_person_fitted_alone(bench_model, clean_cases, clean_fit):
+    # The optimisers treat rows independently (exact in test_lbfgs); batched matrix
+    # products round differently, which a non-convex fit amplifies, mostly along the
+    # depth that one photo cannot pin down. Pose and image agree.
+    alone = _fit(bench_model, clean_cases, [1])
+    joints = [out.keypoints[:, bench.BODY_JOINTS] for out in (alone, clean_fit)]
+    aligned = bench.procrustes(joints[0], joints[1][1:2])
+    assert float((aligned - joints[1][1:2]).norm(dim=-1).mean()) < 0.03  # metres
+    reprojection = (alone.projected[0] - clean_fit.projected[1]).norm(dim=-1)
+    assert float(reprojection.mean()) < 2.0  # pixels
+
+
+def test_progress_and_cancel(bench_model, clean_cases):
+    calls = []
+    _fit(
+        bench_model,
+        clean_cases,
+        [0],
+        progress=lambda stage, fraction, message: calls.append((stage, fraction)),
+    )
+    fractions = [fraction for _, fraction in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert calls[0][0] == "camera" and "hands-face" in {s for s, _ in calls}
+    polls = []
+
+    def cancel_after_ten() -> bool:
+        polls.append(1)
+        return len(polls) > 10
+
+    with pytest.raises(Cancelled):
+        _fit(bench_model, clean_cases, [0], cancel=cancel_after_ten)
+    assert len(polls) == 11
+
+
+def _keypoints(cases, row=0):
+    return cases.keypoints[row : row + 1].clone()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda k: k.__setitem__((0, 16, 0), float("nan")), "NaN or infinite"),
+        (lambda k: k.__setitem__((0, slice(None), 0), k[0, :, 0] + 5000.0), "outside the"),
+        (lambda k: k.__setitem__((0, slice(3, None), 2), 0.0), "body keypoints were found"),
+        (lambda k: k.__setitem__((0, 0, 2), 1.5), "confidences must lie in"),
+        (lambda k: k.__setitem__((0, slice(None), slice(0, 2)), 100.0), "all lie on one spot"),
+    ],
+)
+def test_bad_keypoints_are_refused_before_fitting(bench_model, clean_cases, spoil, message):
+    keypoints = _keypoints(clean_cases)
+    spoil(keypoints)
+    with pytest.raises(FitError, match=message):
+        fit_keypoints(bench_model, keypoints, clean_cases.focal[:1], clean_cases.image_size[:1],
+                      cancel=lambda: pytest.fail("optimisation started"))  # fmt: skip
+
+
+def test_wrong_keypoint_count_is_refused(bench_model, clean_cases):
+    with pytest.raises(FitError, match="expected"):
+        fit_keypoints(bench_model, _keypoints(clean_cases)[:, :100], clean_cases.focal[:1],
+                      clean_cases.image_size[:1])  # fmt: skip
+
+
+def test_a_few_points_beyond_the_frame_are_ignored(bench_model, clean_cases):
+    wild = _keypoints(clean_cases)
+    wild[0, 7, :2] = torch.tensor([-3000.0, 5000.0])  # a wild guess for the left ankle
+    unseen = _keypoints(clean_cases)
+    unseen[0, 7, 2] = 0.0
+    focal, size = clean_cases.focal[:1], clean_cases.image_size[:1]
+    result = fit_keypoints(bench_model, wild, focal, size)
+    expected = fit_keypoints(bench_model, unseen, focal, size)
+    assert torch.equal(result.params["body_pose"], expected.params["body_pose"])
+
+
+def test_a_body_behind_the_camera_is_a_divergence(bench_model):
+    params = {k: v for k, v in bench_model.zeros(1).items()}
+    params["transl"] = torch.tensor([[0.0, 0.0, -3.0]])
+    keypoints = bench_model(vertices=False, **params).keypoints
+    with pytest.raises(FitError, match="behind the camera"):
+        fitting._check_plausible(params, keypoints)
+
+
+def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
+    from smplx_capture_addon.solver import synthetic_cases
+
+    orient, pose = synthetic_cases.random_body_poses(1, seed=5, scale=0.1)
+    cases = synthetic_cases.make_cases(bench_model, orient, pose, seed=6, noise_px=0.0, drop=0.0)
+    # Turn the person to face away from the camera, then make its shoulders overlap
+    # in the image: a side view the initial guess gets wrong half of the time.
+    keypoints = cases.keypoints.clone()
+    shoulders = [fitting.SHOULDERS[0], fitting.SHOULDERS[1]]
+    middle = keypoints[0, shoulders, 0].mean()
+    keypoints[0, shoulders, 0] = middle + torch.tensor([-2.0, 2.0])
+    result = fit_keypoints(bench_model, keypoints, cases.focal, cases.image_size)
+    assert result.hypothesis.shape == (1,)
+    assert np.isfinite(result.loss_per_stage.numpy()).all()

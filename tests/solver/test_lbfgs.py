@@ -1,0 +1,78 @@
+"""The batched L-BFGS: rows are independent problems solved to their own minima."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from smplx_capture_addon.solver import lbfgs
+
+
+def rosenbrock(x: torch.Tensor) -> torch.Tensor:
+    return (100.0 * (x[:, 1:] - x[:, :-1] ** 2) ** 2 + (1 - x[:, :-1]) ** 2).sum(-1)
+
+
+def test_minimises_rosenbrock_rows_to_the_optimum():
+    start = torch.tensor([[-1.2, 1.0], [2.0, 2.0], [0.0, 0.0]], dtype=torch.float64)  # 2-d: one minimum
+    objective = lbfgs.value_and_grad(rosenbrock)
+    result = lbfgs.minimize(
+        objective, start, max_iterations=300, relative_tolerance=0.0, gradient_tolerance=1e-9
+    )
+    torch.testing.assert_close(result.x, torch.ones_like(start), atol=1e-5, rtol=0)
+    assert result.converged.all()
+
+
+def test_a_row_solved_in_a_batch_equals_the_row_solved_alone():
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    batch = lbfgs.minimize(lbfgs.value_and_grad(rosenbrock), start, max_iterations=25)
+    for row in range(5):
+        alone = lbfgs.minimize(lbfgs.value_and_grad(rosenbrock), start[row : row + 1], max_iterations=25)
+        torch.testing.assert_close(batch.x[row : row + 1], alone.x, atol=1e-10, rtol=0)
+
+
+def test_masked_coordinates_do_not_move():
+    start = torch.full((2, 3), 3.0, dtype=torch.float64)
+    mask = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    result = lbfgs.minimize(
+        lbfgs.value_and_grad(lambda x: x.square().sum(-1), mask), start, max_iterations=20
+    )
+    assert torch.equal(result.x[:, 1], start[:, 1])
+    torch.testing.assert_close(result.x[:, [0, 2]], torch.zeros(2, 2, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_callback_sees_every_iteration_and_its_loss_decreases():
+    seen = []
+    lbfgs.minimize(lbfgs.value_and_grad(rosenbrock), torch.tensor([[-1.2, 1.0]], dtype=torch.float64),
+                   max_iterations=15, relative_tolerance=0.0,
+                   callback=lambda iteration, loss: seen.append((iteration, float(loss[0]))))  # fmt: skip
+    assert [i for i, _ in seen] == list(range(1, len(seen) + 1))
+    losses = [loss for _, loss in seen]
+    assert all(b <= a for a, b in itertools.pairwise(losses))
+
+
+def test_levenberg_marquardt_fits_a_curve_per_row_exactly():
+    from smplx_capture_addon.solver import lm
+
+    t = torch.linspace(0, 2, 30, dtype=torch.float64)
+    truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * torch.exp(x[:, 1:2] * t) + x[:, 2:3]
+
+    observed = model(truth)
+
+    def residuals(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return model(x) - target
+
+    start = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    mask = torch.ones(3, dtype=torch.float64)
+    result = lm.minimize(residuals, (observed,), start, mask, max_iterations=50, relative_tolerance=0.0)
+    torch.testing.assert_close(result.x, truth, atol=1e-8, rtol=0)
+    alone = lm.minimize(
+        residuals, (observed[1:],), start[1:], mask, max_iterations=50, relative_tolerance=0.0
+    )
+    torch.testing.assert_close(alone.x, result.x[1:], atol=1e-10, rtol=0)
+    frozen = lm.minimize(residuals, (observed,), start, torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
+    assert torch.equal(frozen.x[:, 2], start[:, 2])

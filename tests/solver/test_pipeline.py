@@ -1,0 +1,95 @@
+"""fit_photo end to end: keypoint files, the real detector on a real photo, the result
+file round trip, the overlay, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
+from smplx_capture_addon.body_model.synthetic import write_model
+from smplx_capture_addon.errors import Cancelled, ModelFileError
+from smplx_capture_addon.keypoints.formats import write_keypoints
+from smplx_capture_addon.keypoints.layouts import LAYOUTS
+from smplx_capture_addon.keypoints.people import Detections, Person
+from smplx_capture_addon.result_format import read_result, write_result
+from smplx_capture_addon.solver.fitting import FitError
+from smplx_capture_addon.solver.pipeline import fit_photo, render_overlay
+
+
+def _keypoint_file(path, cases, row=0, image_size=True):
+    """The case's keypoints written in the project format, through the OpenPose layouts."""
+    named = cases.keypoints[row].numpy()
+    index = {name: k for k, name in enumerate(KEYPOINT_NAMES_WITH_CONTOUR)}
+    sets = {}
+    for set_name in ("openpose_body_25", "hand_21_left", "hand_21_right", "openpose_face_70"):
+        layout = LAYOUTS[set_name]
+        points = np.zeros((layout.size, 3))
+        for point, name, _ in layout.mapping:
+            points[point] = named[index[name]]
+        sets[set_name] = points
+    width, height = (int(v) for v in cases.image_size[row])
+    write_keypoints(path, Detections("photo.png", (width, height) if image_size else None,
+                                     [Person((0.0, 0.0, float(width), float(height)), sets)]))  # fmt: skip
+    return path
+
+
+def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, clean_cases):
+    stages = []
+    result = fit_photo(None, _keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path,
+                       device="cpu", focal_px=float(clean_cases.focal[0]),
+                       progress=lambda stage, fraction, message: stages.append(stage))  # fmt: skip
+    assert result.camera.source == "user" and result.model.sha256 and result.device == "cpu"
+    person = result.people[0]
+    assert len(person.left_hand_pose) == 45 and len(person.residuals_px) == len(result.keypoint_names)
+    errors = [np.hypot(*r) for r in person.residuals_px if r is not None]
+    assert len(errors) > 60 and np.median(errors) < 15.0
+    assert {"detect", "camera", "hands-face"} <= set(stages)
+    back = read_result(write_result(result, tmp_path / "result.json"))
+    assert back == result
+    overlay = render_overlay(back, None, tmp_path / "overlay.png")
+    assert overlay.stat().st_size > 1000
+
+
+def test_mismatched_model_file_is_refused(tmp_path, clean_cases):
+    smpl_like = write_model(tmp_path / "SMPL_NEUTRAL.npz", kintree_table=np.array([[2**32 - 1, 0], [0, 1]]))
+    with pytest.raises(ModelFileError, match="kinematic tree"):
+        fit_photo(None, _keypoint_file(tmp_path / "k.json", clean_cases), model=smpl_like, device="cpu")
+
+
+def test_keypoint_file_without_image_size_needs_the_photo(tmp_path, bench_model_path, clean_cases):
+    with pytest.raises(FitError, match="image size"):
+        fit_photo(
+            None, _keypoint_file(tmp_path / "k.json", clean_cases, image_size=False), model=bench_model_path
+        )
+
+
+def test_cancel_before_fitting(tmp_path, bench_model_path, clean_cases):
+    with pytest.raises(Cancelled):
+        fit_photo(
+            None,
+            _keypoint_file(tmp_path / "k.json", clean_cases),
+            model=bench_model_path,
+            cancel=lambda: True,
+        )
+
+
+def test_real_photo_with_the_default_body(tmp_path, photo_dir):
+    photo = photo_dir / "astronaut.png"
+    result = fit_photo(photo, device="cpu")
+    assert result.camera.source == "default-fov" and result.image.width == 512
+    person = result.people[0]
+    errors = [np.hypot(*r) for r in person.residuals_px if r is not None]
+    # The detector sees head, shoulders, arms and hands of this portrait.
+    assert len(errors) > 40 and np.median(errors) < 15.0
+    # The body stands in front of the camera at a plausible distance for a portrait.
+    assert 0.5 < person.transl[2] < 6.0
+    overlay = render_overlay(result, photo, tmp_path / "overlay.png")
+    import cv2
+
+    drawn = cv2.imread(str(overlay))
+    original = cv2.imread(str(photo))
+    changed = np.abs(drawn.astype(int) - original.astype(int)).sum(-1) > 30
+    # The mesh covers the person (the image centre), not the corners.
+    assert changed[200:400, 180:330].mean() > 0.5
+    assert changed[:60, :60].mean() < 0.05 and changed[:60, -60:].mean() < 0.05
