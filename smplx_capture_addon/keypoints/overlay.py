@@ -20,7 +20,18 @@ _COLOURS = {
     "mediapipe_face_478": (0, 230, 0),
     "openpose_face_70": (0, 230, 0),
 }
+_BODY_SETS = ("mediapipe_pose_33", "openpose_body_25", "coco_wholebody_133")
 _BOX_COLOUR = (255, 220, 0)
+_OUTLINE = (0, 0, 0)
+# Limbs drawn between body points (body-model names) so a wrong pose shows at a glance.
+_BODY_LINES = (
+    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+)  # fmt: skip
 
 
 def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: float = 0.3) -> np.ndarray:
@@ -35,11 +46,17 @@ def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: flo
         x0, y0, x1, y1 = (round(v * scale) for v in person.box)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), _BOX_COLOUR, radius)
         for set_name, points in person.keypoint_sets.items():
-            used = sorted({index for index, _, _ in LAYOUTS[set_name].mapping})
-            for x, y, confidence in points[used]:
-                if confidence >= min_confidence:
-                    centre = (round(x * scale), round(y * scale))
-                    cv2.circle(canvas, centre, radius, _COLOURS[set_name], -1, lineType=cv2.LINE_AA)
+            seen = {
+                name: (round(points[index, 0] * scale), round(points[index, 1] * scale))
+                for index, name, _ in LAYOUTS[set_name].mapping
+                if points[index, 2] >= min_confidence
+            }
+            for start, end in _BODY_LINES:
+                if start in seen and end in seen and set_name in _BODY_SETS:
+                    cv2.line(canvas, seen[start], seen[end], _COLOURS[set_name], radius, cv2.LINE_AA)
+            for centre in seen.values():
+                cv2.circle(canvas, centre, radius + 1, _OUTLINE, -1, lineType=cv2.LINE_AA)
+                cv2.circle(canvas, centre, radius, _COLOURS[set_name], -1, lineType=cv2.LINE_AA)
     return canvas
 
 
