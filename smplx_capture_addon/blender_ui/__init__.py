@@ -14,10 +14,12 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register()
+    operators.register_menus()
 
 
 def unregister() -> None:
     operators.cancel_running()
+    operators.unregister_menus()
     properties.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -9,12 +9,15 @@ worker ends. Both end in `fitting.finish_fit`, which builds only after success.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
 
 from ..blender_builders import scene as builders
 from ..errors import CaptureError
+from ..export import exporter, presets
 from ..worker.runner import CANCELLED, JobState, WorkerJob
 from . import fitting
 from .preferences import preferences
@@ -240,10 +243,78 @@ class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender'
         return {"FINISHED"}
 
 
+_EXTENSIONS = {"FBX": ".fbx", "GLB": ".glb"}
+
+
+class SMPLX_CAPTURE_OT_export(bpy.types.Operator, ExportHelper):  # noqa: N801 (Blender's naming)
+    """Export the selected fit's rig and body (and camera) to FBX or binary glTF for animation"""
+
+    bl_idname = "smplx_capture.export"
+    bl_label = "Export SMPL-X Rig"
+    bl_options = {"REGISTER"}  # noqa: RUF012 (the scene is left as it was: nothing to undo)
+
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
+    file_format: EnumProperty(
+        name="Format",
+        items=[
+            ("FBX", "FBX (.fbx)", "For game engines and animation tools"),
+            ("GLB", "glTF Binary (.glb)", "For web viewers (always metres, Y up)"),
+        ],
+        default="FBX",
+    )
+    preset: EnumProperty(
+        name="Preset",
+        description="Units, axes and bone orientation of the target (FBX only)",
+        items=[(p.name, p.label, p.description) for p in presets.PRESETS.values()],
+        default=presets.DEFAULT_PRESET,
+    )
+    bake_correctives: BoolProperty(
+        name="Bake Pose Correctives",
+        description="Mix the pose correctives into the mesh for the current pose; "
+        "off keeps them as shape keys at their current values",
+        default=True,
+    )
+    include_camera: BoolProperty(name="Include Camera", description="Also export the photo's camera")
+
+    def check(self, context: bpy.types.Context) -> bool:
+        self.filename_ext = _EXTENSIONS[self.file_format]  # the extension follows the chosen format
+        return super().check(context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        path, extension = Path(self.filepath), _EXTENSIONS[self.file_format]
+        known = path.suffix.lower() in exporter.FORMATS
+        path = path.with_suffix(extension) if known else path.with_name(path.name + extension)
+        try:
+            rigs = exporter.rigs_to_export(context.selected_objects, context.active_object)
+            written = exporter.export_rigs(
+                rigs, path, preset_name=self.preset, include_camera=self.include_camera,
+                correctives=exporter.BAKE if self.bake_correctives else exporter.KEYS,
+            )  # fmt: skip
+        except CaptureError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"SMPL-X Capture: exported {written.name}")
+        return {"FINISHED"}
+
+
+def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:
+    self.layout.operator(SMPLX_CAPTURE_OT_export.bl_idname, text="SMPL-X Rig (.fbx/.glb)")
+
+
+def register_menus() -> None:
+    bpy.types.TOPBAR_MT_file_export.append(menu_export)
+
+
+def unregister_menus() -> None:
+    bpy.types.TOPBAR_MT_file_export.remove(menu_export)
+
+
 CLASSES = (
     SMPLX_CAPTURE_OT_fit,
     SMPLX_CAPTURE_OT_cancel,
     SMPLX_CAPTURE_OT_reset_pose,
     SMPLX_CAPTURE_OT_fit_bones,
     SMPLX_CAPTURE_OT_look_through,
+    SMPLX_CAPTURE_OT_export,
 )

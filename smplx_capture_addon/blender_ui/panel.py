@@ -69,6 +69,7 @@ class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)
         layout = self.layout
         armature, mesh = fitting.person_objects(context.active_object)
         layout.operator("smplx_capture.look_through", icon="CAMERA_DATA")
+        layout.operator("smplx_capture.export", icon="EXPORT")
         if armature is not None:
             row = layout.row(align=True)
             row.prop(armature.data, "pose_position", expand=True)
