@@ -23,11 +23,13 @@ arrays and stand-ins for chumpy and scipy.sparse objects, never running other co
 from __future__ import annotations
 
 import codecs
+import collections
 import hashlib
 import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -227,8 +229,17 @@ def _numpy_global(name: str):
     return table.get(name)
 
 
-class _RefusedObject(pickle.UnpicklingError):
+class RefusedPickle(pickle.UnpicklingError):
     """The pickle names code, not data."""
+
+
+def unpickle_arrays(handle: BinaryIO) -> object:
+    """What a pickle of numpy arrays and plain containers holds (Python 2 pickles too),
+    with chumpy and scipy.sparse objects as inert stand-ins. Any other global the file
+    names raises RefusedPickle before it is imported, so nothing in the file runs: the
+    one safe reader for the user's pickles (model files, GMM pose priors)."""
+    # latin1: Python 2 pickles store numpy buffers as str.
+    return _SafeUnpickler(handle, encoding="latin1").load()
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -245,20 +256,22 @@ class _SafeUnpickler(pickle.Unpickler):
             return object
         if (module, name) == ("_codecs", "encode"):  # how protocol 2 stores bytes
             return codecs.encode
-        raise _RefusedObject(f"refusing to load {module}.{name}")
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        raise RefusedPickle(f"refusing to load {module}.{name}")
 
 
 def _reconstruct_stand_in(cls, base, state):
     if cls is not _StandIn:
-        raise _RefusedObject("refusing to rebuild an object that is not data")
+        raise RefusedPickle("refusing to rebuild an object that is not data")
     return _StandIn()
 
 
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
-            data = _SafeUnpickler(handle, encoding="latin1").load()
-    except _RefusedObject as error:
+            data = unpickle_arrays(handle)
+    except RefusedPickle as error:
         raise ModelFileError(
             f"{path}: not a model file ({error}): model files hold only arrays, so this file was "
             "not loaded. Use the SMPL-X download's files."

@@ -388,14 +388,12 @@ def fit_keypoints(
         return data + options.depth_weight**2 * (p["transl"][:, 2] - depth_estimate).square()
 
     stages.append(("camera", camera_loss, {"global_orient", "transl"}, options.camera_iterations, "loss"))
-    hands_seen = bool((confidence[:, torch.as_tensor(HANDS[HANDS < count], device=device)] > 0).any())
-    face_seen = bool((confidence[:, torch.as_tensor(FACE[FACE < count], device=device)] > 0).any())
     for stage in options.stages:
         free = {"betas", "global_orient", "body_pose", "transl"}
-        if stage.hand_keypoints > 0 and hands_seen:
-            free |= {"left_hand_pose", "right_hand_pose"}
-        if stage.face_keypoints > 0 and face_seen:
-            free |= {"expression", "jaw_pose"}
+        if stage.hand_keypoints > 0:
+            free |= HAND_BLOCKS
+        if stage.face_keypoints > 0:
+            free |= FACE_BLOCKS
         residuals = _stage_residuals(model, packing, stage, options, (limit_low, limit_high), size)
         stages.append((stage.name, residuals, free, stage.max_iterations, "lbfgs"))
     if options.polish_iterations > 0:
@@ -417,7 +415,7 @@ def fit_keypoints(
                          f"{name}: iteration {iteration}, loss {float(loss.mean()):.1f}")  # fmt: skip
 
         report(0, torch.zeros(1))
-        mask = packing.mask(free, x)
+        mask = _row_mask(packing, free, rows_data[1])
         if optimiser == "lm":
             result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
         else:
@@ -476,6 +474,23 @@ def fit_keypoints(
         hypothesis=kind,
         evaluations=evaluations,
     )
+
+
+HAND_BLOCKS = {"left_hand_pose", "right_hand_pose"}
+FACE_BLOCKS = {"expression", "jaw_pose"}
+
+
+def _row_mask(packing: _Packing, free: set[str], confidence: Tensor) -> Tensor:
+    """(R, N): 1 where a row's coordinate is fitted. The blocks in `free`, less the hand
+    (face) blocks of a row that sees no hand (face) keypoint: those only follow their
+    priors, and freeing them because another person of the batch sees a hand would make
+    a person's fit depend on the batch. confidence (R, K)."""
+    count = confidence.shape[1]
+    mask = packing.mask(free, confidence)[None].expand(len(confidence), -1)
+    for group, blocks in ((HANDS, HAND_BLOCKS), (FACE, FACE_BLOCKS)):
+        seen = (confidence[:, torch.as_tensor(group[group < count], device=confidence.device)] > 0).any(-1)
+        mask = mask * torch.where(seen[:, None], 1.0, 1.0 - packing.mask(blocks & free, confidence))
+    return mask
 
 
 def _stage_residuals(

@@ -38,7 +38,7 @@ def value_and_grad(loss_fn: Callable[[Tensor], Tensor], mask: Tensor | None = No
     """Wrap loss_fn(x (B, N)) -> (B,) into an objective returning the per-row gradients.
 
     Rows are independent, so the gradient of the sum is every row's own gradient.
-    `mask` (N,) zeroes the gradient of frozen coordinates, so they never move.
+    `mask` (N,) or (B, N) zeroes the gradient of frozen coordinates, so they never move.
     """
 
     def objective(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,14 +61,17 @@ def two_loop(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor) -> Tensor:
     """
     q = grad.clone()
     alpha = torch.zeros_like(rho)
-    for i in range(s.shape[1] - 1, -1, -1):
+    # Each row's pairs are its newest slots; the older, unused ones contribute exactly
+    # nothing, so the loops skip them (early in a stage most of the history is empty).
+    oldest = s.shape[1] - int((rho > 0).sum(-1).max())
+    for i in range(s.shape[1] - 1, oldest - 1, -1):
         alpha[:, i] = rho[:, i] * (s[:, i] * q).sum(-1)
         q = q - alpha[:, i, None] * y[:, i]
     yy = (y[:, -1] * y[:, -1]).sum(-1)
     has_pair = rho[:, -1] > 0
     gamma = torch.where(has_pair, 1.0 / (rho[:, -1] * yy).clamp(min=1e-30), torch.ones_like(yy))
     r = gamma[:, None] * q
-    for i in range(s.shape[1]):
+    for i in range(oldest, s.shape[1]):
         beta = rho[:, i] * (y[:, i] * r).sum(-1)
         r = r + s[:, i] * (alpha[:, i] - beta)[:, None]
     return -r

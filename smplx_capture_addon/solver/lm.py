@@ -33,10 +33,14 @@ def minimize(
     callback: Callable[[int, Tensor], None] | None = None,
 ) -> LbfgsResult:
     """Minimise sum(residuals^2) per row of x0 (B, N) over the coordinates where
-    mask (N,) is 1. A row stops when a step lowers its loss by less than
+    mask (N,) or (B, N) is 1. A row stops when a step lowers its loss by less than
     `relative_tolerance` of it or its damping grows past 1e10 (no step helps)."""
-    free = torch.nonzero(mask).flatten()
+    mask = mask.expand_as(x0)
+    free = torch.nonzero(mask.any(0)).flatten()
     fixed = x0 * (1 - mask)
+    # Columns frozen for some rows only: zero in their Jacobian, so those rows' steps
+    # there are zero and their system is the one without those coordinates.
+    row_free = mask[:, None, free]
 
     def one(u: Tensor, base: Tensor, *row: Tensor) -> Tensor:
         x = base.index_put((free,), u)
@@ -56,7 +60,7 @@ def minimize(
             iteration -= 1
             break
         with torch.no_grad():
-            jac = jacobian(x[:, free], fixed, *rows)  # (B, R, n)
+            jac = jacobian(x[:, free], fixed, *rows) * row_free  # (B, R, n)
             jtj = jac.transpose(1, 2) @ jac
             gradient = (jac.transpose(1, 2) @ r[..., None]).squeeze(-1)
             diagonal = torch.diagonal(jtj, dim1=1, dim2=2)

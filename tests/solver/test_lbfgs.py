@@ -76,3 +76,38 @@ def test_levenberg_marquardt_fits_a_curve_per_row_exactly():
     torch.testing.assert_close(alone.x, result.x[1:], atol=1e-10, rtol=0)
     frozen = lm.minimize(residuals, (observed,), start, torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
     assert torch.equal(frozen.x[:, 2], start[:, 2])
+
+
+def test_two_loop_ignores_unused_history_slots():
+    generator = torch.Generator().manual_seed(1)
+    s = torch.randn(2, 3, 4, generator=generator, dtype=torch.float64)
+    y = s + 0.1 * torch.randn(2, 3, 4, generator=generator, dtype=torch.float64)
+    rho = 1.0 / (s * y).sum(-1)
+    s[1, :2], y[1, :2], rho[1, :2] = 0.0, 0.0, 0.0  # row 1 holds only its newest pair
+    grad = torch.randn(2, 4, generator=generator, dtype=torch.float64)
+    padded = [torch.cat([t.new_zeros(2, 5, *t.shape[2:]), t], 1) for t in (s, y, rho)]
+    direction = lbfgs.two_loop(grad, *padded)
+    full = lbfgs.two_loop(grad[:1], s[:1], y[:1], rho[:1])
+    torch.testing.assert_close(direction[:1], full, atol=1e-12, rtol=0)
+    newest = lbfgs.two_loop(grad[1:], s[1:, 2:], y[1:, 2:], rho[1:, 2:])
+    torch.testing.assert_close(direction[1:], newest, atol=1e-12, rtol=0)
+
+
+def test_levenberg_marquardt_row_masks_equal_each_row_alone():
+    from smplx_capture_addon.solver import lm
+
+    t = torch.linspace(0, 2, 30, dtype=torch.float64)
+    truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
+
+    def residuals(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * torch.exp(x[:, 1:2] * t) + x[:, 2:3] - target
+
+    observed = truth[:, :1] * torch.exp(truth[:, 1:2] * t) + truth[:, 2:3]
+    start = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    masks = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+    batch = lm.minimize(residuals, (observed,), start, masks, max_iterations=30, relative_tolerance=0.0)
+    for row in range(2):
+        alone = lm.minimize(residuals, (observed[row : row + 1],), start[row : row + 1], masks[row],
+                            max_iterations=30, relative_tolerance=0.0)  # fmt: skip
+        torch.testing.assert_close(batch.x[row : row + 1], alone.x, atol=1e-10, rtol=0)
+    assert torch.equal(batch.x[1, 2], start[1, 2])
