@@ -35,6 +35,8 @@ class FitRequest:
     focal_px: float | None = None
     overlay: bool = False
     worker_python: str | None = None  # None: the Python running Blender
+    vposer: str | None = None  # the user's pose prior files; None: the L2 prior
+    gmm: str | None = None
 
 
 def extension_site_packages() -> Path:
@@ -57,6 +59,10 @@ def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
         args += ["--focal-px", f"{request.focal_px:g}"]
     if request.overlay:
         args.append("--overlay")
+    if request.vposer:
+        args += ["--vposer", request.vposer]
+    if request.gmm:
+        args += ["--gmm", request.gmm]
     return args
 
 

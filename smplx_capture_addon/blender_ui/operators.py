@@ -51,8 +51,10 @@ def request_from_context(context: bpy.types.Context) -> fitting.FitRequest:
         if not folder:
             raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
         model = bpy.path.abspath(folder)
-    custom_python = prefs.worker_python if prefs is not None else ""
-    worker_python = bpy.path.abspath(custom_python) if custom_python else None
+    def path(name: str) -> str | None:
+        value = getattr(prefs, name) if prefs is not None else ""
+        return bpy.path.abspath(value) if value else None
+
     return fitting.FitRequest(
         image=bpy.path.abspath(settings.image) if settings.image else "",
         model=model,
@@ -63,7 +65,9 @@ def request_from_context(context: bpy.types.Context) -> fitting.FitRequest:
         person=settings.person_number if settings.person == "NUMBER" else None,
         focal_px=settings.focal_px or None,
         overlay=settings.show_keypoints,
-        worker_python=worker_python,
+        worker_python=path("worker_python"),
+        vposer=path("vposer"),
+        gmm=path("gmm"),
     )
 
 

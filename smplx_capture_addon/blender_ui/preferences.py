@@ -24,10 +24,24 @@ class SMPLXCapturePreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
     )
 
+    vposer: StringProperty(
+        name="VPoser",
+        description="Optional pose prior: your VPoser v1 or v2 folder (vposer_v1_0, V02_05); licensed, "
+        "not bundled. Empty: joint limits and an L2 pose prior",
+        subtype="DIR_PATH",
+    )
+    gmm: StringProperty(
+        name="GMM pose prior",
+        description="Optional pose prior: SMPLify's gmm_08.pkl, when you have it and no VPoser",
+        subtype="FILE_PATH",
+    )
+
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "smplx_folder")
         layout.prop(self, "worker_python")
+        layout.prop(self, "vposer")
+        layout.prop(self, "gmm")
 
 
 def preferences(context: bpy.types.Context | None = None) -> SMPLXCapturePreferences | None:

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
                         help="the person to fit, as a box in photo pixels")  # fmt: skip
     parser.add_argument("--all-people", action="store_true", help="fit everyone found, in one batch")
+    parser.add_argument("--vposer", metavar="PATH", help="your VPoser v1 or v2 checkpoint (folder or file)")
+    parser.add_argument("--gmm", metavar="PATH", help="your SMPLify GMM pose prior (gmm_08.pkl)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         focal_px=args.focal,
         box=tuple(args.box) if args.box else None,
         all_people=args.all_people,
+        vposer=args.vposer,
+        gmm=args.gmm,
         progress=progress,
     )
     out = Path(args.output)

@@ -38,6 +38,7 @@ from ..body_model.names import (
 )
 from ..errors import Cancelled, CaptureError
 from . import camera, collision, lbfgs, lm, priors
+from .learned_priors import GmmPrior, VPoserDecoder, gmm_residuals, vposer_residuals
 from .schedule import StageWeights, default_stages
 
 Progress = Callable[[str, float, str], None]
@@ -87,6 +88,11 @@ class FitOptions:
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try each limb mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
+    # Optional pose priors from the user's files (see learned_priors); None: the L2 prior.
+    # With VPoser the body pose is decode(z) and z the unknown, as in the reference (the
+    # limb depth hypotheses, which edit the pose itself, are then not tried).
+    gmm: GmmPrior | None = None
+    vposer: VPoserDecoder | None = None
 
 
 @dataclass
@@ -176,21 +182,40 @@ def part_weights(stage: StageWeights, count: int, device: torch.device) -> Tenso
     return weights * stage.data
 
 
+LATENT = "pose_embedding"
+
+
 class _Packing:
     """Flattens the model's parameter dict into one (B, N) tensor for L-BFGS and back.
     The eyes are not fitted (no keypoint measures them) and stay at zero."""
 
-    def __init__(self, model: BodyModel) -> None:
+    def __init__(self, model: BodyModel, vposer: VPoserDecoder | None = None) -> None:
         zeros = model.zeros(1)
         self.names = [n for n in zeros if n not in ("leye_pose", "reye_pose")]
         self.sizes = [zeros[n].shape[1] for n in self.names]
+        self.vposer = vposer
+        if vposer is not None:  # VPoser's code, the unknown the body pose is decoded from
+            self.names.append(LATENT)
+            self.sizes.append(vposer.latent_dim)
         self.offsets = np.cumsum([0, *self.sizes])
 
     def pack(self, params: dict[str, Tensor]) -> Tensor:
         return torch.cat([params[n] for n in self.names], dim=1)
 
     def unpack(self, x: Tensor) -> dict[str, Tensor]:
-        return {n: x[:, a:b] for n, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True)}
+        """The body model's parameters; with VPoser the body pose is decoded from the
+        latent code (`latent(x)`), and x's own body pose block is unused."""
+        params = {
+            n: x[:, a:b]
+            for n, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True)
+            if n != LATENT
+        }
+        if self.vposer is not None:
+            params["body_pose"] = self.vposer.decode(self.latent(x))
+        return params
+
+    def latent(self, x: Tensor) -> Tensor:
+        return x[:, self.block(LATENT)]
 
     def block(self, name: str) -> slice:
         index = self.names.index(name)
@@ -199,7 +224,8 @@ class _Packing:
     def mask(self, free: set[str], like: Tensor) -> Tensor:
         mask = torch.zeros(self.offsets[-1], dtype=like.dtype, device=like.device)
         for name, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True):
-            if name in free:
+            decoded = self.vposer is not None and name == "body_pose"
+            if (name in free and not decoded) or (name == LATENT and "body_pose" in free):
                 mask[a:b] = 1.0
         return mask
 
@@ -212,14 +238,19 @@ def _initial_parameters(
     centre: Tensor,
     facing_away: Tensor,
     roll: Tensor,
+    vposer: VPoserDecoder | None = None,
 ) -> dict[str, Tensor]:
     """The body facing the camera (or away), leaning as its torso does in the image, at
     the depth where its torso (else its visible body) has the detected size, centred on
-    the detections."""
+    the detections. In the relaxed pose, or with VPoser its zero code's pose."""
     batch = detected.shape[0]
     params = model.zeros(batch)
     params["global_orient"] = camera.initial_orientation(facing_away, roll).to(detected)
-    params["body_pose"] = priors.relaxed_body_pose().to(detected).expand(batch, -1).clone()
+    if vposer is not None:
+        params[LATENT] = detected.new_zeros(batch, vposer.latent_dim)
+        params["body_pose"] = vposer.decode(params[LATENT])
+    else:
+        params["body_pose"] = priors.relaxed_body_pose().to(detected).expand(batch, -1).clone()
     rest = model(
         vertices=False, global_orient=params["global_orient"], body_pose=params["body_pose"]
     ).keypoints
@@ -359,8 +390,9 @@ def fit_keypoints(
     facing_away, roll = facing_away[rows], roll[rows]
     centre = image_size / 2
 
-    packing = _Packing(model)
-    params = _initial_parameters(model, detected, confidence, focal, centre, facing_away, roll)
+    vposer = options.vposer.to(device=device, dtype=dtype) if options.vposer is not None else None
+    packing = _Packing(model, vposer)
+    params = _initial_parameters(model, detected, confidence, focal, centre, facing_away, roll, vposer)
     x = packing.pack(params)
     limit_low, limit_high = (t.to(device=device, dtype=dtype) for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0].detach())
@@ -407,14 +439,15 @@ def fit_keypoints(
     for name, function, free, iterations, optimiser in stages:
         started = time.perf_counter()
 
-        def report(iteration: int, loss: Tensor, name: str = name, start: int = done) -> None:
+        def report(iteration: int, loss: Tensor | None, name: str = name, start: int = done) -> None:
             if cancel is not None and cancel():
                 raise Cancelled("The fit was cancelled.")
             if progress is not None:
-                progress(name, (start + iteration) / total_budget,
-                         f"{name}: iteration {iteration}, loss {float(loss.mean()):.1f}")  # fmt: skip
+                message = f"{name}: starting" if loss is None else (
+                    f"{name}: iteration {iteration}, loss {float(loss.mean()):.1f}")  # fmt: skip
+                progress(name, (start + iteration) / total_budget, message)
 
-        report(0, torch.zeros(1))
+        report(0, None)
         mask = _row_mask(packing, free, rows_data[1])
         if optimiser == "lm":
             result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
@@ -445,7 +478,7 @@ def fit_keypoints(
             x, converged, kind, person_of = x[keep], converged[keep], kind[keep], person_of[keep]
             losses = [loss[keep] for loss in losses]
             rows_data = tuple(t[keep] for t in rows_data)
-        if name == options.choose_after and options.limb_hypotheses:
+        if name == options.choose_after and options.limb_hypotheses and vposer is None:
             # Limb depth hypotheses, chosen after the next stage (see _limb_flips).
             x, variant = _limb_flips(model, packing, x)
             repeat = torch.arange(people, device=device).repeat_interleave(1 + len(LIMB_SETS))
@@ -520,7 +553,7 @@ def _stage_residuals(
         body_pose = p["body_pose"]
         parts = [
             priors.keypoint_residuals(projected, detected, weights, scale, options.rho),
-            stage.body_pose * (body_pose - pose_mean),
+            stage.body_pose * _pose_prior_residuals(x, body_pose, pose_mean, packing, options),
             stage.bending**0.5 * priors.bending_residuals(body_pose),
             options.joint_limit_weight**0.5 * priors.joint_limit_residuals(body_pose, *limits),
             stage.shape * p["betas"],
@@ -534,6 +567,19 @@ def _stage_residuals(
         return torch.cat(parts, dim=1)
 
     return residuals
+
+
+def _pose_prior_residuals(
+    x: Tensor, body_pose: Tensor, pose_mean: Tensor, packing: _Packing, options: FitOptions
+) -> Tensor:
+    """The body pose prior as residuals, before the stage's weight: the user's GMM
+    (max-mixture energy), else VPoser (L2 on the latent code the pose is decoded from),
+    else L2 around the relaxed pose. x (B, N); body_pose (B, 63) -> (B, R)."""
+    if options.gmm is not None:
+        return gmm_residuals(body_pose, options.gmm)
+    if packing.vposer is not None:
+        return vposer_residuals(packing.latent(x))
+    return body_pose - pose_mean
 
 
 TURNED, MIRRORED = 1, 2

@@ -54,6 +54,8 @@ def fit_photo(
     focal_px: float | None = None,
     box: tuple[float, float, float, float] | None = None,
     all_people: bool = False,
+    vposer: str | Path | None = None,
+    gmm: str | Path | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> FitResult:
@@ -64,7 +66,9 @@ def fit_photo(
     lacks them), else from the detector run on `photo`. `box` picks the person. The focal
     length is `focal_px`, else the photo's EXIF, else the default field of view
     (`camera.DEFAULT_FOCAL_35MM`). `progress(stage, fraction, message)` is called along
-    the way; `cancel()` is polled and True raises `errors.Cancelled`.
+    the way; `cancel()` is polled and True raises `errors.Cancelled`. `vposer` (a VPoser
+    v1 or v2 checkpoint) or `gmm` (SMPLify's GMM pickle), the user's licensed files,
+    replace the L2 body pose prior when given.
     Raises CaptureError subclasses with messages for the user.
     """
     if photo is None and keypoints_file is None:
@@ -121,7 +125,7 @@ def fit_photo(
 
     keypoints = np.stack([body_keypoints(person) for person in people])
     count = len(people)
-    options = FitOptions()
+    options, prior_name = _pose_prior_options(vposer, gmm, device)
 
     fit = fit_keypoints(
         body,
@@ -176,7 +180,7 @@ def fit_photo(
         solver={
             "method": "SMPLify-X, staged, batched L-BFGS (Armijo line search per person)",
             "stages": ["camera", *(stage.name for stage in options.stages)],
-            "pose_prior": "L2 about a relaxed pose + elbow/knee bending + joint limits",
+            "pose_prior": f"{prior_name} + elbow/knee bending + joint limits",
             "collision": "capsule proxy",
             "num_betas": body.num_betas,
             "num_expression": body.num_expression,
@@ -187,6 +191,22 @@ def fit_photo(
             "keypoints": str(keypoints_file) if keypoints_file is not None else detections.detector,
         },
     )
+
+
+def _pose_prior_options(
+    vposer: str | Path | None, gmm: str | Path | None, device: str
+) -> tuple[FitOptions, str]:
+    """The fit's options with the user's pose prior, and its name for the result."""
+    from .learned_priors import load_gmm, load_vposer
+
+    if vposer is not None and gmm is not None:
+        raise CaptureError("Give one pose prior, VPoser or GMM, not both.")
+    if vposer is not None:
+        decoder = load_vposer(vposer, device)
+        return FitOptions(vposer=decoder), f"VPoser {decoder.version} ({Path(vposer).name})"
+    if gmm is not None:
+        return FitOptions(gmm=load_gmm(gmm, device)), f"GMM ({Path(gmm).name})"
+    return FitOptions(), "L2 about a relaxed pose"
 
 
 def _detections(photo, keypoints_file, box, all_people):

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--person", type=int, metavar="N",
                         help="fit the N-th person found (1 = the most prominent)")  # fmt: skip
     parser.add_argument("--overlay", action="store_true", help="also draw the keypoints (keypoints.png)")
+    parser.add_argument("--vposer", help="a VPoser v1 or v2 checkpoint (folder or file) as the pose prior")
+    parser.add_argument("--gmm", help="SMPLify's GMM pose prior file (gmm_08.pkl) as the pose prior")
     parser.add_argument(
         "--stdin-control", action="store_true", help="stop when stdin says 'cancel' or closes (Blender's way)"
     )
@@ -147,8 +149,8 @@ def fit(
             raise Cancelled("Cancelled.")
     result = fit_photo(
         str(photo), keypoints, model=args.model, gender=args.gender, device=args.device,
-        focal_px=args.focal_px, box=box, all_people=args.all_people, progress=progress,
-        cancel=cancel.is_set,
+        focal_px=args.focal_px, box=box, all_people=args.all_people, vposer=args.vposer, gmm=args.gmm,
+        progress=progress, cancel=cancel.is_set,
     )  # fmt: skip
     return write_result(result, out / "result.json"), overlay_path, upright_photo(photo, out)
 

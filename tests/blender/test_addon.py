@@ -139,6 +139,11 @@ def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
     assert fitting.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
         "--person", "2", "--focal-px", "1500",
     ]  # fmt: skip
+    addon.vposer, addon.gmm = str(tmp_path / "V02_05"), str(tmp_path / "gmm_08.pkl")
+    assert fitting.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
+        "--vposer", str(tmp_path / "V02_05"), "--gmm", str(tmp_path / "gmm_08.pkl"),
+    ]  # fmt: skip
+    addon.vposer = addon.gmm = ""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site = fitting.extension_site_packages()
     assert site.parts[-4:] == (".local", "lib", version, "site-packages")
