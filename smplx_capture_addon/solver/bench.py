@@ -5,7 +5,9 @@ Ground truth: poses of DeepMimic motion clips (see `motions`) on the benchmark m
 PA-MPJPE (body joints, each hand's joints, face landmarks), PA vertex-to-vertex error
 (whole mesh and per part) in mm; seconds per person fitted alone and people per second
 fitted as one batch; the batch-versus-alone difference; the zero-noise reprojection
-error; the collision term's effect on a forearm pushed into the torso; peak memory.
+error; the collision term's effect on a forearm pushed into the torso; the same fits
+with the reference's optimiser (torch.optim.LBFGS with strong-Wolfe line search) in
+place of ours; peak memory.
 """
 
 from __future__ import annotations
@@ -182,9 +184,35 @@ def run_bench(count: int = 8, seed: int = 0, noise_px: float = 2.0, drop: float 
     )
     log(f"zero noise: {figures['zero_noise_reprojection_px']:.2f} px")
     figures.update(_collision_case(model, device, seed, noise_px))
+    figures.update(_line_search_case(fit, model, cases, alone_params, seconds, device))
     figures["peak_memory_mb"] = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
                                  else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
     return figures
+
+
+def _line_search_case(fit, model: BodyModel, cases, alone_params: dict, seconds: list, device: str) -> dict:
+    """The same people fitted with the reference's optimiser (torch.optim.LBFGS, strong
+    Wolfe, one problem per batch) in place of the batched per-person L-BFGS: its time
+    and error, and ours on the same people. Half the people (at least 2), fitted alone."""
+    people = list(range(max(2, len(seconds) // 2)))
+    options = replace(FitOptions(), optimiser="strong-wolfe")
+    results, took = zip(*(fit([person], options=options) for person in people), strict=True)
+    truth = {k: v[people].cpu() for k, v in cases.params.items()}
+    model.cpu()
+
+    def pa_v2v(params: dict) -> float:
+        return float(errors_mm(model, {k: v.cpu() for k, v in params.items()}, truth)["pa_v2v"].mean())
+
+    theirs = pa_v2v({k: torch.cat([r.params[k] for r in results]) for k in results[0].params})
+    ours = pa_v2v({k: v[people] for k, v in alone_params.items()})
+    model.to(device)
+    return {
+        "line_search_people": len(people),
+        "strong_wolfe_seconds_per_person": float(np.mean(took)),
+        "strong_wolfe_pa_v2v_mm": theirs,
+        "batched_seconds_per_person": float(np.mean([seconds[p] for p in people])),
+        "batched_pa_v2v_mm": ours,
+    }
 
 
 def _collision_case(model: BodyModel, device: str, seed: int, noise_px: float) -> dict:

@@ -93,6 +93,9 @@ class FitOptions:
     # limb depth hypotheses, which edit the pose itself, are then not tried).
     gmm: GmmPrior | None = None
     vposer: VPoserDecoder | None = None
+    # "batched": lbfgs.minimize, per-person line search; "strong-wolfe": the reference's
+    # torch.optim.LBFGS, kept for the benchmark's comparison.
+    optimiser: str = "batched"
 
 
 @dataclass
@@ -453,15 +456,18 @@ def fit_keypoints(
             result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
         else:
             loss_fn = function if optimiser == "loss" else _sum_of_squares(function, rows_data)
-            objective = lbfgs.value_and_grad(loss_fn, mask)
-            result = lbfgs.minimize(
-                objective,
-                x,
-                max_iterations=iterations,
-                history=options.history,
-                relative_tolerance=options.relative_tolerance,
-                callback=report,
-            )
+            if options.optimiser == "strong-wolfe":
+                result = lbfgs.minimize_strong_wolfe(loss_fn, x, mask, max_iterations=iterations,
+                                                     history=options.history, callback=report)  # fmt: skip
+            else:
+                result = lbfgs.minimize(
+                    lbfgs.value_and_grad(loss_fn, mask),
+                    x,
+                    max_iterations=iterations,
+                    history=options.history,
+                    relative_tolerance=options.relative_tolerance,
+                    callback=report,
+                )
         if not torch.isfinite(result.x).all() or not torch.isfinite(result.loss).all():
             raise FitError(f"The fit diverged in stage '{name}' (non-finite values); nothing was written.")
         x = result.x

@@ -42,6 +42,19 @@ def test_masked_coordinates_do_not_move():
     torch.testing.assert_close(result.x[:, [0, 2]], torch.zeros(2, 2, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
+def test_the_reference_optimiser_solves_the_batch_as_one_problem_and_keeps_the_mask():
+    start = torch.tensor([[-1.2, 1.0, 3.0], [2.0, 2.0, 3.0]], dtype=torch.float64)
+    mask = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return rosenbrock(x[:, :2]) + x[:, 2].square()
+
+    result = lbfgs.minimize_strong_wolfe(loss, start, mask, max_iterations=300)
+    torch.testing.assert_close(result.x[:, :2], torch.ones(2, 2, dtype=torch.float64), atol=1e-4, rtol=0)
+    assert torch.equal(result.x[:, 2], start[:, 2])
+    assert result.loss.shape == (2,) and result.evaluations >= result.iterations > 0
+
+
 def test_callback_sees_every_iteration_and_its_loss_decreases():
     seen = []
     lbfgs.minimize(lbfgs.value_and_grad(rosenbrock), torch.tensor([[-1.2, 1.0]], dtype=torch.float64),
