@@ -51,8 +51,9 @@ def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: flo
                 for index, name, _ in LAYOUTS[set_name].mapping
                 if points[index, 2] >= min_confidence
             }
-            for start, end in _BODY_LINES:
-                if start in seen and end in seen and set_name in _BODY_SETS:
+            lines = _BODY_LINES if set_name in _BODY_SETS else ()
+            for start, end in lines:
+                if start in seen and end in seen:
                     cv2.line(canvas, seen[start], seen[end], _COLOURS[set_name], radius, cv2.LINE_AA)
             for centre in seen.values():
                 cv2.circle(canvas, centre, radius + 1, _OUTLINE, -1, lineType=cv2.LINE_AA)

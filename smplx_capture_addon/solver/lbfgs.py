@@ -189,7 +189,7 @@ def minimize_strong_wolfe(
         return loss
 
     optimiser.step(closure)
-    iterations = optimiser.state[optimiser.param_groups[0]["params"][0]].get("n_iter", 0)
+    iterations = optimiser.state[x].get("n_iter", 0)
     with torch.no_grad():
         loss = loss_fn(x)
     if callback is not None:
