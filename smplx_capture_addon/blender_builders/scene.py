@@ -19,6 +19,7 @@ from . import placement, rig
 
 # Custom properties the builders leave on objects (the UI and re-fits read them).
 PROP_ROLE = "smplx_capture_role"  # "camera" | "armature" | "mesh"
+PROP_FIT = "smplx_capture_fit"  # on the collection: a fit the panel can refine
 PROP_RESULT = "smplx_capture_result"  # result.json path, on the collection
 PROP_PERSON = "smplx_capture_person"
 PROP_IMAGE_SIZE = "smplx_capture_image_size"
@@ -97,6 +98,7 @@ def build_fit(
 
     collection = bpy.data.collections.new(name)
     scene.collection.children.link(collection)
+    collection[PROP_FIT] = True
     if result_path is not None:
         collection[PROP_RESULT] = str(result_path)
     saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y

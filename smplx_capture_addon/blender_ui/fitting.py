@@ -18,8 +18,6 @@ from ..result_format import read_result
 from ..worker import runner
 from ..worker.runner import JobState, WorkerJob
 
-FIT_MARK = "smplx_capture_fit"  # on a fit's collection
-
 
 @dataclass
 class FitRequest:
@@ -96,7 +94,6 @@ def finish_fit(
     name = replace.name if replace is not None else Path(request.image).stem
     built = builders.build_fit(result, data, image_path=state.photo_path or request.image,
                                result_path=state.result_path, name=name, scene=scene)  # fmt: skip
-    built.collection[FIT_MARK] = True
     if state.overlay_path and Path(state.overlay_path).is_file():
         try:
             add_overlay_background(built.camera, state.overlay_path)
@@ -146,7 +143,7 @@ def fit_of(obj: bpy.types.Object | None) -> bpy.types.Collection | None:
     if obj is None:
         return None
     for collection in obj.users_collection:
-        if collection.get(FIT_MARK):
+        if collection.get(builders.PROP_FIT):
             return collection
     return None
 

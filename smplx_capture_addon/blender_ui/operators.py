@@ -51,6 +51,7 @@ def request_from_context(context: bpy.types.Context) -> fitting.FitRequest:
         if not folder:
             raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
         model = bpy.path.abspath(folder)
+
     def path(name: str) -> str | None:
         value = getattr(prefs, name) if prefs is not None else ""
         return bpy.path.abspath(value) if value else None

@@ -67,27 +67,60 @@ class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        armature, mesh = fitting.person_objects(context.active_object)
+        armature, _ = fitting.person_objects(context.active_object)
         layout.operator("smplx_capture.look_through", icon="CAMERA_DATA")
         layout.operator("smplx_capture.export", icon="EXPORT")
         if armature is not None:
             row = layout.row(align=True)
             row.prop(armature.data, "pose_position", expand=True)
             layout.operator("smplx_capture.reset_pose", icon="LOOP_BACK")
-        if mesh is None or mesh.data.shape_keys is None:
-            return
-        keys = mesh.data.shape_keys.key_blocks[1:]
-        shapes = [k for k in keys if k.name.startswith(rig.SHAPE_KEY_PREFIX)]
-        ours = (rig.SHAPE_KEY_PREFIX, rig.CORRECTIVE_PREFIX)
-        expressions = [k for k in keys if not k.name.startswith(ours)]
-        for title, group in (("Shape (0 = as fitted)", shapes), ("Expression", expressions)):
-            box = layout.box()
-            box.label(text=title)
-            column = box.column(align=True)
-            for key in group:
-                column.prop(key, "value", text=key.name, slider=True)
-            if group is shapes:
-                box.operator("smplx_capture.fit_bones", icon="BONE_DATA")
 
 
-CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine)
+def _shape_keys(context: bpy.types.Context, shapes: bool) -> list[bpy.types.ShapeKey]:
+    """The fitted person's shape keys (`shapes`) or its expression keys, basis excluded."""
+    _, mesh = fitting.person_objects(context.active_object)
+    if mesh is None or mesh.data.shape_keys is None:
+        return []
+    keys = mesh.data.shape_keys.key_blocks[1:]
+    if shapes:
+        return [k for k in keys if k.name.startswith(rig.SHAPE_KEY_PREFIX)]
+    return [k for k in keys if not k.name.startswith((rig.SHAPE_KEY_PREFIX, rig.CORRECTIVE_PREFIX))]
+
+
+class SMPLX_CAPTURE_PT_shape(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+    bl_label = "Shape (0 = as fitted)"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(_shape_keys(context, shapes=True))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        column = self.layout.column(align=True)
+        for key in _shape_keys(context, shapes=True):
+            column.prop(key, "value", text=key.name, slider=True)
+        self.layout.operator("smplx_capture.fit_bones", icon="BONE_DATA")
+
+
+class SMPLX_CAPTURE_PT_expression(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+    bl_label = "Expression"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (dozens of sliders: opened when wanted)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(_shape_keys(context, shapes=False))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        column = self.layout.column(align=True)
+        for key in _shape_keys(context, shapes=False):
+            column.prop(key, "value", text=key.name, slider=True)
+
+
+CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine, SMPLX_CAPTURE_PT_shape, SMPLX_CAPTURE_PT_expression)

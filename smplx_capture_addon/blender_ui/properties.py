@@ -35,7 +35,7 @@ class SMPLXCaptureSettings(bpy.types.PropertyGroup):
     person_number: IntProperty(name="Person number", description="1 = the most prominent", default=1, min=1)
     box: FloatVectorProperty(name="Box", description="x0, y0, x1, y1 in pixels", size=4, min=0.0)
     model: EnumProperty(
-        name="Body model",
+        name="Body",
         items=[
             ("DEFAULT", "Open default body", "The CC0 body bundled with the extension"),
             ("SMPLX", "SMPL-X", "Your SMPL-X files (folder set in the preferences)"),
@@ -79,5 +79,3 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.WindowManager.smplx_capture_job
     del bpy.types.Scene.smplx_capture
-
-

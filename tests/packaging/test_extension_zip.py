@@ -126,6 +126,8 @@ def test_zip_holds_the_add_on_its_data_and_only_its_wheels(family: Family, linux
     data = {p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "data").rglob("*") if p.is_file()}
     assert {"data/mediapipe/pose_landmarker_full.task", "data/mediapipe/LICENSE"} <= data
     assert data <= names
+    assert (PACKAGE / "docs" / "panel_workflow.png").is_file()
+    assert not any(name.startswith("docs/") for name in names)  # the README's pictures stay out
     wheels = {name.removeprefix("wheels/") for name in names if name.startswith("wheels/")}
     packages = {build.normalized(name.split("-")[0]) for name in wheels}
     assert {"mediapipe", "opencv-python-headless", "absl-py", "flatbuffers"} <= packages

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
 from smplx_capture_addon.errors import Cancelled
 from smplx_capture_addon.solver import bench, fitting
 from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
@@ -146,3 +147,37 @@ def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
     result = fit_keypoints(bench_model, keypoints, cases.focal, cases.image_size)
     assert result.hypothesis.shape == (1,)
     assert np.isfinite(result.loss_per_stage.numpy()).all()
+
+
+def test_limb_variants_mirror_their_limbs_in_depth(bench_model, clean_cases):
+    """Each variant mirrors the first bone of exactly its limbs in depth: the same place
+    across the image, the opposite depth from the limb's root (up to the rest bone's own
+    small depth); the other limbs and joints are left alone."""
+    packing = fitting._Packing(bench_model)
+    params = {k: v[:1].clone() for k, v in clean_cases.params.items() if k in packing.names}
+    params["global_orient"] = torch.tensor([[np.pi, 0.0, 0.0]])  # upright, facing the camera
+    params["body_pose"] = torch.zeros_like(params["body_pose"])
+    pose = params["body_pose"].view(1, 21, 3)
+    for name, rotation in (("left_shoulder", (0.0, -0.6, 0.0)), ("right_shoulder", (0.0, 0.6, 0.0)),
+                           ("left_hip", (-0.6, 0.0, 0.0)), ("right_hip", (-0.5, 0.0, 0.1))):  # fmt: skip
+        pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)  # limbs swung: depth to mirror
+    variants, kind = fitting._limb_flips(bench_model, packing, packing.pack(params))
+    assert len(variants) == 1 + len(fitting.LIMB_SETS) == 7 and kind.tolist() == list(range(7))
+    joints = bench_model(vertices=False, **packing.unpack(variants)).joints.detach()
+    poses = packing.unpack(variants)["body_pose"].view(len(variants), 21, 3)
+    for row, limbs in enumerate(fitting.LIMB_SETS, start=1):
+        for root in fitting._LIMB_ROOTS:
+            child = JOINT_PARENTS.index(root)  # elbow or knee
+            bone, varied = joints[0, child] - joints[0, root], joints[row, child] - joints[row, root]
+            assert abs(float(bone[2])) > 0.1
+            expected = bone * torch.tensor([1.0, 1.0, -1.0]) if root in limbs else bone
+            torch.testing.assert_close(varied, expected, atol=0.03 if root in limbs else 1e-5, rtol=0)
+        untouched = [j - 1 for j in range(1, 22) if j not in limbs]
+        torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
+
+
+def test_close_limb_variants_are_kept_for_the_last_stage():
+    loss = torch.tensor([10.0, 12.0, 20.0, 5.0, 6.4, 6.6])
+    person_of = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert fitting._rows_within(loss, person_of, 2, 1.3).tolist() == [0, 1, 3, 4]
+    assert fitting._rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
