@@ -501,8 +501,8 @@ def build_extensions(
                 wheel_names.add(wheel.name)
         stage = stage_root / f"cp{python}"
         shutil.rmtree(stage, ignore_errors=True)
-        # docs/: the README's pictures, not needed in Blender
-        shutil.copytree(EXTENSION_PACKAGE, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "docs"))
+        left_out = shutil.ignore_patterns("__pycache__", "*.pyc", "docs")  # docs/: the README's pictures
+        shutil.copytree(EXTENSION_PACKAGE, stage, ignore=left_out)
         for name in wheel_names:
             link_or_copy(wheels_dir / name, stage / "wheels" / name)
         (stage / "blender_manifest.toml").write_text(
