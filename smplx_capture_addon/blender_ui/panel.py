@@ -87,40 +87,38 @@ def _shape_keys(context: bpy.types.Context, shapes: bool) -> list[bpy.types.Shap
     return [k for k in keys if not k.name.startswith((rig.SHAPE_KEY_PREFIX, rig.CORRECTIVE_PREFIX))]
 
 
-class SMPLX_CAPTURE_PT_shape(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+class _KeysPanel:
+    """A sub-panel of Refine the Fit with sliders for one kind of the person's shape keys."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = CATEGORY
     bl_parent_id = "SMPLX_CAPTURE_PT_refine"
-    bl_label = "Shape (0 = as fitted)"
+    shapes: bool  # the shape keys, or else the expression keys
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return bool(_shape_keys(context, shapes=True))
+        return bool(_shape_keys(context, shapes=cls.shapes))
 
     def draw(self, context: bpy.types.Context) -> None:
         column = self.layout.column(align=True)
-        for key in _shape_keys(context, shapes=True):
+        for key in _shape_keys(context, shapes=self.shapes):
             column.prop(key, "value", text=key.name, slider=True)
+
+
+class SMPLX_CAPTURE_PT_shape(_KeysPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_label = "Shape (0 = as fitted)"
+    shapes = True
+
+    def draw(self, context: bpy.types.Context) -> None:
+        super().draw(context)
         self.layout.operator("smplx_capture.fit_bones", icon="BONE_DATA")
 
 
-class SMPLX_CAPTURE_PT_expression(bpy.types.Panel):  # noqa: N801 (Blender's naming)
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = CATEGORY
-    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+class SMPLX_CAPTURE_PT_expression(_KeysPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
     bl_label = "Expression"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (dozens of sliders: opened when wanted)
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return bool(_shape_keys(context, shapes=False))
-
-    def draw(self, context: bpy.types.Context) -> None:
-        column = self.layout.column(align=True)
-        for key in _shape_keys(context, shapes=False):
-            column.prop(key, "value", text=key.name, slider=True)
+    shapes = False
 
 
 CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine, SMPLX_CAPTURE_PT_shape, SMPLX_CAPTURE_PT_expression)

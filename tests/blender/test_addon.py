@@ -52,6 +52,9 @@ def test_addon_registers_and_unregisters_cleanly():
         for operator in ("fit", "cancel", "reset_pose", "fit_bones", "look_through"):
             assert getattr(bpy.ops.smplx_capture, operator).idname() == f"SMPLX_CAPTURE_OT_{operator}"
         assert bpy.types.Panel.bl_rna_get_subclass_py("SMPLX_CAPTURE_PT_fit").bl_category == "SMPL-X Capture"
+        for sub_panel in ("shape", "expression"):  # folded under Refine the Fit
+            panel = bpy.types.Panel.bl_rna_get_subclass_py(f"SMPLX_CAPTURE_PT_{sub_panel}")
+            assert panel.bl_parent_id == "SMPLX_CAPTURE_PT_refine"
         addon_utils.disable(ADDON, default_set=True)
         assert bpy.context.preferences.addons.get(ADDON) is None
         assert not hasattr(bpy.types.Scene, "smplx_capture")
