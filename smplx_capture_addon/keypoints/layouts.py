@@ -30,6 +30,10 @@ Documented choices:
   finger tip (a surface point), as in SMPLify-X.
 - Mouth and eye corners of the pose model fill in iBUG points when no face was
   found; the face model's points take precedence (see :data:`SET_PRIORITY`).
+- A MediaPipe pose point's confidence is its visibility, the chance that it is in view
+  and not hidden. Below 0.5 the point is a guess, for example legs below the frame or
+  behind a coat, and is taken as not seen. Fitted, such guesses bent legs that were
+  never in the photo (scikit-image's camera.png).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Layout:
     # (point index in this layout, body-model keypoint name, default weight); when two
     # rows give the same name, the later row wins (COCO's hand wrist over its body wrist)
     mapping: tuple[tuple[int, str, float], ...]
+    min_confidence: float = 0.0  # points below it count as not seen
 
 
 def _hand_mapping(side: str) -> tuple[tuple[int, str, float], ...]:
@@ -115,6 +120,7 @@ MEDIAPIPE_POSE_33 = Layout(
         (31, "left_big_toe", 1.0),
         (32, "right_big_toe", 1.0),
     ),
+    min_confidence=0.5,
 )
 
 HAND_21_LEFT = Layout("hand_21_left", 21, _hand_mapping("left"))

@@ -43,18 +43,20 @@ def body_keypoints(person: Person, weighted: bool = True) -> np.ndarray:
     """Body-model keypoints of one person, shape ``(len(KEYPOINT_NAMES_WITH_CONTOUR), 3)``.
 
     Row k is (x, y, confidence) for name k of ``KEYPOINT_NAMES_WITH_CONTOUR``; rows no
-    set saw have confidence 0. Where several sets give a name, the first set of
-    :data:`.layouts.SET_PRIORITY` that saw it wins. With ``weighted`` the confidence is
-    multiplied by the layout's default weight for that point (see :mod:`.layouts`).
+    set saw (or saw below its layout's ``min_confidence``) have confidence 0. Where
+    several sets give a name, the first set of :data:`.layouts.SET_PRIORITY` that saw it
+    wins. With ``weighted`` the confidence is multiplied by the layout's default weight
+    for that point (see :mod:`.layouts`).
     """
     result = np.zeros((len(KEYPOINT_NAMES_WITH_CONTOUR), 3))
     for set_name in reversed(SET_PRIORITY):  # lower priority first, overwritten by higher
         points = person.keypoint_sets.get(set_name)
         if points is None:
             continue
-        for index, name, weight in LAYOUTS[set_name].mapping:
+        layout = LAYOUTS[set_name]
+        for index, name, weight in layout.mapping:
             x, y, confidence = points[index]
-            if confidence > 0:
+            if confidence > 0 and confidence >= layout.min_confidence:
                 row = _NAME_INDEX[name]
                 result[row] = (x, y, confidence * weight if weighted else confidence)
     return result
