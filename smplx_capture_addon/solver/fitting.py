@@ -609,20 +609,22 @@ def _apply_hypotheses(x: Tensor, kind: Tensor, first: Tensor, packing: _Packing)
     return x
 
 
+def _lowest_loss(loss: Tensor, person_of: Tensor, people: int) -> Tensor:
+    """Each person's lowest loss over its rows. loss, person_of (R,) -> (people,)."""
+    best = torch.full((people,), float("inf"), device=loss.device, dtype=loss.dtype)
+    return best.scatter_reduce(0, person_of, loss, reduce="amin")
+
+
 def _best_rows(loss: Tensor, person_of: Tensor, people: int) -> Tensor:
     """Index of each person's lowest-loss row (the first one on ties). loss, person_of (R,)."""
-    best = torch.full((people,), float("inf"), device=loss.device, dtype=loss.dtype)
-    best = best.scatter_reduce(0, person_of, loss, reduce="amin")
-    winner = loss == best[person_of]
+    winner = loss == _lowest_loss(loss, person_of, people)[person_of]
     return torch.stack([torch.nonzero((person_of == p) & winner)[0, 0] for p in range(people)])
 
 
 def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> Tensor:
     """Indices of the rows whose loss is at most `ratio` times their person's lowest, in
     order. loss, person_of (R,)."""
-    best = torch.full((people,), float("inf"), device=loss.device, dtype=loss.dtype)
-    best = best.scatter_reduce(0, person_of, loss, reduce="amin")
-    return torch.nonzero(loss <= ratio * best[person_of])[:, 0]
+    return torch.nonzero(loss <= ratio * _lowest_loss(loss, person_of, people)[person_of])[:, 0]
 
 
 # Roots of the limbs whose depth a photo leaves open (an arm swung forwards or backwards
