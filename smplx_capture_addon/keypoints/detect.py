@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import KeypointError
 from .images import LoadedImage
+from .layouts import MEDIAPIPE_POSE_33
 from .people import Detections, Person
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "mediapipe"
@@ -52,7 +53,8 @@ _ARM = {  # side -> (elbow, wrist, pinky, index, thumb)
 }
 _FACE_MESH_NOSE = 4
 
-_SEEN = 0.5  # visibility above which a pose point counts as seen when boxing a person
+# visibility above which a pose point counts as seen when boxing a person: the fit's own
+_SEEN = MEDIAPIPE_POSE_33.min_confidence
 _MAX_PEOPLE_PER_PASS = 6
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
