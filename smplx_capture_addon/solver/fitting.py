@@ -34,6 +34,7 @@ from ..body_model.names import (
     JOINT_PARENTS,
     KEYPOINT_NAMES,
     KEYPOINT_NAMES_WITH_CONTOUR,
+    NUM_BODY_JOINTS,
     NUM_JOINTS,
     keypoint_index,
 )
@@ -107,8 +108,7 @@ class BatchFit:
     stage_seconds: (name, seconds) per stage; converged (B,); hypothesis (B,): the
     hypothesis that won, bits 0-1 the orientation (0: the camera stage's, TURNED: turned
     around about the body's vertical, MIRRORED: tilt mirrored), bits 2 and up the limb
-    variant (0: none, k: LIMB_SETS[k - 1] mirrored in depth); evaluations of the
-    objective."""
+    variant (0: none, else see _limb_flips); evaluations of the objective."""
 
     params: dict[str, Tensor]
     full_pose: Tensor
@@ -492,7 +492,7 @@ def fit_keypoints(
         if name == options.choose_after and options.limb_hypotheses and vposer is None:
             # Limb depth hypotheses (see _limb_flips), thinned after LIMB_STAGE.
             x, variant = _limb_flips(model, packing, x)
-            repeat = torch.arange(people, device=device).repeat_interleave(1 + len(LIMB_SETS))
+            repeat = torch.arange(people, device=device).repeat_interleave(1 + 2 * len(LIMB_SETS))
             converged, kind, person_of = converged[repeat], kind[repeat] | (variant << 2), person_of[repeat]
             losses = [loss[repeat] for loss in losses]
             rows_data = tuple(t[repeat] for t in rows_data)
@@ -628,11 +628,12 @@ def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> 
 
 
 # Roots of the limbs whose depth a photo leaves open (an arm swung forwards or backwards
-# by the same angle looks alike): each limb alone, both arms, both legs. The variants
-# within LIMB_KEEP_RATIO of their person's best loss after LIMB_STAGE go on, and the last
-# stage chooses. Measured on the benchmark, 48 people (seeds 0-5, batched): choosing
-# after LIMB_STAGE, 57 mm mean PA-V2V; at the end among the close ones, 45 mm (44 mm
-# with all 15 combinations of the four limbs: not worth their rows).
+# by the same angle looks alike): each limb alone, both arms, both legs, each mirrored two
+# ways (see _limb_flips). The variants within LIMB_KEEP_RATIO of their person's best loss
+# after LIMB_STAGE go on, and the last stage chooses. Measured on the benchmark (seeds
+# 0-5, 48 people, batched): choosing after LIMB_STAGE, 57 mm mean PA-V2V; at the end
+# among the close ones, 45 mm; with the whole-limb mirrors too, 42 mm (seeds 6-11: 60 ->
+# 53 mm).
 _LIMB_ROOTS = tuple(
     JOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 )
@@ -641,30 +642,68 @@ LIMB_STAGE = "hands"
 LIMB_KEEP_RATIO = 1.3
 
 
+def _body_joints_below(root: int) -> tuple[int, ...]:
+    """The body joints (1..21) of the subtree under `root`, itself excluded."""
+
+    def descends(joint: int) -> bool:
+        while joint > 0:
+            joint = JOINT_PARENTS[joint]
+            if joint == root:
+                return True
+        return False
+
+    return tuple(j for j in range(1, NUM_BODY_JOINTS + 1) if descends(j))
+
+
+_BELOW = {root: _body_joints_below(root) for root in _LIMB_ROOTS}
+
+
 def _limb_flips(model: BodyModel, packing: _Packing, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Each row of x (B, N) followed by one variant per set of LIMB_SETS with those limbs
-    mirrored through the plane parallel to the image at their root: a root's world
-    rotation G becomes M G M (M: the mirror z -> -z), which mirrors the depth of its
-    first bone (that bone lies in the model's x-y plane) and keeps its image.
-    -> x (B * (1 + L), N) and the variant of each row (0: as it was, k: set k - 1)."""
+    """Each row of x (B, N) followed by two variants per set of LIMB_SETS, both mirroring
+    those limbs through the plane parallel to the image at their root (M: z -> -z) and
+    keeping their image:
+    - at the root: the root's world rotation G becomes M G M. Its first bone (which lies
+      in the model's x-y plane) is mirrored; the bones below turn with it.
+    - whole: every bone of the limb mirrored. The root's G becomes M G M T and each joint
+      below it L -> T^T M L M T, T the half turn about the root's rest bone. Mirroring
+      alone would bend the knee or elbow backwards; the half turn bends it forwards
+      again, and M T leaves the plane of the bone and the depth axis in place, which holds
+      a leg's (an arm's) rest bones when the limb is straight at rest (nearly so for other
+      shapes; the stages after correct the rest).
+    -> x (B * (1 + 2L), N) and the variant of each row (0: as it was, k <= L:
+    LIMB_SETS[k - 1] at the root, k > L: LIMB_SETS[k - L - 1] whole)."""
     p = packing.unpack(x)
     zeros = torch.zeros_like(p["global_orient"])
     pose = model.full_pose(p["global_orient"], p["body_pose"], p["jaw_pose"], zeros, zeros,
                            p["left_hand_pose"], p["right_hand_pose"])  # fmt: skip
     rest = lbs.blend(
         torch.cat([p["betas"], p["expression"]], 1), model.joint_directions, model.joint_template
-    )
-    world, _ = lbs.forward_kinematics(lbs.axis_angle_to_matrix(pose), rest.view(len(x), -1, 3), model.tree)
+    ).view(len(x), -1, 3)
+    local = lbs.axis_angle_to_matrix(pose)
+    world, _ = lbs.forward_kinematics(local, rest, model.tree)
     mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=x.dtype, device=x.device))
     block = packing.block("body_pose")
+
+    def set_rotation(rows: Tensor, joint: int, rotation: Tensor) -> None:
+        start = block.start + 3 * (joint - 1)
+        rows[:, start : start + 3] = camera.matrix_to_axis_angle(rotation)
+
     variants = [x]
-    for joints in LIMB_SETS:
-        flipped = x.clone()
-        for joint in joints:
-            local = world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ mirror @ world[:, joint] @ mirror
-            start = block.start + 3 * (joint - 1)
-            flipped[:, start : start + 3] = camera.matrix_to_axis_angle(local)
-        variants.append(flipped)
+    for whole in (False, True):
+        for joints in LIMB_SETS:
+            flipped = x.clone()
+            for joint in joints:
+                mirrored = world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ mirror @ world[:, joint] @ mirror
+                if not whole:
+                    set_rotation(flipped, joint, mirrored)
+                    continue
+                bone = rest[:, JOINT_PARENTS.index(joint)] - rest[:, joint]
+                half_turn = lbs.axis_angle_to_matrix(torch.pi * bone / bone.norm(dim=-1, keepdim=True))
+                set_rotation(flipped, joint, mirrored @ half_turn)
+                undo = half_turn.transpose(1, 2) @ mirror
+                for below in _BELOW[joint]:
+                    set_rotation(flipped, below, undo @ local[:, below] @ mirror @ half_turn)
+            variants.append(flipped)
     count = len(variants)
     variant = torch.arange(count, device=x.device).repeat(len(x))
     return torch.stack(variants, 1).reshape(len(x) * count, -1), variant

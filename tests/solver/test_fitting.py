@@ -8,7 +8,7 @@ import torch
 
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
 from smplx_capture_addon.errors import Cancelled
-from smplx_capture_addon.solver import bench, fitting
+from smplx_capture_addon.solver import bench, fitting, priors
 from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
 
 
@@ -149,30 +149,68 @@ def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
     assert np.isfinite(result.loss_per_stage.numpy()).all()
 
 
-def test_limb_variants_mirror_their_limbs_in_depth(bench_model, clean_cases):
-    """Each variant mirrors the first bone of exactly its limbs in depth: the same place
-    across the image, the opposite depth from the limb's root (up to the rest bone's own
-    small depth); the other limbs and joints are left alone."""
+def _limb_variants(bench_model, clean_cases):
+    """A person of the template's shape (straight limbs at rest) facing the camera with
+    limbs swung and bent in depth, and its variants."""
     packing = fitting._Packing(bench_model)
     params = {k: v[:1].clone() for k, v in clean_cases.params.items() if k in packing.names}
+    params["betas"] = torch.zeros_like(params["betas"])
     params["global_orient"] = torch.tensor([[np.pi, 0.0, 0.0]])  # upright, facing the camera
     params["body_pose"] = torch.zeros_like(params["body_pose"])
     pose = params["body_pose"].view(1, 21, 3)
     for name, rotation in (("left_shoulder", (0.0, -0.6, 0.0)), ("right_shoulder", (0.0, 0.6, 0.0)),
-                           ("left_hip", (-0.6, 0.0, 0.0)), ("right_hip", (-0.5, 0.0, 0.1))):  # fmt: skip
-        pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)  # limbs swung: depth to mirror
+                           ("left_hip", (-0.6, 0.0, 0.0)), ("right_hip", (-0.5, 0.0, 0.1)),
+                           ("left_elbow", (0.0, -0.9, 0.0)), ("right_elbow", (0.0, 0.7, 0.0)),
+                           ("left_knee", (0.8, 0.0, 0.0)), ("right_knee", (1.1, 0.0, 0.0))):  # fmt: skip
+        pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)
     variants, kind = fitting._limb_flips(bench_model, packing, packing.pack(params))
-    assert len(variants) == 1 + len(fitting.LIMB_SETS) == 7 and kind.tolist() == list(range(7))
+    count = 1 + 2 * len(fitting.LIMB_SETS)
+    assert len(variants) == count == 13 and kind.tolist() == list(range(count))
     joints = bench_model(vertices=False, **packing.unpack(variants)).joints.detach()
-    poses = packing.unpack(variants)["body_pose"].view(len(variants), 21, 3)
+    return joints, packing.unpack(variants)["body_pose"].view(count, 21, 3)
+
+
+def _bone(joints, row, joint):
+    """The bone from `joint` to its (first) child in row `row`."""
+    return joints[row, JOINT_PARENTS.index(joint)] - joints[row, joint]
+
+
+DEPTH_MIRROR = torch.tensor([1.0, 1.0, -1.0])
+
+
+def test_limb_variants_at_the_root_mirror_their_first_bone_in_depth(bench_model, clean_cases):
+    """Each root variant mirrors the first bone of exactly its limbs in depth: the same
+    place across the image, the opposite depth from the limb's root (up to the rest bone's
+    own small depth); the other limbs and joints are left alone."""
+    joints, poses = _limb_variants(bench_model, clean_cases)
     for row, limbs in enumerate(fitting.LIMB_SETS, start=1):
         for root in fitting._LIMB_ROOTS:
-            child = JOINT_PARENTS.index(root)  # elbow or knee
-            bone, varied = joints[0, child] - joints[0, root], joints[row, child] - joints[row, root]
+            bone, varied = _bone(joints, 0, root), _bone(joints, row, root)
             assert abs(float(bone[2])) > 0.1
-            expected = bone * torch.tensor([1.0, 1.0, -1.0]) if root in limbs else bone
+            expected = bone * DEPTH_MIRROR if root in limbs else bone
             torch.testing.assert_close(varied, expected, atol=0.03 if root in limbs else 1e-5, rtol=0)
         untouched = [j - 1 for j in range(1, 22) if j not in limbs]
+        torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
+
+
+def test_whole_limb_variants_mirror_every_bone_and_bend_the_right_way(bench_model, clean_cases):
+    """Each whole-limb variant mirrors every bone of its limbs in depth (upper arm and
+    forearm, thigh and shin), bends elbows and knees by the same angle the way they bend
+    (not backwards: the bending prior stays as it was), and leaves the rest alone."""
+    joints, poses = _limb_variants(bench_model, clean_cases)
+    bending = priors.bending_residuals(poses.flatten(1))
+    for row, limbs in enumerate(fitting.LIMB_SETS, start=1 + len(fitting.LIMB_SETS)):
+        for root in fitting._LIMB_ROOTS:
+            hinge = JOINT_PARENTS.index(root)  # elbow or knee
+            for joint in (root, hinge):
+                bone, varied = _bone(joints, 0, joint), _bone(joints, row, joint)
+                assert abs(float(bone[2])) > 0.05
+                expected = bone * DEPTH_MIRROR if root in limbs else bone
+                torch.testing.assert_close(varied, expected, atol=0.03 if root in limbs else 1e-5, rtol=0)
+        assert (bending[0] < 0.6).all()  # all four bent the way they bend
+        torch.testing.assert_close(bending[row], bending[0], atol=0.02, rtol=0.05)
+        moved = {j for root in limbs for j in (root, *fitting._BELOW[root])}
+        untouched = [j - 1 for j in range(1, 22) if j not in moved]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
 
 
