@@ -630,16 +630,16 @@ def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> 
 # Roots of the limbs whose depth a photo leaves open (an arm swung forwards or backwards
 # by the same angle looks alike): each limb alone, both arms, both legs, each mirrored two
 # ways (see _limb_flips). The variants within LIMB_KEEP_RATIO of their person's best loss
-# after LIMB_STAGE go on, and the last stage chooses. Measured on the benchmark (seeds
-# 0-5, 48 people, batched): choosing after LIMB_STAGE, 57 mm mean PA-V2V; at the end
-# among the close ones, 45 mm; with the whole-limb mirrors too, 42 mm (seeds 6-11: 60 ->
-# 53 mm).
+# after LIMB_STAGE go on, and the last stage chooses (the hands stage often ranks the right
+# one second or third). Mean PA-V2V on the benchmark, 96 people (seeds 0-11, batched):
+# mirrors at the root only, kept within 1.3: 52 mm; with the whole-limb mirrors: 47 mm;
+# kept within 2.0: 42 mm (within 1.6: 43 mm; all kept: 42 mm at 25% more time).
 _LIMB_ROOTS = tuple(
     JOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 )
 LIMB_SETS = (*((j,) for j in _LIMB_ROOTS), _LIMB_ROOTS[:2], _LIMB_ROOTS[2:])
 LIMB_STAGE = "hands"
-LIMB_KEEP_RATIO = 1.3
+LIMB_KEEP_RATIO = 2.0
 
 
 def _body_joints_below(root: int) -> tuple[int, ...]:
