@@ -13,8 +13,8 @@ Hypotheses, as extra rows of the same batch: after the camera stage, the tilt mi
 its orientation (a flat torso leaning towards or away from the camera looks the same)
 and, for side views, both turned around (the reference's flip); the best per person by
 loss after `choose_after` goes on. Then each limb (and both arms, both legs) mirrored
-in depth at its root; those close to the best after LIMB_STAGE go on, and the last stage
-chooses.
+in depth two ways, at its root or whole; those close to the best after LIMB_STAGE go on,
+and the last stage chooses.
 """
 
 from __future__ import annotations
