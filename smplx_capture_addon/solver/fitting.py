@@ -491,8 +491,8 @@ def fit_keypoints(
             rows_data = tuple(t[keep] for t in rows_data)
         if name == options.choose_after and options.limb_hypotheses and vposer is None:
             # Limb depth hypotheses (see _limb_flips), thinned after LIMB_STAGE.
-            x, variant = _limb_flips(model, packing, x)
-            repeat = torch.arange(people, device=device).repeat_interleave(1 + 2 * len(LIMB_SETS))
+            x, variant = _limb_flips(model, packing, x)  # one row per person before
+            repeat = torch.arange(people, device=device).repeat_interleave(len(x) // people)
             converged, kind, person_of = converged[repeat], kind[repeat] | (variant << 2), person_of[repeat]
             losses = [loss[repeat] for loss in losses]
             rows_data = tuple(t[repeat] for t in rows_data)

@@ -170,12 +170,15 @@ def _limb_variants(bench_model, clean_cases):
     return joints, packing.unpack(variants)["body_pose"].view(count, 21, 3)
 
 
-def _bone(joints, row, joint):
-    """The bone from `joint` to its (first) child in row `row`."""
-    return joints[row, JOINT_PARENTS.index(joint)] - joints[row, joint]
-
-
-DEPTH_MIRROR = torch.tensor([1.0, 1.0, -1.0])
+def _assert_bone(joints, row, joint, mirrored, min_depth):
+    """The bone from `joint` to its (first) child in variant `row` is the original's
+    mirrored in depth (up to the rest bones' own small depth) or, if not `mirrored`, the
+    same. The original bone must reach `min_depth` in depth, or the test would be void."""
+    child = JOINT_PARENTS.index(joint)
+    bone, varied = joints[0, child] - joints[0, joint], joints[row, child] - joints[row, joint]
+    assert abs(float(bone[2])) > min_depth
+    expected = bone * torch.tensor([1.0, 1.0, -1.0]) if mirrored else bone
+    torch.testing.assert_close(varied, expected, atol=0.03 if mirrored else 1e-5, rtol=0)
 
 
 def test_limb_variants_at_the_root_mirror_their_first_bone_in_depth(bench_model, clean_cases):
@@ -185,10 +188,7 @@ def test_limb_variants_at_the_root_mirror_their_first_bone_in_depth(bench_model,
     joints, poses = _limb_variants(bench_model, clean_cases)
     for row, limbs in enumerate(fitting.LIMB_SETS, start=1):
         for root in fitting._LIMB_ROOTS:
-            bone, varied = _bone(joints, 0, root), _bone(joints, row, root)
-            assert abs(float(bone[2])) > 0.1
-            expected = bone * DEPTH_MIRROR if root in limbs else bone
-            torch.testing.assert_close(varied, expected, atol=0.03 if root in limbs else 1e-5, rtol=0)
+            _assert_bone(joints, row, root, mirrored=root in limbs, min_depth=0.1)
         untouched = [j - 1 for j in range(1, 22) if j not in limbs]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
 
@@ -203,10 +203,7 @@ def test_whole_limb_variants_mirror_every_bone_and_bend_the_right_way(bench_mode
         for root in fitting._LIMB_ROOTS:
             hinge = JOINT_PARENTS.index(root)  # elbow or knee
             for joint in (root, hinge):
-                bone, varied = _bone(joints, 0, joint), _bone(joints, row, joint)
-                assert abs(float(bone[2])) > 0.05
-                expected = bone * DEPTH_MIRROR if root in limbs else bone
-                torch.testing.assert_close(varied, expected, atol=0.03 if root in limbs else 1e-5, rtol=0)
+                _assert_bone(joints, row, joint, mirrored=root in limbs, min_depth=0.05)
         assert (bending[0] < 0.6).all()  # all four bent the way they bend
         torch.testing.assert_close(bending[row], bending[0], atol=0.02, rtol=0.05)
         moved = {j for root in limbs for j in (root, *fitting._BELOW[root])}
