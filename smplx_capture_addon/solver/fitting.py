@@ -7,14 +7,16 @@ the image size. Everything else is a pure function of those; no state survives a
 Stages: the camera stage (global orientation and translation only, on the torso, with
 the depth held near its similar-triangles estimate, the body leaning as its torso does
 in the image), then the reference's five stages (see `schedule`), each a batched L-BFGS
-run (`lbfgs`), then a Levenberg-Marquardt polish of the last stage's objective (`lm`).
+run (`lbfgs`) but the last, which Levenberg-Marquardt solves (`lm`), then a polish of its
+objective, also Levenberg-Marquardt.
 
 Hypotheses, as extra rows of the same batch: after the camera stage, the tilt mirror of
 its orientation (a flat torso leaning towards or away from the camera looks the same)
 and, for side views, both turned around (the reference's flip); the best per person by
 loss after `choose_after` goes on. Then each limb (and both arms, both legs) mirrored
 in depth two ways, at its root or whole; those close to the best after LIMB_STAGE go on,
-and the last stage chooses.
+and the polish chooses. Last, LIMB_RETRY mirrors the limbs of each person's polished fit
+once more and lets Levenberg-Marquardt settle every variant: the lowest loss wins.
 """
 
 from __future__ import annotations
@@ -85,8 +87,16 @@ class FitOptions:
     side_view_threshold: float = 25.0  # shoulders closer than this (normalised px): try both ways
     history: int = 60  # curvature pairs: about half the unknowns (measured: 10 -> 60 cuts 20% error)
     relative_tolerance: float = 1e-6
-    # Levenberg-Marquardt iterations on the last stage's objective after its L-BFGS run
+    # The last stage of the schedule is solved by Levenberg-Marquardt for this many
+    # iterations instead of its L-BFGS budget (0: L-BFGS, as the reference). Its L-BFGS
+    # run is far from converged after 60 iterations; 10 LM iterations cost about as much.
+    last_stage_lm_iterations: int = 10
+    # Levenberg-Marquardt iterations on the last stage's objective after it
     polish_iterations: int = 10
+    # After the polish, each person's best fit is mirrored limb by limb once more (the
+    # variants of _limb_flips) and every variant gets this many LM iterations; the lowest
+    # loss wins (0: no retry).
+    limb_retry_iterations: int = 10
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
@@ -107,8 +117,9 @@ class BatchFit:
     projected (B, K, 2) pixels; loss_per_stage (B, stages + 1) with the camera stage first;
     stage_seconds: (name, seconds) per stage; converged (B,); hypothesis (B,): the
     hypothesis that won, bits 0-1 the orientation (0: the camera stage's, TURNED: turned
-    around about the body's vertical, MIRRORED: tilt mirrored), bits 2 and up the limb
-    variant (0: none, else see _limb_flips); evaluations of the objective."""
+    around about the body's vertical, MIRRORED: tilt mirrored), bits 2-5 the limb
+    variant after `choose_after` and bits 6-9 that of LIMB_RETRY (0: none, else see
+    _limb_flips); evaluations of the objective."""
 
     params: dict[str, Tensor]
     full_pose: Tensor
@@ -424,21 +435,32 @@ def fit_keypoints(
         return data + options.depth_weight**2 * (p["transl"][:, 2] - depth_estimate).square()
 
     stages.append(("camera", camera_loss, {"global_orient", "transl"}, options.camera_iterations, "loss"))
-    for stage in options.stages:
+    for number, stage in enumerate(options.stages, start=1):
         free = {"betas", "global_orient", "body_pose", "transl"}
         if stage.hand_keypoints > 0:
             free |= HAND_BLOCKS
         if stage.face_keypoints > 0:
             free |= FACE_BLOCKS
         residuals = _stage_residuals(model, packing, stage, options, (limit_low, limit_high), size)
-        stages.append((stage.name, residuals, free, stage.max_iterations, "lbfgs"))
+        if number == len(options.stages) and options.last_stage_lm_iterations > 0:
+            stages.append((stage.name, residuals, free, options.last_stage_lm_iterations, "lm"))
+        else:
+            stages.append((stage.name, residuals, free, stage.max_iterations, "lbfgs"))
     if options.polish_iterations > 0:
         stages.append(("polish", residuals, free, options.polish_iterations, "lm"))
+    limbs = options.limb_hypotheses and vposer is None
+    # Stages after which each person's best row goes on, and those whose winners are then
+    # mirrored limb by limb (see _limb_flips; the variant lands in `kind` at that shift).
+    flip_after = {options.choose_after: VARIANT_SHIFT} if limbs else {}
+    if limbs and options.limb_retry_iterations > 0:
+        flip_after[stages[-1][0]] = RETRY_SHIFT
+        stages.append((LIMB_RETRY, residuals, free, options.limb_retry_iterations, "lm"))
+    pick_best = {options.choose_after, stages[-1][0], *flip_after}
 
     total_budget = sum(iterations for _, _, _, iterations, _ in stages)
     done = 0
-    losses, seconds = [], []
-    converged = torch.ones(len(rows), dtype=torch.bool, device=device)
+    seconds = []
+    state = _Rows(x, torch.ones(len(x), dtype=torch.bool, device=device), kind, person_of, [], rows_data)
     evaluations = 0
     for name, function, free, iterations, optimiser in stages:
         started = time.perf_counter()
@@ -452,6 +474,7 @@ def fit_keypoints(
                 progress(name, (start + iteration) / total_budget, message)
 
         report(0, None)
+        x, rows_data = state.x, state.data
         mask = _row_mask(packing, free, rows_data[1])
         if optimiser == "lm":
             result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
@@ -471,41 +494,34 @@ def fit_keypoints(
                 )
         if not torch.isfinite(result.x).all() or not torch.isfinite(result.loss).all():
             raise FitError(f"The fit diverged in stage '{name}' (non-finite values); nothing was written.")
-        x = result.x
-        if name == "camera":
-            x = _apply_hypotheses(x, kind, first, packing)
-        converged = result.converged if name != "camera" else converged
+        state.x = _apply_hypotheses(result.x, state.kind, first, packing) if name == "camera" else result.x
+        if name != "camera":
+            state.converged = result.converged
         evaluations += result.evaluations
-        losses.append(result.loss)
+        state.losses.append(result.loss)
         seconds.append((name, time.perf_counter() - started))
         done += iterations
-        if len(x) > people and (name in (options.choose_after, LIMB_STAGE) or name == stages[-1][0]):
+        if len(state.x) > people and name in pick_best | {LIMB_STAGE}:
             # Keep each person's best hypothesis by this stage's loss; after LIMB_STAGE
-            # also the limb variants close to it, decided at the end.
-            if name == LIMB_STAGE and name != stages[-1][0]:
-                keep = _rows_within(result.loss, person_of, people, LIMB_KEEP_RATIO)
+            # the limb variants close to it, decided later.
+            if name in pick_best:
+                state = state.take(_best_rows(result.loss, state.person_of, people))
             else:
-                keep = _best_rows(result.loss, person_of, people)
-            x, converged, kind, person_of = x[keep], converged[keep], kind[keep], person_of[keep]
-            losses = [loss[keep] for loss in losses]
-            rows_data = tuple(t[keep] for t in rows_data)
-        if name == options.choose_after and options.limb_hypotheses and vposer is None:
-            # Limb depth hypotheses (see _limb_flips), thinned after LIMB_STAGE.
-            x, variant = _limb_flips(model, packing, x)  # one row per person before
-            repeat = torch.arange(people, device=device).repeat_interleave(len(x) // people)
-            converged, kind, person_of = converged[repeat], kind[repeat] | (variant << 2), person_of[repeat]
-            losses = [loss[repeat] for loss in losses]
-            rows_data = tuple(t[repeat] for t in rows_data)
+                state = state.take(_rows_within(result.loss, state.person_of, people, LIMB_KEEP_RATIO))
+        if name in flip_after:
+            flipped, variant = _limb_flips(model, packing, state.x)  # one row per person before
+            state = state.take(torch.arange(people, device=device).repeat_interleave(len(flipped) // people))
+            state.x, state.kind = flipped, state.kind | (variant << flip_after[name])
     if progress is not None:
         progress("done", 1.0, "fit finished")
 
-    loss_per_stage = torch.stack(losses, dim=1)
-    params = {k: v.detach() for k, v in packing.unpack(x).items()}
+    loss_per_stage = torch.stack(state.losses, dim=1)
+    params = {k: v.detach() for k, v in packing.unpack(state.x).items()}
     zeros = model.zeros(people)
     params.update(leye_pose=zeros["leye_pose"], reye_pose=zeros["reye_pose"])
     with torch.no_grad():
         out = model(vertices=False, **params)
-    projected = camera.project(out.keypoints, rows_data[2], rows_data[3])
+    projected = camera.project(out.keypoints, state.data[2], state.data[3])
     _check_plausible(params, out.keypoints)
     return BatchFit(
         params=params,
@@ -514,14 +530,33 @@ def fit_keypoints(
         projected=projected,
         loss_per_stage=loss_per_stage,
         stage_seconds=seconds,
-        converged=converged,
-        hypothesis=kind,
+        converged=state.converged,
+        hypothesis=state.kind,
         evaluations=evaluations,
     )
 
 
 HAND_BLOCKS = {"left_hand_pose", "right_hand_pose"}
 FACE_BLOCKS = {"expression", "jaw_pose"}
+
+
+@dataclass
+class _Rows:
+    """What fit_keypoints keeps per row (one hypothesis of one person): x (R, N),
+    converged (R,), kind (R,) the hypothesis (see BatchFit.hypothesis), person_of (R,),
+    losses: (R,) per stage run so far, data: the rows' inputs of the stage residuals."""
+
+    x: Tensor
+    converged: Tensor
+    kind: Tensor
+    person_of: Tensor
+    losses: list[Tensor]
+    data: tuple[Tensor, ...]
+
+    def take(self, index: Tensor) -> _Rows:
+        """The rows at `index` (R',), repeated or dropped."""
+        return _Rows(self.x[index], self.converged[index], self.kind[index], self.person_of[index],
+                     [loss[index] for loss in self.losses], tuple(t[index] for t in self.data))  # fmt: skip
 
 
 def _row_mask(packing: _Packing, free: set[str], confidence: Tensor) -> Tensor:
@@ -633,13 +668,19 @@ def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> 
 # after LIMB_STAGE go on, and the last stage chooses (the hands stage often ranks the right
 # one second or third). Mean PA-V2V on the benchmark, 96 people (seeds 0-11, batched):
 # mirrors at the root only, kept within 1.3: 52 mm; with the whole-limb mirrors: 47 mm;
-# kept within 2.0: 42 mm (within 1.6: 43 mm; all kept: 42 mm at 25% more time).
+# kept within 2.0: 42 mm (within 1.6: 43 mm; all kept: 42 mm at 25% more time); with
+# the last stage solved by LM: 40.5 mm; with LIMB_RETRY: 36.5 mm (a second retry: 36.7).
+# LM from the true body settles at 20 mm on these people: most large errors are fits
+# stuck in another minimum of higher loss, which the retry's variants reach.
 _LIMB_ROOTS = tuple(
     JOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 )
 LIMB_SETS = (*((j,) for j in _LIMB_ROOTS), _LIMB_ROOTS[:2], _LIMB_ROOTS[2:])
 LIMB_STAGE = "hands"
 LIMB_KEEP_RATIO = 2.0
+LIMB_RETRY = "limb-retry"  # the stage that mirrors the polished fits' limbs once more
+VARIANT_SHIFT = 2  # bits of BatchFit.hypothesis: the limb variant after choose_after
+RETRY_SHIFT = 6  # and the variant of LIMB_RETRY (13 variants: 4 bits each)
 
 
 def _body_joints_below(root: int) -> tuple[int, ...]:

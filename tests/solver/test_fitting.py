@@ -41,9 +41,24 @@ def test_converges_on_exact_projections_of_known_bodies(bench_model, clean_cases
     start_errors = bench.errors_mm(bench_model, start, clean_cases.params)["body_pa_mpjpe"]
     assert (errors["body_pa_mpjpe"] < start_errors).all()
     assert errors["body_pa_mpjpe"].mean() < 0.6 * start_errors.mean()
-    assert clean_fit.loss_per_stage.shape == (3, 7)
-    stages = ["camera", "body-1", "body-2", "body-3", "hands", "hands-face", "polish"]
+    assert clean_fit.loss_per_stage.shape == (3, 8)
+    stages = ["camera", "body-1", "body-2", "body-3", "hands", "hands-face", "polish", "limb-retry"]
     assert [name for name, _ in clean_fit.stage_seconds] == stages
+
+
+def test_the_limb_retry_keeps_the_polished_fit_unless_a_variant_beats_it(clean_fit):
+    # Variant 0 of the retry is the polished fit itself, and LM only takes steps that
+    # lower the loss, so the retry's winner is never worse than the polish.
+    polish, retry = clean_fit.loss_per_stage[:, -2], clean_fit.loss_per_stage[:, -1]
+    assert (retry <= polish).all(), (polish, retry)
+    variant = clean_fit.hypothesis >> fitting.RETRY_SHIFT
+    assert ((variant >= 0) & (variant < 1 + 2 * len(fitting.LIMB_SETS))).all()
+
+
+def test_without_the_retry_the_polish_is_the_last_stage(bench_model, clean_cases):
+    fit = _fit(bench_model, clean_cases, [0], options=fitting.FitOptions(limb_retry_iterations=0))
+    assert fit.stage_seconds[-1][0] == "polish" and fit.loss_per_stage.shape == (1, 7)
+    assert int(fit.hypothesis[0]) >> fitting.RETRY_SHIFT == 0
 
 
 def test_same_result_twice(bench_model, clean_cases, clean_fit):
