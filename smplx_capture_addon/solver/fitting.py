@@ -665,7 +665,7 @@ def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> 
 # Roots of the limbs whose depth a photo leaves open (an arm swung forwards or backwards
 # by the same angle looks alike): each limb alone, both arms, both legs, each mirrored two
 # ways (see _limb_flips). The variants within LIMB_KEEP_RATIO of their person's best loss
-# after LIMB_STAGE go on, and the last stage chooses (the hands stage often ranks the right
+# after LIMB_STAGE go on, and the polish chooses (the hands stage often ranks the right
 # one second or third). Mean PA-V2V on the benchmark, 96 people (seeds 0-11, batched):
 # mirrors at the root only, kept within 1.3: 52 mm; with the whole-limb mirrors: 47 mm;
 # kept within 2.0: 42 mm (within 1.6: 43 mm; all kept: 42 mm at 25% more time); with
