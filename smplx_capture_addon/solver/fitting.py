@@ -680,7 +680,8 @@ LIMB_STAGE = "hands"
 LIMB_KEEP_RATIO = 2.0
 LIMB_RETRY = "limb-retry"  # the stage that mirrors the polished fits' limbs once more
 VARIANT_SHIFT = 2  # bits of BatchFit.hypothesis: the limb variant after choose_after
-RETRY_SHIFT = 6  # and the variant of LIMB_RETRY (13 variants: 4 bits each)
+# and the variant of LIMB_RETRY, above the bits that variant numbers 0..2L need
+RETRY_SHIFT = VARIANT_SHIFT + (2 * len(LIMB_SETS)).bit_length()
 
 
 def _body_joints_below(root: int) -> tuple[int, ...]:
