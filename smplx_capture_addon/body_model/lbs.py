@@ -76,12 +76,17 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     The small epsilon keeps the gradient finite at the zero rotation.
     """
     angle = torch.sqrt((axis_angle * axis_angle).sum(-1, keepdim=True) + 1e-16)
-    x, y, z = (axis_angle / angle).unbind(-1)
+    skew = cross_matrix(axis_angle / angle)
     sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*x.shape, 3, 3)
     identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     return identity + sin * skew + (1.0 - cos) * (skew @ skew)
+
+
+def cross_matrix(vectors: Tensor) -> Tensor:
+    """[v]x, the matrix of the cross product v x . ; (..., 3) -> (..., 3, 3)."""
+    x, y, z = vectors.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*vectors.shape, 3)
 
 
 def blend(coefficients: Tensor, directions: Tensor, base: Tensor) -> Tensor:

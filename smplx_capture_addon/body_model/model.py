@@ -21,11 +21,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from . import lbs
+from . import jacobian, lbs
 from .model_file import BodyModelData
 from .names import NUM_BODY_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS
 
 NECK_JOINT = 12
+# The pose parameters in the order full_pose concatenates them, with their joint counts.
+POSE_BLOCKS = (
+    ("global_orient", 1), ("body_pose", NUM_BODY_JOINTS), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
+    ("left_hand_pose", NUM_HAND_JOINTS), ("right_hand_pose", NUM_HAND_JOINTS),
+)  # fmt: skip
 
 
 @dataclass
@@ -37,6 +42,19 @@ class BodyOutput:
     joints: Tensor
     keypoints: Tensor
     full_pose: Tensor
+
+
+@dataclass
+class _Posed:
+    """What a forward pass computed on the way, for `keypoint_jacobian`: local and world
+    rotations (B, 55, 3, 3), rest joints (B, 55, 3), shaped rest points (B, P, 3) (shape
+    and pose correctives applied), translation (B, 1, 3)."""
+
+    rotations: Tensor
+    world_rotations: Tensor
+    rest_joints: Tensor
+    shaped: Tensor
+    transl: Tensor
 
 
 class BodyModel(nn.Module):
@@ -105,6 +123,7 @@ class BodyModel(nn.Module):
                 neck_chain.append(int(data.parents[neck_chain[-1]]))
             buffer("neck_chain", neck_chain, torch.long)
         self.tree = lbs.kinematic_tree(data.parents.tolist())
+        buffer("subtree", jacobian.subtree_matrix(self.tree.parents))
         self._register_keypoint_subset(buffer)
 
     def _register_keypoint_subset(self, buffer) -> None:
@@ -173,6 +192,49 @@ class BodyModel(nn.Module):
 
     def forward(self, vertices: bool = True, **params: Tensor) -> BodyOutput:
         """Pose the body. Parameters left out are zero; see the module docstring."""
+        return self._pose(vertices, params)[0]
+
+    def keypoint_jacobian(self, **params: Tensor) -> tuple[BodyOutput, dict[str, Tensor]]:
+        """The fast path's output (vertices=False) and the exact derivatives of its
+        keypoints with respect to each parameter block: name -> (B, K, 3, block size), in
+        the block's own parameterisation (hand PCA coefficients when the model uses PCA).
+        See `jacobian`; the face contour's choice of table is piecewise constant."""
+        out, posed = self._pose(False, params)
+        batch_size = out.joints.shape[0]
+        derivative, axes = jacobian.rotation_derivatives(out.full_pose)
+        omega = jacobian.world_axes(axes, posed.world_rotations, self.tree.parents)
+        subtree = self.subtree.to(omega.dtype)
+        joint_pose = jacobian.joint_pose_jacobian(omega, out.joints - posed.transl, subtree)
+        point_pose = jacobian.point_pose_jacobian(
+            omega, derivative, posed.world_rotations, out.joints - posed.transl, posed.rest_joints,
+            posed.shaped, self.kp_weights, subtree, self.kp_posedirs,
+        )  # fmt: skip
+        joint_coefficients, point_coefficients = jacobian.coefficient_jacobians(
+            posed.world_rotations, self.tree.parents, subtree, self.kp_weights, self.joint_directions,
+            self.kp_directions,
+        )  # fmt: skip
+
+        def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:
+            """Joints' and points' derivatives (B, J or P, 3, C) -> keypoints' (B, K, 3, C)."""
+            columns = point_part.shape[-1]
+            surface = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_")
+            return torch.cat([joint_part, surface.view(batch_size, -1, 3, columns)], dim=1)
+
+        pose = keypoints(joint_pose.flatten(3), point_pose.flatten(3))  # (B, K, 3, 55 * 3)
+        coefficients = keypoints(joint_coefficients, point_coefficients)
+        parts = pose.split([3 * count for _, count in POSE_BLOCKS], dim=-1)
+        result = dict(zip([name for name, _ in POSE_BLOCKS], parts, strict=True))
+        for side in ("left", "right"):  # full axis-angle -> the model's hand parameters
+            components = getattr(self, f"{side}_hand_components")
+            result[f"{side}_hand_pose"] = result[f"{side}_hand_pose"] @ components.T
+        result["betas"] = coefficients[..., : self.num_betas]
+        result["expression"] = coefficients[..., self.num_betas :]
+        identity = torch.eye(3, dtype=pose.dtype, device=pose.device)
+        result["transl"] = keypoints(identity.expand(batch_size, NUM_JOINTS, 3, 3),
+                                     identity.expand(*posed.shaped.shape, 3))  # fmt: skip
+        return out, result
+
+    def _pose(self, vertices: bool, params: dict[str, Tensor]) -> tuple[BodyOutput, _Posed]:
         batch_size = next((p.shape[0] for p in params.values() if p is not None), 1)
         values = self.zeros(batch_size)
         unknown = params.keys() - values.keys()
@@ -197,17 +259,17 @@ class BodyModel(nn.Module):
         posedirs = getattr(self, part + "posedirs")
         if posedirs is not None:
             shaped = shaped + lbs.pose_feature(rotations) @ posedirs
+        shaped = shaped.view(batch_size, -1, 3)
         transl = values["transl"][:, None, :]
-        skinned = (
-            lbs.skin(shaped.view(batch_size, -1, 3), getattr(self, part + "weights"), transforms) + transl
-        )
+        skinned = lbs.skin(shaped, getattr(self, part + "weights"), transforms) + transl
         surface = self._surface_keypoints(skinned, rotations, part)
-        return BodyOutput(
+        out = BodyOutput(
             vertices=skinned if vertices else None,
             joints=posed_joints + transl,
             keypoints=torch.cat([posed_joints + transl, surface], dim=1),
             full_pose=pose,
         )
+        return out, _Posed(rotations, world_r, rest_joints, shaped, transl)
 
     def _surface_keypoints(self, vertices: Tensor, rotations: Tensor, part: str) -> Tensor:
         """Surface keypoints then face landmarks (and contour), (B, K - 55, 3), from the

@@ -52,13 +52,24 @@ def _pairs() -> tuple[tuple[str, str], ...]:
 
 
 PAIRS = _pairs()
+# Index into CAPSULES of each pair's first and second capsule.
+_FIRST = [list(CAPSULES).index(a) for a, _ in PAIRS]
+_SECOND = [list(CAPSULES).index(b) for _, b in PAIRS]
 
 
 def capsule_geometry(joints: Tensor) -> tuple[Tensor, Tensor]:
-    """Segment end points of every capsule. joints (B, 55, 3) -> starts, ends (B, C, 3)."""
+    """Segment end points of every capsule. joints (B, 55, 3, ...) -> starts, ends
+    (B, C, 3, ...): linear in the joints, so it maps their derivatives too."""
     starts = joints[:, [start for start, _, _ in CAPSULES.values()]]
     ends = torch.stack([joints[:, list(end)].mean(1) for _, end, _ in CAPSULES.values()], dim=1)
     return starts, ends
+
+
+def pair_segments(joints: Tensor) -> Tensor:
+    """The two segments of every pair of PAIRS, each pair with its own copy:
+    joints (B, 55, 3, ...) -> (B, P, 4, 3, ...) as (start 1, end 1, start 2, end 2)."""
+    starts, ends = capsule_geometry(joints)
+    return torch.stack([starts[:, _FIRST], ends[:, _FIRST], starts[:, _SECOND], ends[:, _SECOND]], dim=2)
 
 
 def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
@@ -84,27 +95,30 @@ def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
     return (closest1 - closest2).square().sum(-1).add(1e-12).sqrt()
 
 
-def capsule_overlaps(joints: Tensor, size: float = 1.0) -> Tensor:
-    """How deep each pair of PAIRS interpenetrates, metres (0 when apart).
-
-    joints (B, 55, 3); size: the body's rest height over REFERENCE_HEIGHT. -> (B, P).
-    """
-    names = list(CAPSULES)
-    starts, ends = capsule_geometry(joints)
-    first = [names.index(a) for a, _ in PAIRS]
-    second = [names.index(b) for _, b in PAIRS]
+def segment_overlaps(segments: Tensor, size: float = 1.0) -> Tensor:
+    """How deep each pair interpenetrates, metres (0 when apart). segments (B, P, 4, 3)
+    from pair_segments; size: the body's rest height over REFERENCE_HEIGHT -> (B, P).
+    Each pair's overlap depends on its own segments only."""
     radii = torch.tensor(
-        [radius for *_, radius in CAPSULES.values()], dtype=joints.dtype, device=joints.device
+        [radius for *_, radius in CAPSULES.values()], dtype=segments.dtype, device=segments.device
     )
-    reach = (radii[first] + radii[second]) * size
-    distance = segment_distance(starts[:, first], ends[:, first], starts[:, second], ends[:, second])
-    return (reach - distance).clamp(min=0.0)
+    reach = (radii[_FIRST] + radii[_SECOND]) * size
+    return (reach - segment_distance(*segments.unbind(2))).clamp(min=0.0)
+
+
+def capsule_overlaps(joints: Tensor, size: float = 1.0) -> Tensor:
+    """segment_overlaps of the pairs' segments. joints (B, 55, 3) -> (B, P) metres."""
+    return segment_overlaps(pair_segments(joints), size)
+
+
+# Residuals are overlaps in millimetres: squared and summed, 1 cm of overlap costs as
+# much as a 10-pixel keypoint error at weight 1.
+RESIDUAL_PER_METRE = 1000.0
 
 
 def collision_residuals(joints: Tensor, size: float = 1.0) -> Tensor:
-    """Overlaps in millimetres, (B, 55, 3) -> (B, P): squared and summed, 1 cm of
-    overlap costs as much as a 10-pixel keypoint error at weight 1."""
-    return capsule_overlaps(joints, size) * 1000.0
+    """Overlaps in millimetres (see RESIDUAL_PER_METRE), (B, 55, 3) -> (B, P)."""
+    return capsule_overlaps(joints, size) * RESIDUAL_PER_METRE
 
 
 def body_size(rest_joints: Tensor) -> float:

@@ -21,6 +21,7 @@ once more and lets Levenberg-Marquardt settle every variant: the lowest loss win
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -413,8 +414,8 @@ def fit_keypoints(
     size = collision.body_size(model(vertices=False).joints[0].detach())
     depth_estimate = params["transl"][:, 2].clone()
 
-    # (name, residuals or loss, free parameter blocks, iteration budget, optimiser)
-    stages: list[tuple[str, Callable[..., Tensor], set[str], int, str]] = []
+    # (name, objective or loss, free parameter blocks, iteration budget, optimiser)
+    stages: list[tuple[str, _Objective | Callable[[Tensor], Tensor], set[str], int, str]] = []
     rows_data = (detected, confidence, focal, centre, scale)
     # The camera stage fits the torso, as the reference; without hips the head helps
     # to fix the orientation.
@@ -441,20 +442,20 @@ def fit_keypoints(
             free |= HAND_BLOCKS
         if stage.face_keypoints > 0:
             free |= FACE_BLOCKS
-        residuals = _stage_residuals(model, packing, stage, options, (limit_low, limit_high), size)
+        objective = _stage_objective(model, packing, stage, options, (limit_low, limit_high), size)
         if number == len(options.stages) and options.last_stage_lm_iterations > 0:
-            stages.append((stage.name, residuals, free, options.last_stage_lm_iterations, "lm"))
+            stages.append((stage.name, objective, free, options.last_stage_lm_iterations, "lm"))
         else:
-            stages.append((stage.name, residuals, free, stage.max_iterations, "lbfgs"))
+            stages.append((stage.name, objective, free, stage.max_iterations, "lbfgs"))
     if options.polish_iterations > 0:
-        stages.append(("polish", residuals, free, options.polish_iterations, "lm"))
+        stages.append(("polish", objective, free, options.polish_iterations, "lm"))
     limbs = options.limb_hypotheses and vposer is None
     # Stages after which each person's best row goes on, and those whose winners are then
     # mirrored limb by limb (see _limb_flips; the variant lands in `kind` at that shift).
     flip_after = {options.choose_after: VARIANT_SHIFT} if limbs else {}
     if limbs and options.limb_retry_iterations > 0:
         flip_after[stages[-1][0]] = RETRY_SHIFT
-        stages.append((LIMB_RETRY, residuals, free, options.limb_retry_iterations, "lm"))
+        stages.append((LIMB_RETRY, objective, free, options.limb_retry_iterations, "lm"))
     pick_best = {options.choose_after, stages[-1][0], *flip_after}
 
     total_budget = sum(iterations for _, _, _, iterations, _ in stages)
@@ -477,9 +478,10 @@ def fit_keypoints(
         x, rows_data = state.x, state.data
         mask = _row_mask(packing, free, rows_data[1])
         if optimiser == "lm":
-            result = lm.minimize(function, rows_data, x, mask, max_iterations=iterations, callback=report)
+            result = lm.minimize(function.residuals, rows_data, x, mask, max_iterations=iterations,
+                                 callback=report, jacobian=function.jacobian)  # fmt: skip
         else:
-            loss_fn = function if optimiser == "loss" else _sum_of_squares(function, rows_data)
+            loss_fn = function if optimiser == "loss" else _sum_of_squares(function.residuals, rows_data)
             if options.optimiser == "strong-wolfe":
                 result = lbfgs.minimize_strong_wolfe(loss_fn, x, mask, max_iterations=iterations,
                                                      history=options.history, callback=report)  # fmt: skip
@@ -572,33 +574,45 @@ def _row_mask(packing: _Packing, free: set[str], confidence: Tensor) -> Tensor:
     return mask
 
 
-def _stage_residuals(
+@dataclass(frozen=True)
+class _Objective:
+    """The SMPLify-X objective of one stage as residuals whose sum of squares it is, so
+    that L-BFGS and Levenberg-Marquardt minimise the same function:
+    residuals(x (B, N), *rows) -> (B, R) with rows = (detected (B, K, 2), confidences
+    (B, K), focal (B,), centre (B, 2), scale (B,)); every row depends on its own inputs
+    only. jacobian(x, free (n,), *rows) -> (B, R, n): their exact derivatives with respect
+    to the columns `free` of x (None with VPoser: then forward-mode differentiation)."""
+
+    residuals: Callable[..., Tensor]
+    jacobian: Callable[..., Tensor] | None
+
+
+def _stage_objective(
     model: BodyModel,
     packing: _Packing,
     stage: StageWeights,
     options: FitOptions,
     limits: tuple[Tensor, Tensor],
     size: float,
-) -> Callable[..., Tensor]:
-    """The SMPLify-X objective of one stage as residuals:
-    residuals(x (B, N), detected (B, K, 2), weights (B, K), focal (B,), centre (B, 2),
-    scale (B,)) -> (B, R), weights being the confidences (the stage's part weights are
-    applied here). The objective is their sum of squares, so L-BFGS and
-    Levenberg-Marquardt minimise the same function; every row depends on its own
-    inputs only."""
+) -> _Objective:
+    """The objective of `stage` (its part weights applied to the confidences)."""
     pose_mean = priors.relaxed_body_pose().to(limits[0])
     jaw_weights = torch.tensor(stage.jaw, dtype=limits[0].dtype, device=limits[0].device)
 
-    def residuals(
-        x: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor, scale: Tensor
-    ) -> Tensor:
-        p = packing.unpack(x)
-        out = model(vertices=False, **p)
-        projected = camera.project(out.keypoints, focal, centre)
+    def data(keypoints: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor,
+             scale: Tensor) -> Tensor:  # fmt: skip
+        """The data term's residuals (B, K, 2) given the model's keypoints (B, K, 3):
+        each keypoint's depend on that keypoint only."""
+        projected = camera.project(keypoints, focal, centre)
         weights = confidence * part_weights(stage, confidence.shape[1], confidence.device)
+        residuals = priors.keypoint_residuals(projected, detected, weights, scale, options.rho)
+        return residuals.view(*projected.shape)
+
+    def regularisers(x: Tensor) -> Tensor:
+        """The priors' residuals (B, R')."""
+        p = packing.unpack(x)
         body_pose = p["body_pose"]
         parts = [
-            priors.keypoint_residuals(projected, detected, weights, scale, options.rho),
             stage.body_pose * _pose_prior_residuals(x, body_pose, pose_mean, packing, options),
             stage.bending**0.5 * priors.bending_residuals(body_pose),
             options.joint_limit_weight**0.5 * priors.joint_limit_residuals(body_pose, *limits),
@@ -608,11 +622,50 @@ def _stage_residuals(
             stage.hand_pose * p["left_hand_pose"],
             stage.hand_pose * p["right_hand_pose"],
         ]
-        if stage.collision > 0:
-            parts.append(stage.collision**0.5 * collision.collision_residuals(out.joints, size))
         return torch.cat(parts, dim=1)
 
-    return residuals
+    def contact(segments: Tensor) -> Tensor:
+        """The collision residuals (B, P) of collision.pair_segments."""
+        overlaps = collision.segment_overlaps(segments, size)
+        return stage.collision**0.5 * collision.RESIDUAL_PER_METRE * overlaps
+
+    def residuals(x: Tensor, *rows: Tensor) -> Tensor:
+        keypoints = model(vertices=False, **packing.unpack(x)).keypoints
+        parts = [data(keypoints, *rows).flatten(1), regularisers(x)]
+        if stage.collision > 0:
+            parts.append(contact(collision.pair_segments(keypoints[:, :NUM_JOINTS])))
+        return torch.cat(parts, dim=1)
+
+    def jacobian(x: Tensor, free: Tensor, *rows: Tensor) -> Tensor:
+        # The keypoints' derivatives come from the body model in closed form, the rest
+        # by reverse mode: each data residual depends on one keypoint and each collision
+        # residual on its pair's segments, so two backward passes and one give theirs.
+        out, blocks = model.keypoint_jacobian(**packing.unpack(x))
+        columns = torch.cat([blocks[name] for name in packing.names], dim=-1)[..., free]  # (B, K, 3, n)
+        per_keypoint = _backward_jacobian(lambda k: data(k, *rows), out.keypoints, 2)  # (B, K, 2, 3)
+        parts = [(per_keypoint @ columns).flatten(1, 2), _backward_jacobian(regularisers, x, 1)[..., free]]
+        if stage.collision > 0:
+            segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
+            per_segment = _backward_jacobian(contact, segments, 2)  # (B, P, 4, 3)
+            moved = collision.pair_segments(columns[:, :NUM_JOINTS])  # (B, P, 4, 3, n)
+            parts.append(torch.einsum("bpmc,bpmcn->bpn", per_segment, moved))
+        return torch.cat(parts, dim=1)
+
+    return _Objective(residuals, jacobian if packing.vposer is None else None)
+
+
+def _backward_jacobian(function: Callable[[Tensor], Tensor], primal: Tensor, shared: int) -> Tensor:
+    """The derivatives of function(primal) -> (B, ...), by reverse mode: one backward
+    pass per output entry beyond its first `shared` dimensions, every index of those at
+    once. Exact when an output entry depends only on the input entries of its own index
+    in the shared dimensions (the rows of a batch, or the keypoints of a data term).
+    -> (*output shape, *primal.shape[shared:])."""
+    out, pullback = torch.func.vjp(function, primal)
+    trailing = out.shape[shared:]
+    count = math.prod(trailing)
+    unit = torch.eye(count, dtype=out.dtype, device=out.device).view(count, *([1] * shared), *trailing)
+    (derivatives,) = torch.func.vmap(pullback)(unit.expand(count, *out.shape))
+    return derivatives.movedim(0, shared).reshape(*out.shape, *primal.shape[shared:])
 
 
 def _pose_prior_residuals(

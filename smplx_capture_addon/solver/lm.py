@@ -4,9 +4,9 @@ L-BFGS sees only the gradient of the summed loss and needs hundreds of iteration
 settle the last pixels of a fit with 100+ coupled unknowns. The SMPLify-X objective is
 a sum of squares (the robust data term included, see `priors.keypoint_residuals`), so
 Gauss-Newton steps with the exact Jacobian converge in a few iterations near a minimum.
-Each row (person) has its own damping and acceptance test; the Jacobian of every row
-comes from one vectorised forward-mode pass (torch.func.jacfwd under vmap), which also
-runs on the GPU.
+Each row (person) has its own damping and acceptance test. The Jacobian is the caller's
+(the fitter's comes mostly in closed form from the body model) or else comes from one
+vectorised forward-mode pass (torch.func.jacfwd under vmap); both run on the GPU too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from .lbfgs import LbfgsResult
 
 # residuals(x (B, N), *rows) -> (B, R); rows are per-person tensors with batch first
 Residuals = Callable[..., Tensor]
+# jacobian(x (B, N), free (n,) column indices, *rows) -> (B, R, n)
+Jacobian = Callable[..., Tensor]
 
 
 def minimize(
@@ -31,10 +33,13 @@ def minimize(
     relative_tolerance: float = 1e-7,
     damping: float = 1e-3,
     callback: Callable[[int, Tensor], None] | None = None,
+    jacobian: Jacobian | None = None,
 ) -> LbfgsResult:
     """Minimise sum(residuals^2) per row of x0 (B, N) over the coordinates where
     mask (N,) or (B, N) is 1. A row stops when a step lowers its loss by less than
-    `relative_tolerance` of it or its damping grows past 1e10 (no step helps)."""
+    `relative_tolerance` of it or its damping grows past 1e10 (no step helps).
+    `jacobian` gives the residuals' derivatives; without it, forward-mode
+    differentiation of `residuals` does (one pass per free coordinate)."""
     mask = mask.expand_as(x0)
     free = torch.nonzero(mask.any(0)).flatten()
     fixed = x0 * (1 - mask)
@@ -46,7 +51,9 @@ def minimize(
         x = base.index_put((free,), u)
         return residuals(x[None], *(r[None] for r in row))[0]
 
-    jacobian = torch.func.vmap(torch.func.jacfwd(one))
+    if jacobian is None:
+        forward_mode = torch.func.vmap(torch.func.jacfwd(one))
+        jacobian = lambda x, free, *rows: forward_mode(x[:, free], fixed, *rows)  # noqa: E731
     x = x0.detach().clone()
     with torch.no_grad():
         r = residuals(x, *rows)
@@ -60,7 +67,7 @@ def minimize(
             iteration -= 1
             break
         with torch.no_grad():
-            jac = jacobian(x[:, free], fixed, *rows) * row_free  # (B, R, n)
+            jac = jacobian(x, free, *rows) * row_free  # (B, R, n)
             jtj = jac.transpose(1, 2) @ jac
             gradient = (jac.transpose(1, 2) @ r[..., None]).squeeze(-1)
             diagonal = torch.diagonal(jtj, dim1=1, dim2=2)

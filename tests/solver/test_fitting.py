@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from smplx_capture_addon.body_model.model import BodyModel
+from smplx_capture_addon.body_model.model_file import load_model
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
 from smplx_capture_addon.errors import Cancelled
-from smplx_capture_addon.solver import bench, fitting, priors
+from smplx_capture_addon.solver import bench, collision, fitting, priors, synthetic_cases
 from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
+from smplx_capture_addon.solver.schedule import default_stages
 
 
 def _fit(model, cases, rows, **kwargs):
@@ -231,3 +234,33 @@ def test_close_limb_variants_are_kept_for_the_last_stage():
     person_of = torch.tensor([0, 0, 0, 1, 1, 1])
     assert fitting._rows_within(loss, person_of, 2, 1.3).tolist() == [0, 1, 3, 4]
     assert fitting._rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
+
+
+def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path):
+    """Levenberg-Marquardt's Jacobian (closed-form keypoints, reverse-mode data, priors and
+    collision terms) is the derivative of the stage's residuals, on a forearm pushed into
+    the torso, for a subset of the columns."""
+    model = BodyModel(load_model(bench_model_path), face_contour=True, dtype=torch.float64)
+    orient, pose = bench._collision_pose()
+    cases = synthetic_cases.make_cases(model, orient, pose, seed=5, noise_px=2.0, drop=0.1)
+    packing = fitting._Packing(model)
+    stage = default_stages()[-1]
+    assert stage.collision > 0
+    limits = tuple(t.double() for t in priors.joint_limit_table())
+    size = collision.body_size(model(vertices=False).joints[0])
+    objective = fitting._stage_objective(model, packing, stage, fitting.FitOptions(), limits, size)
+    truth = packing.pack({k: v.double() for k, v in cases.params.items() if k in packing.names})
+    generator = torch.Generator().manual_seed(0)
+    x = truth + 0.05 * torch.randn(truth.shape, generator=generator, dtype=torch.float64)
+    keypoints = cases.keypoints.double()
+    rows = (keypoints[..., :2], keypoints[..., 2], cases.focal.double(), cases.image_size.double() / 2,
+            fitting.NORMALISED_HEIGHT / cases.image_size[:, 1].double())  # fmt: skip
+    joints = model(vertices=False, **packing.unpack(x)).joints
+    assert float(collision.capsule_overlaps(joints, size).sum()) > 0.01  # the term is active
+    free = torch.arange(packing.block("betas").stop, x.shape[1])  # all but the shape
+
+    def one(row_x, *row):
+        return objective.residuals(row_x[None], *(r[None] for r in row))[0]
+
+    expected = torch.func.vmap(torch.func.jacfwd(one))(x, *rows)[..., free]
+    torch.testing.assert_close(objective.jacobian(x, free, *rows), expected, atol=1e-8, rtol=1e-7)

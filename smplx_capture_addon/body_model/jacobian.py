@@ -1,0 +1,138 @@
+"""Exact derivatives of skinned points and joints with respect to pose and shape, in
+closed form: small pure functions on tensors, in the notation of `lbs`.
+
+Forward-mode automatic differentiation of a whole forward pass costs one pass per
+unknown (over a hundred for SMPL-X). Here the kinematic structure gives them at the
+cost of about one pass:
+- turning joint j by d about its world axis w moves every point of its subtree by
+  w x (p - joint_j) d; a skinned vertex moves by the blend of that over the joints of
+  the subtree that carry it;
+- the pose correctives add, for the joints j below the root, the change of (R_j - I)
+  times their directions, rotated by the vertex's blended rotation;
+- shape and expression coefficients move the rest joints (and so the posed ones along
+  the chain) and the rest vertices; the rotations do not depend on them.
+
+B is the batch size, P the number of points, J the number of joints, M the number of
+shape and expression coefficients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .lbs import axis_angle_to_matrix, cross_matrix
+
+
+def subtree_matrix(parents: Tensor) -> Tensor:
+    """S (J, J): S[j, k] = 1 when joint k is j or below it. parents (J,), -1 at the root,
+    each parent before its children."""
+    count = len(parents)
+    subtree = torch.eye(count, dtype=torch.float64)
+    for joint in range(count - 1, 0, -1):  # children first: a joint's row is complete
+        subtree[parents[joint]] += subtree[joint]
+    return subtree
+
+
+def rotation_derivatives(axis_angle: Tensor) -> tuple[Tensor, Tensor]:
+    """Derivatives of Rodrigues' formula: dR (..., 3, 3, 3) with dR[..., a, :, :] =
+    d R / d axis_angle[a], and the axes u (..., 3, 3) with dR[..., a, :, :] = [u_a]x R:
+    u_a is column a of SO(3)'s left Jacobian I + A [v]x + C [v]x^2, A = (1 - cos t) / t^2,
+    C = (t - sin t) / t^3, t = |v|. Below SMALL_ANGLE both by their series: in float32
+    the closed forms cancel to noise there. axis_angle (..., 3)."""
+    squared = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]
+    small = squared < SMALL_ANGLE**2
+    angle = torch.where(small, 1.0, squared).sqrt()
+    first = torch.where(small, 0.5 - squared / 24 + squared * squared / 720, (1 - torch.cos(angle)) / squared)
+    second = torch.where(small, 1 / 6 - squared / 120 + squared * squared / 5040,
+                         (angle - torch.sin(angle)) / (squared * angle))  # fmt: skip
+    skew = cross_matrix(axis_angle)
+    identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    axes = (identity + first * skew + second * (skew @ skew)).transpose(-1, -2)  # row a: u_a
+    derivative = cross_matrix(axes) @ axis_angle_to_matrix(axis_angle)[..., None, :, :]
+    return derivative, axes
+
+
+SMALL_ANGLE = 0.1  # radians; the series' error there is below 1e-10
+
+
+def world_axes(axes: Tensor, world_rotations: Tensor, parents: Tensor) -> Tensor:
+    """The world direction of each joint's rotation axes: its parent's world rotation
+    times u. axes (B, J, 3, 3) from rotation_derivatives; world_rotations (B, J, 3, 3)
+    -> (B, J, 3 by axis-angle component, 3)."""
+    parent_rotations = world_rotations[:, parents.clamp(min=0)]
+    identity = torch.eye(3, dtype=axes.dtype, device=axes.device)
+    parent_rotations = torch.where((parents < 0)[None, :, None, None], identity, parent_rotations)
+    return torch.einsum("bjxy,bjay->bjax", parent_rotations, axes)
+
+
+def joint_pose_jacobian(omega: Tensor, posed_joints: Tensor, subtree: Tensor) -> Tensor:
+    """d posed joint k / d axis-angle of joint j: omega_j x (joint_k - joint_j) for k in
+    j's subtree. omega (B, J, 3, 3) world axes; posed_joints (B, J, 3); subtree (J, J)
+    -> (B, J (k), 3, J (j), 3 (component))."""
+    lever = (posed_joints[:, :, None] - posed_joints[:, None, :]) * subtree.T[None, :, :, None]  # (B, k, j)
+    return torch.einsum("bjaxz,bkjz->bkxja", cross_matrix(omega), lever)
+
+
+def point_pose_jacobian(
+    omega: Tensor,
+    rotation_derivative: Tensor,
+    world_rotations: Tensor,
+    posed_joints: Tensor,
+    rest_joints: Tensor,
+    shaped: Tensor,
+    weights: Tensor,
+    subtree: Tensor,
+    posedirs: Tensor | None,
+) -> Tensor:
+    """d skinned point / d axis-angle of every joint.
+
+    omega (B, J, 3, 3) world axes; rotation_derivative (B, J, 3, 3, 3) local dR per
+    component; world_rotations (B, J, 3, 3); posed_joints, rest_joints (B, J, 3);
+    shaped (B, P, 3) rest points with shape and pose correctives; weights (P, J);
+    subtree (J, J); posedirs ((J - 1) * 9, P * 3) or None -> (B, P, 3, J, 3).
+    """
+    # Where each joint's transform carries the point, weighted, summed over each subtree.
+    carried = torch.einsum("bkxy,bpky->bpkx", world_rotations, shaped[:, :, None] - rest_joints[:, None])
+    carried = (carried + posed_joints[:, None]) * weights[None, :, :, None]
+    moved_part = torch.einsum("jk,bpkx->bpjx", subtree, carried)
+    share = weights @ subtree.T  # (P, J): the weight the subtree of j carries
+    lever = moved_part - share[None, :, :, None] * posed_joints[:, None]
+    jacobian = torch.einsum("bjaxz,bpjz->bpxja", cross_matrix(omega), lever)  # omega x lever
+    if posedirs is not None:
+        count, points = rotation_derivative.shape[1], shaped.shape[1]
+        directions = posedirs.view(count - 1, 9, points, 3)
+        corrective = torch.einsum("bjae,jepx->bpxja", rotation_derivative[:, 1:].flatten(-2), directions)
+        blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
+        jacobian[:, :, :, 1:] += (blended @ corrective.flatten(3)).view_as(corrective)
+    return jacobian
+
+
+def coefficient_jacobians(
+    world_rotations: Tensor,
+    parents: Tensor,
+    subtree: Tensor,
+    weights: Tensor,
+    joint_directions: Tensor,
+    point_directions: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """d posed joints and d skinned points / d shape-and-expression coefficients.
+
+    world_rotations (B, J, 3, 3); parents (J,); subtree (J, J); weights (P, J);
+    joint_directions (M, J * 3) and point_directions (M, P * 3) as in `lbs.blend`
+    -> (B, J, 3, M), (B, P, 3, M).
+    """
+    count, points = len(parents), weights.shape[0]
+    rest = joint_directions.view(-1, count, 3).permute(1, 2, 0)  # (J, 3, M)
+    offsets = rest - rest[parents.clamp(min=0)] * (parents >= 0)[:, None, None]
+    parent_rotations = world_rotations[:, parents.clamp(min=0)]
+    identity = torch.eye(3, dtype=rest.dtype, device=rest.device)
+    parent_rotations = torch.where((parents < 0)[None, :, None, None], identity, parent_rotations)
+    turned = torch.einsum("bjxy,jym->bjxm", parent_rotations, offsets)
+    joints = torch.einsum("jk,bjxm->bkxm", subtree, turned)  # each joint sums its ancestors' bones
+    per_joint = joints - torch.einsum("bkxy,kym->bkxm", world_rotations, rest)
+    blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
+    shaped = point_directions.view(-1, points, 3).permute(1, 2, 0)  # (P, 3, M)
+    skinned = torch.einsum("pk,bkxm->bpxm", weights, per_joint)
+    skinned = skinned + torch.einsum("bpxy,pym->bpxm", blended, shaped)
+    return joints, skinned

@@ -1,0 +1,78 @@
+"""The closed-form keypoint derivatives against forward-mode differentiation of the
+forward pass itself, on a model with pose correctives and the face contour (synthetic
+file) and on the open default body (none of either), in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smplx_capture_addon.body_model import jacobian, lbs, model_file, synthetic
+from smplx_capture_addon.body_model.model import BodyModel
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    return model_file.load_model(synthetic.write_model(tmp_path_factory.mktemp("m") / "SMPLX_NEUTRAL.npz"))
+
+
+def _params(model: BodyModel, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    zeros = model.zeros(batch)
+    params = {k: torch.randn(v.shape, generator=generator, dtype=v.dtype) * 0.4 for k, v in zeros.items()}
+    params["transl"] = params["transl"] + torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64)
+    params["body_pose"][0, :6] = 0.0  # the zero rotation, where Rodrigues' formula has its limit
+    return params
+
+
+def _forward_mode(model: BodyModel, params: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    """d keypoints / d params[name], (B, K, 3, size), by torch.func.jacfwd."""
+
+    def keypoints(block: torch.Tensor) -> torch.Tensor:
+        return model(vertices=False, **{**params, name: block}).keypoints
+
+    full = torch.func.jacfwd(keypoints)(params[name])  # (B, K, 3, B, size)
+    return torch.stack([full[b, :, :, b] for b in range(full.shape[0])])
+
+
+@pytest.mark.parametrize("hand_pca", [12, None])
+@pytest.mark.parametrize("which", ["synthetic", "open"])
+def test_keypoint_jacobian_equals_forward_mode(synthetic_data, which, hand_pca):
+    data = synthetic_data if which == "synthetic" else model_file.load_model(None)
+    model = BodyModel(data, hand_pca=hand_pca, face_contour=data.has_face_contour, dtype=torch.float64)
+    assert (model.kp_posedirs is not None) == (which == "synthetic")
+    params = _params(model, 3, seed=1)
+    out, blocks = model.keypoint_jacobian(**params)
+    torch.testing.assert_close(out.keypoints, model(vertices=False, **params).keypoints)
+    assert blocks.keys() == params.keys()
+    for name, block in blocks.items():
+        expected = _forward_mode(model, params, name)
+        assert block.shape == expected.shape == (3, out.keypoints.shape[1], 3, params[name].shape[1])
+        assert expected.abs().max() > 1e-3, name  # every block moves some keypoint
+        torch.testing.assert_close(block, expected, atol=1e-10, rtol=1e-8, msg=name)
+
+
+@pytest.mark.parametrize("angle", [0.0, 1e-6, 1e-3, 0.0999, 0.1001, 1.0, 3.0])
+def test_rotation_derivatives_match_rodrigues_at_every_angle(angle):
+    axis = torch.tensor([[0.3, -0.5, 0.8], [1.0, 0.2, 0.0]], dtype=torch.float64)
+    axis = axis / axis.norm(dim=-1, keepdim=True)
+    axis_angle = axis * angle
+    expected = torch.func.vmap(torch.func.jacfwd(lbs.axis_angle_to_matrix))(axis_angle).permute(0, 3, 1, 2)
+    derivative, axes = jacobian.rotation_derivatives(axis_angle)
+    torch.testing.assert_close(derivative, expected, atol=1e-9, rtol=1e-7)
+    # and in float32, where the closed forms alone would cancel to noise near zero
+    derivative32, _ = jacobian.rotation_derivatives(axis_angle.float())
+    torch.testing.assert_close(derivative32.double(), expected, atol=2e-6, rtol=1e-5)
+    rotation = lbs.axis_angle_to_matrix(axis_angle)
+    torch.testing.assert_close(lbs.cross_matrix(axes) @ rotation[:, None], derivative)
+
+
+def test_subtree_matrix_marks_each_joint_and_its_descendants():
+    #     0
+    #    / \
+    #   1   2
+    #   |
+    #   3
+    subtree = jacobian.subtree_matrix(torch.tensor([-1, 0, 0, 1]))
+    expected = torch.tensor([[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    torch.testing.assert_close(subtree, expected)
