@@ -171,10 +171,10 @@ class BodyModel(nn.Module):
         pose = torch.cat([global_orient, body_pose, jaw_pose, leye_pose, reye_pose, left, right], dim=1)
         return pose.reshape(-1, NUM_JOINTS, 3)
 
-    def zeros(self, batch_size: int) -> dict[str, Tensor]:
-        """Neutral parameters for a batch (every parameter block, all zeros)."""
-        device, dtype = self.full_template.device, self.full_template.dtype
-        sizes = {
+    @property
+    def parameter_sizes(self) -> dict[str, int]:
+        """Every parameter block and its width, in the order of the module docstring."""
+        return {
             "betas": self.num_betas,
             "expression": self.num_expression,
             "global_orient": 3,
@@ -186,8 +186,13 @@ class BodyModel(nn.Module):
             "right_hand_pose": self.num_hand_params,
             "transl": 3,
         }
+
+    def zeros(self, batch_size: int) -> dict[str, Tensor]:
+        """Neutral parameters for a batch (every parameter block, all zeros)."""
+        device, dtype = self.full_template.device, self.full_template.dtype
         return {
-            name: torch.zeros(batch_size, size, device=device, dtype=dtype) for name, size in sizes.items()
+            name: torch.zeros(batch_size, size, device=device, dtype=dtype)
+            for name, size in self.parameter_sizes.items()
         }
 
     def forward(self, vertices: bool = True, **params: Tensor) -> BodyOutput:
@@ -236,11 +241,16 @@ class BodyModel(nn.Module):
 
     def _pose(self, vertices: bool, params: dict[str, Tensor]) -> tuple[BodyOutput, _Posed]:
         batch_size = next((p.shape[0] for p in params.values() if p is not None), 1)
-        values = self.zeros(batch_size)
-        unknown = params.keys() - values.keys()
+        sizes = self.parameter_sizes
+        unknown = params.keys() - sizes.keys()
         if unknown:
             raise TypeError(f"unknown body parameters: {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in params.items() if v is not None})
+        template = self.full_template
+        values = {
+            name: params[name] if params.get(name) is not None
+            else template.new_zeros(batch_size, size)
+            for name, size in sizes.items()
+        }  # fmt: skip
         coefficients = torch.cat([values["betas"], values["expression"]], dim=1)
         pose = self.full_pose(
             values["global_orient"], values["body_pose"], values["jaw_pose"], values["leye_pose"],
