@@ -12,6 +12,8 @@ functions of `lbs`. Its parameters follow the SMPL-X conventions of the `smplx` 
 Keypoints come out in the order of `names.KEYPOINT_NAMES` (plus the face contour when
 `face_contour=True`). With `vertices=False` only the vertices that keypoints need are
 skinned: that is the fitter's fast path (about 200 vertices instead of the whole mesh).
+With `face_landmarks=False` the keypoints stop before the face landmarks (for a fit
+that does not weigh them: fewer operations).
 """
 
 from __future__ import annotations
@@ -195,9 +197,9 @@ class BodyModel(nn.Module):
             for name, size in self.parameter_sizes.items()
         }
 
-    def forward(self, vertices: bool = True, **params: Tensor) -> BodyOutput:
+    def forward(self, vertices: bool = True, face_landmarks: bool = True, **params: Tensor) -> BodyOutput:
         """Pose the body. Parameters left out are zero; see the module docstring."""
-        return self._pose(vertices, params)[0]
+        return self._pose(vertices, params, face_landmarks)[0]
 
     def keypoint_jacobian(self, **params: Tensor) -> tuple[BodyOutput, dict[str, Tensor]]:
         """The fast path's output (vertices=False) and the exact derivatives of its
@@ -239,7 +241,9 @@ class BodyModel(nn.Module):
                                      identity.expand(*posed.shaped.shape, 3))  # fmt: skip
         return out, result
 
-    def _pose(self, vertices: bool, params: dict[str, Tensor]) -> tuple[BodyOutput, _Posed]:
+    def _pose(
+        self, vertices: bool, params: dict[str, Tensor], face_landmarks: bool = True
+    ) -> tuple[BodyOutput, _Posed]:
         batch_size = next((p.shape[0] for p in params.values() if p is not None), 1)
         sizes = self.parameter_sizes
         unknown = params.keys() - sizes.keys()
@@ -272,7 +276,7 @@ class BodyModel(nn.Module):
         shaped = shaped.view(batch_size, -1, 3)
         transl = values["transl"][:, None, :]
         skinned = lbs.skin(shaped, getattr(self, part + "weights"), transforms) + transl
-        surface = self._surface_keypoints(skinned, rotations, part)
+        surface = self._surface_keypoints(skinned, rotations, part, face_landmarks)
         out = BodyOutput(
             vertices=skinned if vertices else None,
             joints=posed_joints + transl,
@@ -281,9 +285,13 @@ class BodyModel(nn.Module):
         )
         return out, _Posed(rotations, world_r, rest_joints, shaped, transl)
 
-    def _surface_keypoints(self, vertices: Tensor, rotations: Tensor, part: str) -> Tensor:
+    def _surface_keypoints(self, vertices: Tensor, rotations: Tensor, part: str, face_landmarks: bool = True
+                           ) -> Tensor:  # fmt: skip
         """Surface keypoints then face landmarks (and contour), (B, K - 55, 3), from the
         skinned vertices of `part` ("full_" or "kp_")."""
+        picked = vertices[:, getattr(self, part + "keypoint_ids")]
+        if not face_landmarks:
+            return picked
         batch_size = vertices.shape[0]
         face_vertices = getattr(self, part + "landmark_faces")[None].expand(batch_size, -1, -1)
         bary = self.landmark_bary[None].expand(batch_size, -1, -1)
@@ -291,5 +299,4 @@ class BodyModel(nn.Module):
             bins = lbs.neck_yaw_bins(rotations, self.neck_chain, self.contour_bary.shape[0])
             face_vertices = torch.cat([face_vertices, getattr(self, part + "contour_faces")[bins]], dim=1)
             bary = torch.cat([bary, self.contour_bary[bins]], dim=1)
-        picked = vertices[:, getattr(self, part + "keypoint_ids")]
         return torch.cat([picked, lbs.surface_points(vertices, face_vertices, bary)], dim=1)

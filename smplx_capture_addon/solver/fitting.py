@@ -427,10 +427,18 @@ def fit_keypoints(
         torch.arange(len(torso), device=device) < len(TORSO), torch.ones_like(use_head), use_head
     )
 
+    # The camera stage moves the body rigidly about its root joint: its torso keypoints
+    # are those of the unturned body, turned. (One pose of the model instead of one per
+    # evaluation; the same numbers up to rounding.)
+    with torch.no_grad():
+        unturned = model(vertices=False, **{**packing.unpack(x), "global_orient": None, "transl": None})
+    root = unturned.joints[:, :1]
+    torso_points = unturned.keypoints[:, torso] - root
+
     def camera_loss(x: Tensor) -> Tensor:
         p = packing.unpack(x)
-        out = model(vertices=False, **p)
-        projected = camera.project(out.keypoints[:, torso], focal, centre)
+        turned = torso_points @ lbs.axis_angle_to_matrix(p["global_orient"]).transpose(1, 2)
+        projected = camera.project(turned + root + p["transl"][:, None], focal, centre)
         residual = (detected[:, torso] - projected) * scale[:, None, None]
         data = (camera_weights[..., None] * residual).square().sum((1, 2))
         return data + options.depth_weight**2 * (p["transl"][:, 2] - depth_estimate).square()
@@ -599,12 +607,18 @@ def _stage_objective(
     pose_mean = priors.relaxed_body_pose().to(limits[0])
     jaw_weights = torch.tensor(stage.jaw, dtype=limits[0].dtype, device=limits[0].device)
 
+    # Stages that give the face landmarks no weight leave them out of the model's pass.
+    weighs_face = stage.face_keypoints > 0
+    keypoint_weights = part_weights(stage, len(KEYPOINT_NAMES_WITH_CONTOUR), limits[0].device)
+
     def data(keypoints: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor,
              scale: Tensor) -> Tensor:  # fmt: skip
-        """The data term's residuals (B, K, 2) given the model's keypoints (B, K, 3):
-        each keypoint's depend on that keypoint only."""
+        """The data term's residuals (B, K', 2) given the model's keypoints (B, K', 3), K'
+        <= K the first ones: each keypoint's depend on that keypoint only."""
+        count = keypoints.shape[1]
+        detected, confidence = detected[:, :count], confidence[:, :count]
         projected = camera.project(keypoints, focal, centre)
-        weights = confidence * part_weights(stage, confidence.shape[1], confidence.device)
+        weights = confidence * keypoint_weights[:count]
         residuals = priors.keypoint_residuals(projected, detected, weights, scale, options.rho)
         return residuals.view(*projected.shape)
 
@@ -630,7 +644,7 @@ def _stage_objective(
         return stage.collision**0.5 * collision.RESIDUAL_PER_METRE * overlaps
 
     def residuals(x: Tensor, *rows: Tensor) -> Tensor:
-        keypoints = model(vertices=False, **packing.unpack(x)).keypoints
+        keypoints = model(vertices=False, face_landmarks=weighs_face, **packing.unpack(x)).keypoints
         parts = [data(keypoints, *rows).flatten(1), regularisers(x)]
         if stage.collision > 0:
             parts.append(contact(collision.pair_segments(keypoints[:, :NUM_JOINTS])))

@@ -9,7 +9,12 @@ import torch
 
 from smplx_capture_addon.body_model import lbs, model_file, synthetic
 from smplx_capture_addon.body_model.model import BodyModel
-from smplx_capture_addon.body_model.names import KEYPOINT_NAMES, KEYPOINT_NAMES_WITH_CONTOUR, NUM_JOINTS
+from smplx_capture_addon.body_model.names import (
+    FACE_LANDMARK_NAMES,
+    KEYPOINT_NAMES,
+    KEYPOINT_NAMES_WITH_CONTOUR,
+    NUM_JOINTS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +142,13 @@ def test_axis_angle_matches_known_rotations():
     identity = lbs.axis_angle_to_matrix(torch.zeros(1, 3, requires_grad=True))
     identity.sum().backward()
     torch.testing.assert_close(identity[0], torch.eye(3))
+
+
+def test_without_face_landmarks_the_keypoints_stop_before_them(data):
+    model = BodyModel(data, face_contour=True)
+    params = random_params(model, 2, seed=3)
+    full = model(vertices=False, **params).keypoints
+    short = model(vertices=False, face_landmarks=False, **params).keypoints
+    first_landmark = KEYPOINT_NAMES.index(FACE_LANDMARK_NAMES[0])
+    assert short.shape == (2, first_landmark, 3)
+    torch.testing.assert_close(short, full[:, :first_landmark])

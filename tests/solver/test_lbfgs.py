@@ -91,19 +91,33 @@ def test_levenberg_marquardt_fits_a_curve_per_row_exactly():
     assert torch.equal(frozen.x[:, 2], start[:, 2])
 
 
-def test_two_loop_ignores_unused_history_slots():
-    generator = torch.Generator().manual_seed(1)
-    s = torch.randn(2, 3, 4, generator=generator, dtype=torch.float64)
-    y = s + 0.1 * torch.randn(2, 3, 4, generator=generator, dtype=torch.float64)
+def _two_loop(grad: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The textbook two-loop recursion (Nocedal and Wright, algorithm 7.4) for one row:
+    grad (N,); s, y (M, N) oldest first, all used."""
     rho = 1.0 / (s * y).sum(-1)
-    s[1, :2], y[1, :2], rho[1, :2] = 0.0, 0.0, 0.0  # row 1 holds only its newest pair
-    grad = torch.randn(2, 4, generator=generator, dtype=torch.float64)
-    padded = [torch.cat([t.new_zeros(2, 5, *t.shape[2:]), t], 1) for t in (s, y, rho)]
-    direction = lbfgs.two_loop(grad, *padded)
-    full = lbfgs.two_loop(grad[:1], s[:1], y[:1], rho[:1])
-    torch.testing.assert_close(direction[:1], full, atol=1e-12, rtol=0)
-    newest = lbfgs.two_loop(grad[1:], s[1:, 2:], y[1:, 2:], rho[1:, 2:])
-    torch.testing.assert_close(direction[1:], newest, atol=1e-12, rtol=0)
+    q, alpha = grad.clone(), [0.0] * len(s)
+    for i in reversed(range(len(s))):
+        alpha[i] = rho[i] * (s[i] @ q)
+        q = q - alpha[i] * y[i]
+    r = (s[-1] @ y[-1]) / (y[-1] @ y[-1]) * q
+    for i in range(len(s)):
+        r = r + s[i] * (alpha[i] - rho[i] * (y[i] @ r))
+    return -r
+
+
+def test_search_direction_equals_the_two_loop_recursion_and_ignores_unused_slots():
+    generator = torch.Generator().manual_seed(1)
+    s = torch.randn(2, 6, 5, generator=generator, dtype=torch.float64)
+    y = s + 0.3 * torch.randn(2, 6, 5, generator=generator, dtype=torch.float64)
+    grad = torch.randn(2, 5, generator=generator, dtype=torch.float64)
+    rho = 1.0 / (s * y).sum(-1)
+    s[1, :4], y[1, :4], rho[1, :4] = 0.0, 0.0, 0.0  # row 1 holds only its two newest pairs
+    padded = [torch.cat([t.new_zeros(2, 3, *t.shape[2:]), t], 1) for t in (s, y, rho)]
+    direction = lbfgs.search_direction(grad, *padded)
+    torch.testing.assert_close(direction[0], _two_loop(grad[0], s[0], y[0]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(direction[1], _two_loop(grad[1], s[1, 4:], y[1, 4:]), atol=1e-12, rtol=0)
+    empty = lbfgs.search_direction(grad, torch.zeros_like(s), torch.zeros_like(y), torch.zeros_like(rho))
+    torch.testing.assert_close(empty, -grad)  # no history: steepest descent
 
 
 def test_levenberg_marquardt_row_masks_equal_each_row_alone():
