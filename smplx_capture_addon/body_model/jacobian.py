@@ -66,46 +66,56 @@ def world_axes(axes: Tensor, world_rotations: Tensor, parents: Tensor) -> Tensor
     return torch.einsum("bjxy,bjay->bjax", parent_rotations, axes)
 
 
-def joint_pose_jacobian(omega: Tensor, posed_joints: Tensor, subtree: Tensor) -> Tensor:
-    """d posed joint k / d axis-angle of joint j: omega_j x (joint_k - joint_j) for k in
-    j's subtree. omega (B, J, 3, 3) world axes; posed_joints (B, J, 3); subtree (J, J)
-    -> (B, J (k), 3, J (j), 3 (component))."""
-    lever = (posed_joints[:, :, None] - posed_joints[:, None, :]) * subtree.T[None, :, :, None]  # (B, k, j)
-    return torch.einsum("bjaxz,bkjz->bkxja", cross_matrix(omega), lever)
+def joint_levers(posed_joints: Tensor, subtree: Tensor) -> Tensor:
+    """Lever arm of each posed joint k about each joint j that moves it: joint_k -
+    joint_j for k in j's subtree, else zero. posed_joints (B, J, 3); subtree (J, J)
+    -> (B, J (k), J (j), 3)."""
+    return (posed_joints[:, :, None] - posed_joints[:, None, :]) * subtree.T[None, :, :, None]
 
 
-def point_pose_jacobian(
-    omega: Tensor,
-    rotation_derivative: Tensor,
+def point_levers(
     world_rotations: Tensor,
     posed_joints: Tensor,
     rest_joints: Tensor,
     shaped: Tensor,
     weights: Tensor,
     subtree: Tensor,
-    posedirs: Tensor | None,
 ) -> Tensor:
-    """d skinned point / d axis-angle of every joint.
+    """Lever arm of each skinned point about each joint j: the part of the point that
+    j's subtree carries (its skinning share of the point's position) less that share of
+    j's position. Turning j by w moves the point by w x lever; levers are linear in the
+    points, so they map through surface embeddings like positions.
 
-    omega (B, J, 3, 3) world axes; rotation_derivative (B, J, 3, 3, 3) local dR per
-    component; world_rotations (B, J, 3, 3); posed_joints, rest_joints (B, J, 3);
-    shaped (B, P, 3) rest points with shape and pose correctives; weights (P, J);
-    subtree (J, J); posedirs ((J - 1) * 9, P * 3) or None -> (B, P, 3, J, 3).
+    world_rotations (B, J, 3, 3); posed_joints, rest_joints (B, J, 3); shaped (B, P, 3)
+    rest points with shape and pose correctives; weights (P, J); subtree (J, J)
+    -> (B, P, J, 3).
     """
-    # Where each joint's transform carries the point, weighted, summed over each subtree.
     carried = torch.einsum("bkxy,bpky->bpkx", world_rotations, shaped[:, :, None] - rest_joints[:, None])
     carried = (carried + posed_joints[:, None]) * weights[None, :, :, None]
     moved_part = torch.einsum("jk,bpkx->bpjx", subtree, carried)
     share = weights @ subtree.T  # (P, J): the weight the subtree of j carries
-    lever = moved_part - share[None, :, :, None] * posed_joints[:, None]
-    jacobian = torch.einsum("bjaxz,bpjz->bpxja", cross_matrix(omega), lever)  # omega x lever
-    if posedirs is not None:
-        count, points = rotation_derivative.shape[1], shaped.shape[1]
-        directions = posedirs.view(count - 1, 9, points, 3)
-        corrective = torch.einsum("bjae,jepx->bpxja", rotation_derivative[:, 1:].flatten(-2), directions)
-        blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
-        jacobian[:, :, :, 1:] += (blended @ corrective.flatten(3)).view_as(corrective)
-    return jacobian
+    return moved_part - share[None, :, :, None] * posed_joints[:, None]
+
+
+def pose_jacobian(omega: Tensor, levers: Tensor) -> Tensor:
+    """d point / d axis-angle of every joint, omega x lever. omega (B, J, 3, 3) world
+    axes; levers (B, Q, J, 3) -> (B, Q, 3, J, 3 by component)."""
+    return torch.einsum("bjaxz,bqjz->bqxja", cross_matrix(omega), levers)
+
+
+def corrective_jacobian(
+    rotation_derivative: Tensor, world_rotations: Tensor, weights: Tensor, posedirs: Tensor
+) -> Tensor:
+    """The pose correctives' share of d skinned point / d axis-angle of the joints below
+    the root: the change of (R_j - I) times their directions, turned by the point's
+    blended rotation. rotation_derivative (B, J, 3, 3, 3) local dR per component;
+    world_rotations (B, J, 3, 3); weights (P, J); posedirs ((J - 1) * 9, P * 3)
+    -> (B, P, 3, J - 1, 3)."""
+    count, points = rotation_derivative.shape[1], weights.shape[0]
+    directions = posedirs.view(count - 1, 9, points, 3)
+    corrective = torch.einsum("bjae,jepx->bpxja", rotation_derivative[:, 1:].flatten(-2), directions)
+    blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
+    return (blended @ corrective.flatten(3)).view_as(corrective)
 
 
 def coefficient_jacobians(

@@ -211,23 +211,33 @@ class BodyModel(nn.Module):
         derivative, axes = jacobian.rotation_derivatives(out.full_pose)
         omega = jacobian.world_axes(axes, posed.world_rotations, self.tree.parents)
         subtree = self.subtree.to(omega.dtype)
-        joint_pose = jacobian.joint_pose_jacobian(omega, out.joints - posed.transl, subtree)
-        point_pose = jacobian.point_pose_jacobian(
-            omega, derivative, posed.world_rotations, out.joints - posed.transl, posed.rest_joints,
-            posed.shaped, self.kp_weights, subtree, self.kp_posedirs,
-        )  # fmt: skip
+        posed_joints = out.joints - posed.transl
         joint_coefficients, point_coefficients = jacobian.coefficient_jacobians(
             posed.world_rotations, self.tree.parents, subtree, self.kp_weights, self.joint_directions,
             self.kp_directions,
         )  # fmt: skip
 
-        def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:
-            """Joints' and points' derivatives (B, J or P, 3, C) -> keypoints' (B, K, 3, C)."""
-            columns = point_part.shape[-1]
-            surface = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_")
-            return torch.cat([joint_part, surface.view(batch_size, -1, 3, columns)], dim=1)
+        def surface(point_part: Tensor) -> Tensor:
+            """Points' values (B, P, C...) -> the surface keypoints' (B, K - 55, C...): the
+            surface embedding is linear."""
+            mapped = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_")
+            return mapped.view(batch_size, -1, *point_part.shape[2:])
 
-        pose = keypoints(joint_pose.flatten(3), point_pose.flatten(3))  # (B, K, 3, 55 * 3)
+        def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:
+            return torch.cat([joint_part, surface(point_part)], dim=1)
+
+        # Levers map to the keypoints before the cross product: fewer points than vertices.
+        levers = keypoints(
+            jacobian.joint_levers(posed_joints, subtree),
+            jacobian.point_levers(posed.world_rotations, posed_joints, posed.rest_joints, posed.shaped,
+                                  self.kp_weights, subtree),
+        )  # fmt: skip
+        pose = jacobian.pose_jacobian(omega, levers)  # (B, K, 3, 55, 3)
+        if self.kp_posedirs is not None:
+            corrective = jacobian.corrective_jacobian(derivative, posed.world_rotations, self.kp_weights,
+                                                      self.kp_posedirs)  # fmt: skip
+            pose[:, NUM_JOINTS:, :, 1:] += surface(corrective)
+        pose = pose.flatten(3)  # (B, K, 3, 55 * 3)
         coefficients = keypoints(joint_coefficients, point_coefficients)
         parts = pose.split([3 * count for _, count in POSE_BLOCKS], dim=-1)
         result = dict(zip([name for name, _ in POSE_BLOCKS], parts, strict=True))
