@@ -40,14 +40,19 @@ def time_step(step, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def arguments(description: str, batches: list[int]) -> argparse.Namespace:
+    """The benchmarks' command line: --device, --repeats, --batches."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
-    args = parser.parse_args()
+    parser.add_argument("--batches", type=int, nargs="+", default=batches)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, [1, 16, 64])
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = synthetic.write_model(Path(tmp) / "SMPLX_NEUTRAL.npz", layout="2020")

@@ -11,7 +11,6 @@ with the face contour and pose correctives; 116 unknowns per row.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench_body_model import time_step
+from bench_body_model import arguments, time_step
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
@@ -29,13 +28,7 @@ from smplx_capture_addon.solver.schedule import default_stages
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 13, 64])
-    args = parser.parse_args()
+    args = arguments(__doc__, [1, 13, 64])
     with tempfile.TemporaryDirectory() as tmp:
         model = BodyModel(load_model(synthetic_cases.write_bench_model(Path(tmp) / "SMPLX_NEUTRAL.npz")),
                           face_contour=True)  # fmt: skip
