@@ -96,9 +96,10 @@ class FitOptions:
     polish_iterations: int = 10
     # After the polish, each person's best fit is mirrored limb by limb once more (the
     # variants of _limb_flips) and every variant gets this many LM iterations; the lowest
-    # loss wins (0: no retry). 15 rather than 10: 1.5 mm lower mean PA-V2V over 192
-    # benchmark people (paired, standard error 0.8 mm) for 0.2 s more per person alone.
-    limb_retry_iterations: int = 15
+    # loss wins (0: no retry). Measured over 192 benchmark people, paired: 15 instead of
+    # 10 lowers the mean PA-V2V by 1.5 mm (standard error 0.8), with polish_iterations
+    # 20 by 2.8 mm (1.1), for 0.3 and 0.6 s more per person alone: past the 2 s target.
+    limb_retry_iterations: int = 10
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
