@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lbs import axis_angle_to_matrix, cross_matrix
+from .lbs import cross_matrix
 
 
 def subtree_matrix(parents: Tensor) -> Tensor:
@@ -34,12 +34,13 @@ def subtree_matrix(parents: Tensor) -> Tensor:
     return subtree
 
 
-def rotation_derivatives(axis_angle: Tensor) -> tuple[Tensor, Tensor]:
+def rotation_derivatives(axis_angle: Tensor, rotations: Tensor) -> tuple[Tensor, Tensor]:
     """Derivatives of Rodrigues' formula: dR (..., 3, 3, 3) with dR[..., a, :, :] =
     d R / d axis_angle[a], and the axes u (..., 3, 3) with dR[..., a, :, :] = [u_a]x R:
     u_a is column a of SO(3)'s left Jacobian I + A [v]x + C [v]x^2, A = (1 - cos t) / t^2,
     C = (t - sin t) / t^3, t = |v|. Below SMALL_ANGLE both by their series: in float32
-    the closed forms cancel to noise there. axis_angle (..., 3)."""
+    the closed forms cancel to noise there. axis_angle (..., 3); rotations (..., 3, 3)
+    its matrices (`lbs.axis_angle_to_matrix`)."""
     squared = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]
     small = squared < SMALL_ANGLE**2
     angle = torch.where(small, 1.0, squared).sqrt()
@@ -49,20 +50,31 @@ def rotation_derivatives(axis_angle: Tensor) -> tuple[Tensor, Tensor]:
     skew = cross_matrix(axis_angle)
     identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
     axes = (identity + first * skew + second * (skew @ skew)).transpose(-1, -2)  # row a: u_a
-    derivative = cross_matrix(axes) @ axis_angle_to_matrix(axis_angle)[..., None, :, :]
+    derivative = cross_matrix(axes) @ rotations[..., None, :, :]
     return derivative, axes
 
 
 SMALL_ANGLE = 0.1  # radians; the series' error there is below 1e-10
 
 
-def world_axes(axes: Tensor, world_rotations: Tensor, parents: Tensor) -> Tensor:
+def parent_rotations(world_rotations: Tensor, parents: Tensor) -> Tensor:
+    """Each joint's parent's world rotation, the identity above the root.
+    world_rotations (B, J, 3, 3); parents (J,) -> (B, J, 3, 3)."""
+    identity = torch.eye(3, dtype=world_rotations.dtype, device=world_rotations.device)
+    above = world_rotations[:, parents.clamp(min=0)]
+    return torch.where((parents < 0)[None, :, None, None], identity, above)
+
+
+def blended_rotations(world_rotations: Tensor, weights: Tensor) -> Tensor:
+    """Each point's skinning blend of the joints' world rotations.
+    world_rotations (B, J, 3, 3); weights (P, J) -> (B, P, 3, 3)."""
+    return torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
+
+
+def world_axes(axes: Tensor, parent_rotations: Tensor) -> Tensor:
     """The world direction of each joint's rotation axes: its parent's world rotation
-    times u. axes (B, J, 3, 3) from rotation_derivatives; world_rotations (B, J, 3, 3)
+    times u. axes (B, J, 3, 3) from rotation_derivatives; parent_rotations (B, J, 3, 3)
     -> (B, J, 3 by axis-angle component, 3)."""
-    parent_rotations = world_rotations[:, parents.clamp(min=0)]
-    identity = torch.eye(3, dtype=axes.dtype, device=axes.device)
-    parent_rotations = torch.where((parents < 0)[None, :, None, None], identity, parent_rotations)
     return torch.einsum("bjxy,bjay->bjax", parent_rotations, axes)
 
 
@@ -103,23 +115,22 @@ def pose_jacobian(omega: Tensor, levers: Tensor) -> Tensor:
     return torch.einsum("bjaxz,bqjz->bqxja", cross_matrix(omega), levers)
 
 
-def corrective_jacobian(
-    rotation_derivative: Tensor, world_rotations: Tensor, weights: Tensor, posedirs: Tensor
-) -> Tensor:
+def corrective_jacobian(rotation_derivative: Tensor, blended: Tensor, posedirs: Tensor) -> Tensor:
     """The pose correctives' share of d skinned point / d axis-angle of the joints below
     the root: the change of (R_j - I) times their directions, turned by the point's
     blended rotation. rotation_derivative (B, J, 3, 3, 3) local dR per component;
-    world_rotations (B, J, 3, 3); weights (P, J); posedirs ((J - 1) * 9, P * 3)
+    blended (B, P, 3, 3) from blended_rotations; posedirs ((J - 1) * 9, P * 3)
     -> (B, P, 3, J - 1, 3)."""
-    count, points = rotation_derivative.shape[1], weights.shape[0]
+    count, points = rotation_derivative.shape[1], blended.shape[1]
     directions = posedirs.view(count - 1, 9, points, 3)
     corrective = torch.einsum("bjae,jepx->bpxja", rotation_derivative[:, 1:].flatten(-2), directions)
-    blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
     return (blended @ corrective.flatten(3)).view_as(corrective)
 
 
 def coefficient_jacobians(
     world_rotations: Tensor,
+    parent_rotations: Tensor,
+    blended: Tensor,
     parents: Tensor,
     subtree: Tensor,
     weights: Tensor,
@@ -128,20 +139,17 @@ def coefficient_jacobians(
 ) -> tuple[Tensor, Tensor]:
     """d posed joints and d skinned points / d shape-and-expression coefficients.
 
-    world_rotations (B, J, 3, 3); parents (J,); subtree (J, J); weights (P, J);
-    joint_directions (M, J * 3) and point_directions (M, P * 3) as in `lbs.blend`
-    -> (B, J, 3, M), (B, P, 3, M).
+    world_rotations, parent_rotations (B, J, 3, 3); blended (B, P, 3, 3) from
+    blended_rotations; parents (J,); subtree (J, J); weights (P, J); joint_directions
+    (M, J * 3) and point_directions (M, P * 3) as in `lbs.blend` -> (B, J, 3, M),
+    (B, P, 3, M).
     """
     count, points = len(parents), weights.shape[0]
     rest = joint_directions.view(-1, count, 3).permute(1, 2, 0)  # (J, 3, M)
     offsets = rest - rest[parents.clamp(min=0)] * (parents >= 0)[:, None, None]
-    parent_rotations = world_rotations[:, parents.clamp(min=0)]
-    identity = torch.eye(3, dtype=rest.dtype, device=rest.device)
-    parent_rotations = torch.where((parents < 0)[None, :, None, None], identity, parent_rotations)
     turned = torch.einsum("bjxy,jym->bjxm", parent_rotations, offsets)
     joints = torch.einsum("jk,bjxm->bkxm", subtree, turned)  # each joint sums its ancestors' bones
     per_joint = joints - torch.einsum("bkxy,kym->bkxm", world_rotations, rest)
-    blended = torch.einsum("pk,bkxy->bpxy", weights, world_rotations)
     shaped = point_directions.view(-1, points, 3).permute(1, 2, 0)  # (P, 3, M)
     skinned = torch.einsum("pk,bkxm->bpxm", weights, per_joint)
     skinned = skinned + torch.einsum("bpxy,pym->bpxm", blended, shaped)

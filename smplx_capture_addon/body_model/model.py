@@ -208,13 +208,15 @@ class BodyModel(nn.Module):
         See `jacobian`; the face contour's choice of table is piecewise constant."""
         out, posed = self._pose(False, params)
         batch_size = out.joints.shape[0]
-        derivative, axes = jacobian.rotation_derivatives(out.full_pose)
-        omega = jacobian.world_axes(axes, posed.world_rotations, self.tree.parents)
+        derivative, axes = jacobian.rotation_derivatives(out.full_pose, posed.rotations)
+        above = jacobian.parent_rotations(posed.world_rotations, self.tree.parents)
+        blended = jacobian.blended_rotations(posed.world_rotations, self.kp_weights)
+        omega = jacobian.world_axes(axes, above)
         subtree = self.subtree.to(omega.dtype)
         posed_joints = out.joints - posed.transl
         joint_coefficients, point_coefficients = jacobian.coefficient_jacobians(
-            posed.world_rotations, self.tree.parents, subtree, self.kp_weights, self.joint_directions,
-            self.kp_directions,
+            posed.world_rotations, above, blended, self.tree.parents, subtree, self.kp_weights,
+            self.joint_directions, self.kp_directions,
         )  # fmt: skip
 
         def surface(point_part: Tensor) -> Tensor:
@@ -234,8 +236,7 @@ class BodyModel(nn.Module):
         )  # fmt: skip
         pose = jacobian.pose_jacobian(omega, levers)  # (B, K, 3, 55, 3)
         if self.kp_posedirs is not None:
-            corrective = jacobian.corrective_jacobian(derivative, posed.world_rotations, self.kp_weights,
-                                                      self.kp_posedirs)  # fmt: skip
+            corrective = jacobian.corrective_jacobian(derivative, blended, self.kp_posedirs)
             pose[:, NUM_JOINTS:, :, 1:] += surface(corrective)
         pose = pose.flatten(3)  # (B, K, 3, 55 * 3)
         coefficients = keypoints(joint_coefficients, point_coefficients)

@@ -111,14 +111,11 @@ def capsule_overlaps(joints: Tensor, size: float = 1.0) -> Tensor:
     return segment_overlaps(pair_segments(joints), size)
 
 
-# Residuals are overlaps in millimetres: squared and summed, 1 cm of overlap costs as
-# much as a 10-pixel keypoint error at weight 1.
-RESIDUAL_PER_METRE = 1000.0
-
-
-def collision_residuals(joints: Tensor, size: float = 1.0) -> Tensor:
-    """Overlaps in millimetres (see RESIDUAL_PER_METRE), (B, 55, 3) -> (B, P)."""
-    return capsule_overlaps(joints, size) * RESIDUAL_PER_METRE
+def segment_residuals(segments: Tensor, size: float = 1.0) -> Tensor:
+    """The penalty's residuals: overlaps in millimetres, segments (B, P, 4, 3) from
+    pair_segments -> (B, P). Squared and summed, 1 cm of overlap costs as much as a
+    10-pixel keypoint error at weight 1."""
+    return segment_overlaps(segments, size) * 1000.0
 
 
 def body_size(rest_joints: Tensor) -> float:

@@ -642,8 +642,7 @@ def _stage_objective(
 
     def contact(segments: Tensor) -> Tensor:
         """The collision residuals (B, P) of collision.pair_segments."""
-        overlaps = collision.segment_overlaps(segments, size)
-        return stage.collision**0.5 * collision.RESIDUAL_PER_METRE * overlaps
+        return stage.collision**0.5 * collision.segment_residuals(segments, size)
 
     def residuals(x: Tensor, *rows: Tensor) -> Tensor:
         keypoints = model(vertices=False, face_landmarks=weighs_face, **packing.unpack(x)).keypoints

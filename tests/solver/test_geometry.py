@@ -85,7 +85,7 @@ def test_collision_penalty_is_zero_at_rest_and_pushes_a_penetrating_arm_out():
     joints = torch.as_tensor(rest_joints(), dtype=torch.float32)[None]
 
     def penalty(j: torch.Tensor) -> torch.Tensor:
-        return collision.collision_residuals(j).square().sum()
+        return collision.segment_residuals(collision.pair_segments(j)).square().sum()
 
     assert float(penalty(joints)) == 0.0
     inside = joints.clone()
