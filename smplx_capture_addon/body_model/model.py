@@ -201,12 +201,15 @@ class BodyModel(nn.Module):
         """Pose the body. Parameters left out are zero; see the module docstring."""
         return self._pose(vertices, params, face_landmarks)[0]
 
-    def keypoint_jacobian(self, **params: Tensor) -> tuple[BodyOutput, dict[str, Tensor]]:
-        """The fast path's output (vertices=False) and the exact derivatives of its
-        keypoints with respect to each parameter block: name -> (B, K, 3, block size), in
-        the block's own parameterisation (hand PCA coefficients when the model uses PCA).
-        See `jacobian`; the face contour's choice of table is piecewise constant."""
-        out, posed = self._pose(False, params)
+    def keypoint_jacobian(
+        self, face_landmarks: bool = True, **params: Tensor
+    ) -> tuple[BodyOutput, dict[str, Tensor]]:
+        """The fast path's output (vertices=False, `face_landmarks` as in forward) and the
+        exact derivatives of its keypoints with respect to each parameter block: name ->
+        (B, K, 3, block size), in the block's own parameterisation (hand PCA coefficients
+        when the model uses PCA). See `jacobian`; the face contour's choice of table is
+        piecewise constant."""
+        out, posed = self._pose(False, params, face_landmarks)
         batch_size = out.joints.shape[0]
         derivative, axes = jacobian.rotation_derivatives(out.full_pose, posed.rotations)
         above = jacobian.parent_rotations(posed.world_rotations, self.tree.parents)
@@ -222,7 +225,7 @@ class BodyModel(nn.Module):
         def surface(point_part: Tensor) -> Tensor:
             """Points' values (B, P, C...) -> the surface keypoints' (B, K - 55, C...): the
             surface embedding is linear."""
-            mapped = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_")
+            mapped = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_", face_landmarks)
             return mapped.view(batch_size, -1, *point_part.shape[2:])
 
         def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:

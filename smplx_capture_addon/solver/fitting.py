@@ -655,7 +655,7 @@ def _stage_objective(
         # The keypoints' derivatives come from the body model in closed form, the rest
         # by reverse mode: each data residual depends on one keypoint and each collision
         # residual on its pair's segments, so two backward passes and one give theirs.
-        out, blocks = model.keypoint_jacobian(**packing.unpack(x))
+        out, blocks = model.keypoint_jacobian(face_landmarks=weighs_face, **packing.unpack(x))
         columns = torch.cat([blocks[name] for name in packing.names], dim=-1)[..., free]  # (B, K, 3, n)
         per_keypoint = _backward_jacobian(lambda k: data(k, *rows), out.keypoints, 2)  # (B, K, 2, 3)
         parts = [(per_keypoint @ columns).flatten(1, 2), _backward_jacobian(regularisers, x, 1)[..., free]]

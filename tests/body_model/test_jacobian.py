@@ -52,6 +52,17 @@ def test_keypoint_jacobian_equals_forward_mode(synthetic_data, which, hand_pca):
         torch.testing.assert_close(block, expected, atol=1e-10, rtol=1e-8, msg=name)
 
 
+def test_keypoint_jacobian_without_face_landmarks_is_the_leading_rows(synthetic_data):
+    model = BodyModel(synthetic_data, face_contour=True, dtype=torch.float64)
+    params = _params(model, 2, seed=2)
+    full_out, full = model.keypoint_jacobian(**params)
+    out, blocks = model.keypoint_jacobian(face_landmarks=False, **params)
+    count = model(vertices=False, face_landmarks=False, **params).keypoints.shape[1]
+    assert out.keypoints.shape[1] == count < full_out.keypoints.shape[1]
+    for name, block in blocks.items():
+        torch.testing.assert_close(block, full[name][:, :count], msg=name)
+
+
 @pytest.mark.parametrize("angle", [0.0, 1e-6, 1e-3, 0.0999, 0.1001, 1.0, 3.0])
 def test_rotation_derivatives_match_rodrigues_at_every_angle(angle):
     axis = torch.tensor([[0.3, -0.5, 0.8], [1.0, 0.2, 0.0]], dtype=torch.float64)
