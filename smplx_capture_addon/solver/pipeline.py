@@ -186,7 +186,7 @@ def fit_photo(
             "num_expression": body.num_expression,
             "hand_pca": HAND_PCA,
             "evaluations": fit.evaluations,
-            # bits 0-1: orientation (1 turned around, 2 tilt mirrored); bits 2+: limb variant
+            # bits 0-1: orientation (1 turned around, 2 tilt mirrored); bits 2+: limb variants (see BatchFit)
             "hypothesis": [int(v) for v in fit.hypothesis.cpu()],
             "keypoints": str(keypoints_file) if keypoints_file is not None else detections.detector,
         },

@@ -55,7 +55,7 @@ def test_the_limb_retry_keeps_the_polished_fit_unless_a_variant_beats_it(clean_f
     polish, retry = clean_fit.loss_per_stage[:, -2], clean_fit.loss_per_stage[:, -1]
     assert (retry <= polish).all(), (polish, retry)
     variant = clean_fit.hypothesis >> fitting.RETRY_SHIFT
-    assert ((variant >= 0) & (variant < 1 + 2 * len(fitting.LIMB_SETS))).all()
+    assert ((variant >= 0) & (variant <= fitting.RETRY_VARIANTS)).all()
 
 
 def test_without_the_retry_the_polish_is_the_last_stage(bench_model, clean_cases):
@@ -169,7 +169,8 @@ def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
 
 def _limb_variants(bench_model, clean_cases):
     """A person of the template's shape (straight limbs at rest) facing the camera with
-    limbs swung and bent in depth, and its variants."""
+    limbs swung and bent in depth, and its variants for RETRY_LIMB_SETS (LIMB_SETS, then
+    each elbow and knee)."""
     packing = fitting._Packing(bench_model)
     params = {k: v[:1].clone() for k, v in clean_cases.params.items() if k in packing.names}
     params["betas"] = torch.zeros_like(params["betas"])
@@ -181,52 +182,90 @@ def _limb_variants(bench_model, clean_cases):
                            ("left_elbow", (0.0, -0.9, 0.0)), ("right_elbow", (0.0, 0.7, 0.0)),
                            ("left_knee", (0.8, 0.0, 0.0)), ("right_knee", (1.1, 0.0, 0.0))):  # fmt: skip
         pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)
-    variants, kind = fitting._limb_flips(bench_model, packing, packing.pack(params))
-    count = 1 + 2 * len(fitting.LIMB_SETS)
-    assert len(variants) == count == 13 and kind.tolist() == list(range(count))
+    x = packing.pack(params)
+    variants = torch.cat([x, *fitting._limb_flips(bench_model, packing, x, fitting.RETRY_LIMB_SETS)])
+    count = 1 + 2 * len(fitting.RETRY_LIMB_SETS)
+    assert len(variants) == count == 21
     joints = bench_model(vertices=False, **packing.unpack(variants)).joints.detach()
     return joints, packing.unpack(variants)["body_pose"].view(count, 21, 3)
 
 
-def _assert_bone(joints, row, joint, mirrored, min_depth):
+_LIMB_JOINTS = fitting._LIMB_ROOTS + fitting._HINGES  # shoulders, hips, elbows, knees
+
+
+def _assert_bone(model, joints, row, joint, mirrored, min_depth):
     """The bone from `joint` to its (first) child in variant `row` is the original's
-    mirrored in depth (up to the rest bones' own small depth) or, if not `mirrored`, the
-    same. The original bone must reach `min_depth` in depth, or the test would be void."""
+    mirrored in depth (up to twice the rest bone's own depth: a shin's is 3 cm) or, if
+    not `mirrored`, the same. The original bone must reach `min_depth` in depth, or the
+    test would be void."""
     child = JOINT_PARENTS.index(joint)
     bone, varied = joints[0, child] - joints[0, joint], joints[row, child] - joints[row, joint]
     assert abs(float(bone[2])) > min_depth
     expected = bone * torch.tensor([1.0, 1.0, -1.0]) if mirrored else bone
-    torch.testing.assert_close(varied, expected, atol=0.03 if mirrored else 1e-5, rtol=0)
+    rest = model.joint_template.view(-1, 3)
+    tolerance = 2 * abs(float(rest[child, 2] - rest[joint, 2])) + 0.01 if mirrored else 1e-5
+    torch.testing.assert_close(varied, expected, atol=tolerance, rtol=0)
 
 
 def test_limb_variants_at_the_root_mirror_their_first_bone_in_depth(bench_model, clean_cases):
-    """Each root variant mirrors the first bone of exactly its limbs in depth: the same
-    place across the image, the opposite depth from the limb's root (up to the rest bone's
-    own small depth); the other limbs and joints are left alone."""
+    """Each root variant mirrors the first bone of exactly its limbs in depth (the upper
+    arm or thigh, or for an elbow or knee the forearm or shin): the same place across the
+    image, the opposite depth from the limb's root (up to the rest bone's own small
+    depth); the other limbs and joints are left alone."""
     joints, poses = _limb_variants(bench_model, clean_cases)
-    for row, limbs in enumerate(fitting.LIMB_SETS, start=1):
-        for root in fitting._LIMB_ROOTS:
-            _assert_bone(joints, row, root, mirrored=root in limbs, min_depth=0.1)
+    for row, limbs in enumerate(fitting.RETRY_LIMB_SETS, start=1):
+        for joint in _LIMB_JOINTS:
+            if JOINT_PARENTS[joint] not in limbs:  # a forearm below a mirrored shoulder turns with it
+                depth = 0.1 if joint in fitting._LIMB_ROOTS else 0.05
+                _assert_bone(bench_model, joints, row, joint, mirrored=joint in limbs, min_depth=depth)
         untouched = [j - 1 for j in range(1, 22) if j not in limbs]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
 
 
 def test_whole_limb_variants_mirror_every_bone_and_bend_the_right_way(bench_model, clean_cases):
     """Each whole-limb variant mirrors every bone of its limbs in depth (upper arm and
-    forearm, thigh and shin), bends elbows and knees by the same angle the way they bend
-    (not backwards: the bending prior stays as it was), and leaves the rest alone."""
+    forearm, thigh and shin; forearm or shin alone for an elbow or knee), bends elbows and
+    knees mirrored from their root by the same angle the way they bend (not backwards:
+    the bending prior stays as it was), and leaves the rest alone."""
     joints, poses = _limb_variants(bench_model, clean_cases)
     bending = priors.bending_residuals(poses.flatten(1))
-    for row, limbs in enumerate(fitting.LIMB_SETS, start=1 + len(fitting.LIMB_SETS)):
-        for root in fitting._LIMB_ROOTS:
-            hinge = JOINT_PARENTS.index(root)  # elbow or knee
-            for joint in (root, hinge):
-                _assert_bone(joints, row, joint, mirrored=root in limbs, min_depth=0.05)
-        assert (bending[0] < 0.6).all()  # all four bent the way they bend
-        torch.testing.assert_close(bending[row], bending[0], atol=0.02, rtol=0.05)
+    assert (bending[0] < 0.6).all()  # all four bent the way they bend
+    sets = len(fitting.RETRY_LIMB_SETS)
+    for row, limbs in enumerate(fitting.RETRY_LIMB_SETS, start=1 + sets):
+        for joint in _LIMB_JOINTS:
+            mirrored = joint in limbs or JOINT_PARENTS[joint] in limbs
+            _assert_bone(bench_model, joints, row, joint, mirrored=mirrored, min_depth=0.05)
+        if row < 1 + sets + len(fitting.LIMB_SETS):
+            torch.testing.assert_close(bending[row], bending[0], atol=0.02, rtol=0.05)
         moved = {j for root in limbs for j in (root, *fitting._BELOW[root])}
         untouched = [j - 1 for j in range(1, 22) if j not in moved]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
+
+
+def test_body_turns_rotate_the_whole_body_about_its_root(bench_model, clean_cases):
+    """Each turn of the retry rotates every joint about the pelvis, which stays put, by
+    its rotation in camera space, and changes nothing but the global orientation."""
+    packing = fitting._Packing(bench_model)
+    x = packing.pack({k: v[:2] for k, v in clean_cases.params.items() if k in packing.names})
+    turned = fitting._body_turns(x, packing)
+    assert len(turned) == len(fitting.RETRY_TURNS) == 4
+    joints = bench_model(vertices=False, **packing.unpack(torch.cat([x, *turned]))).joints.detach()
+    joints = joints.view(1 + len(turned), 2, -1, 3)
+    relative = joints - joints[:, :, :1]
+    orient = packing.block("global_orient")
+    for row, ((axis, degrees), rows) in enumerate(zip(fitting.RETRY_TURNS, turned, strict=True), start=1):
+        rotation = torch.from_numpy(_rotation(np.array(axis), np.radians(degrees))).float()
+        torch.testing.assert_close(joints[row, :, 0], joints[0, :, 0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(relative[row], relative[0] @ rotation.T, atol=1e-5, rtol=0)
+        others = torch.ones(x.shape[1], dtype=torch.bool)
+        others[orient] = False
+        assert torch.equal(rows[:, others], x[:, others])
+
+
+def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues' formula, independent of the code under test."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
 def test_close_limb_variants_are_kept_for_the_last_stage():
