@@ -42,7 +42,6 @@ def minimize(
     differentiation of `residuals` does (one pass per free coordinate)."""
     mask = mask.expand_as(x0)
     free = torch.nonzero(mask.any(0)).flatten()
-    fixed = x0 * (1 - mask)
     # Columns frozen for some rows only: zero in their Jacobian, so those rows' steps
     # there are zero and their system is the one without those coordinates.
     row_free = mask[:, None, free]
@@ -53,13 +52,19 @@ def minimize(
 
     if jacobian is None:
         forward_mode = torch.func.vmap(torch.func.jacfwd(one))
-        jacobian = lambda x, free, *rows: forward_mode(x[:, free], fixed, *rows)  # noqa: E731
+        jacobian = lambda x, free, *rows: forward_mode(x[:, free], x, *rows)  # noqa: E731
     x = x0.detach().clone()
     with torch.no_grad():
         r = residuals(x, *rows)
     loss = r.square().sum(-1)
     lam = torch.full_like(loss, damping)
     active = torch.isfinite(loss)
+    # A row's normal equations change only when it moves: rows whose last step was
+    # rejected (about 40% of them) reuse theirs with more damping, and rows that have
+    # stopped are left out of every pass.
+    moved = active.clone()
+    jtj = x.new_zeros(len(x), len(free), len(free))
+    gradient = x.new_zeros(len(x), len(free))
     evaluations = 1
     iteration = 0
     for iteration in range(1, max_iterations + 1):
@@ -67,24 +72,30 @@ def minimize(
             iteration -= 1
             break
         with torch.no_grad():
-            jac = jacobian(x, free, *rows) * row_free  # (B, R, n)
-            jtj = jac.transpose(1, 2) @ jac
-            gradient = (jac.transpose(1, 2) @ r[..., None]).squeeze(-1)
-            diagonal = torch.diagonal(jtj, dim1=1, dim2=2)
-            system = jtj + torch.diag_embed(lam[:, None] * diagonal + 1e-9)
-            step = -torch.linalg.solve(system, gradient)
-            trial = x.clone()
-            trial[:, free] = x[:, free] + step * active[:, None]
-            trial_r = residuals(trial, *rows)
+            update = torch.nonzero(moved).flatten()
+            if len(update):
+                jac = jacobian(x[update], free, *(row[update] for row in rows)) * row_free[update]
+                jtj[update] = jac.transpose(1, 2) @ jac
+                gradient[update] = (jac.transpose(1, 2) @ r[update, :, None]).squeeze(-1)
+            live = torch.nonzero(active).flatten()
+            diagonal = torch.diagonal(jtj[live], dim1=1, dim2=2)
+            system = jtj[live] + torch.diag_embed(lam[live, None] * diagonal + 1e-9)
+            step = -torch.linalg.solve(system, gradient[live])
+            trial = x[live].clone()
+            trial[:, free] = trial[:, free] + step
+            trial_r = residuals(trial, *(row[live] for row in rows))
         evaluations += 2
         trial_loss = trial_r.square().sum(-1)
-        better = active & torch.isfinite(trial_loss) & (trial_loss < loss)
-        small = better & (loss - trial_loss <= relative_tolerance * loss)
-        x = torch.where(better[:, None], trial, x)
-        r = torch.where(better[:, None], trial_r, r)
-        loss = torch.where(better, trial_loss, loss)
-        lam = torch.where(better, lam / 3.0, lam * 4.0)
-        active = active & ~small & (lam < 1e10)
+        better = torch.isfinite(trial_loss) & (trial_loss < loss[live])
+        small = better & (loss[live] - trial_loss <= relative_tolerance * loss[live])
+        accepted = live[better]
+        x[accepted], r[accepted], loss[accepted] = trial[better], trial_r[better], trial_loss[better]
+        lam[live] = torch.where(better, lam[live] / 3.0, lam[live] * 4.0)
+        active[live[small]] = False
+        active &= lam < 1e10
+        moved = torch.zeros_like(active)
+        moved[accepted] = True
+        moved &= active
         if callback is not None:
             callback(iteration, loss)
     return LbfgsResult(x=x, loss=loss, converged=~active, iterations=iteration, evaluations=evaluations)

@@ -138,3 +138,37 @@ def test_levenberg_marquardt_row_masks_equal_each_row_alone():
                             max_iterations=30, relative_tolerance=0.0)  # fmt: skip
         torch.testing.assert_close(batch.x[row : row + 1], alone.x, atol=1e-10, rtol=0)
     assert torch.equal(batch.x[1, 2], start[1, 2])
+
+
+def test_levenberg_marquardt_differentiates_only_rows_that_moved():
+    from smplx_capture_addon.solver import lm
+
+    t = torch.linspace(0, 2, 30, dtype=torch.float64)
+    truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
+
+    def curve(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * torch.exp(x[:, 1:2] * t) + x[:, 2:3]
+
+    def residuals(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return curve(x) - target
+
+    calls = []
+
+    def jacobian(x: torch.Tensor, free: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        calls.append((x.clone(), target.clone()))
+        grow = torch.exp(x[:, 1:2] * t)
+        return torch.stack([grow, x[:, :1] * t * grow, torch.ones_like(grow)], -1)[..., free]
+
+    observed = curve(truth)
+    start = torch.tensor([[2.0, -1.3, 0.5], [1.0, 0.0, 0.0]], dtype=torch.float64)  # row 0 at its optimum
+    mask = torch.ones(3, dtype=torch.float64)
+    result = lm.minimize(residuals, (observed,), start, mask, max_iterations=40, relative_tolerance=0.0,
+                         jacobian=jacobian)  # fmt: skip
+    torch.testing.assert_close(result.x, truth, atol=1e-8, rtol=0)
+    assert len(calls[0][0]) == 2
+    # Row 0 never moves, so after the first call its Jacobian is never taken again, and
+    # row 1 is never differentiated twice at the same point (its rejected steps reuse it).
+    assert all(not torch.equal(target[0], observed[0]) for _, target in calls[1:])
+    points = [x[-1] for x, _ in calls]
+    assert len(points) > 3
+    assert all(not torch.equal(a, b) for a, b in itertools.pairwise(points))
