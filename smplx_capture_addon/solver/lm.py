@@ -86,8 +86,9 @@ def minimize(
             trial_r = residuals(trial, *(row[live] for row in rows))
         evaluations += 2
         trial_loss = trial_r.square().sum(-1)
-        better = torch.isfinite(trial_loss) & (trial_loss < loss[live])
-        small = better & (loss[live] - trial_loss <= relative_tolerance * loss[live])
+        before = loss[live]
+        better = torch.isfinite(trial_loss) & (trial_loss < before)
+        small = better & (before - trial_loss <= relative_tolerance * before)
         accepted = live[better]
         x[accepted], r[accepted], loss[accepted] = trial[better], trial_r[better], trial_loss[better]
         lam[live] = torch.where(better, lam[live] / 3.0, lam[live] * 4.0)
