@@ -766,7 +766,10 @@ LIMB_SETS = (*((j,) for j in _LIMB_ROOTS), _LIMB_ROOTS[:2], _LIMB_ROOTS[2:])
 # body-3 +4.1 (2.5), in hands +10.1 (2.4): L-BFGS explores farther there; screening the
 # retry's variants (keeping those within 1.5x of the best after 3 of its iterations, or
 # 3x after 5) +2.8 (1.2) and +1.7 (0.9) against the full retry: the right variant often
-# ranks low until it has settled.
+# ranks low until it has settled; the whole body mirrored in depth about its root (every
+# rotation R -> M R M) never won; spine1 mirrored as a limb -0.03 (0.03), spine1, spine3
+# and neck -0.06 (0.13): the large errors left are spread over the spine and shoulders
+# of people far from the camera (mean 60 mm beyond 7 m, 25 mm within 3 m), not one flip.
 _HINGES = tuple(JOINT_NAMES.index(n) for n in ("left_elbow", "right_elbow", "left_knee", "right_knee"))
 RETRY_LIMB_SETS = LIMB_SETS + tuple((j,) for j in _HINGES)
 # (camera axis, degrees): turns towards and away from the camera about the image's
