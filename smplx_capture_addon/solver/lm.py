@@ -78,8 +78,9 @@ def minimize(
                 jtj[update] = jac.transpose(1, 2) @ jac
                 gradient[update] = (jac.transpose(1, 2) @ r[update, :, None]).squeeze(-1)
             live = torch.nonzero(active).flatten()
-            diagonal = torch.diagonal(jtj[live], dim1=1, dim2=2)
-            system = jtj[live] + torch.diag_embed(lam[live, None] * diagonal + 1e-9)
+            normal = jtj[live]
+            diagonal = torch.diagonal(normal, dim1=1, dim2=2)
+            system = normal + torch.diag_embed(lam[live, None] * diagonal + 1e-9)
             step = -torch.linalg.solve(system, gradient[live])
             trial = x[live].clone()
             trial[:, free] = trial[:, free] + step
