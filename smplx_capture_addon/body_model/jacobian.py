@@ -81,8 +81,8 @@ def world_axes(axes: Tensor, parent_rotations: Tensor) -> Tensor:
 def joint_levers(posed_joints: Tensor, subtree: Tensor) -> Tensor:
     """Lever arm of each posed joint k about each joint j that moves it: joint_k -
     joint_j for k in j's subtree, else zero. posed_joints (B, J, 3); subtree (J, J)
-    -> (B, J (k), J (j), 3)."""
-    return (posed_joints[:, :, None] - posed_joints[:, None, :]) * subtree.T[None, :, :, None]
+    -> (B, J (k), 3, J (j))."""
+    return (posed_joints[..., None] - posed_joints.transpose(1, 2)[:, None]) * subtree.T[None, :, None, :]
 
 
 def point_levers(
@@ -100,31 +100,54 @@ def point_levers(
 
     world_rotations (B, J, 3, 3); posed_joints, rest_joints (B, J, 3); shaped (B, P, 3)
     rest points with shape and pose correctives; weights (P, J); subtree (J, J)
-    -> (B, P, J, 3).
+    -> (B, P, 3, J).
     """
-    carried = torch.einsum("bkxy,bpky->bpkx", world_rotations, shaped[:, :, None] - rest_joints[:, None])
-    carried = (carried + posed_joints[:, None]) * weights[None, :, :, None]
-    moved_part = torch.einsum("jk,bpkx->bpjx", subtree, carried)
+    batch, count = world_rotations.shape[:2]
+    # Joint k alone carries a point v to R_k v + t_k, t_k its skinning translation.
+    translations = posed_joints - (world_rotations @ rest_joints[..., None]).squeeze(-1)
+    stacked = world_rotations.permute(0, 3, 2, 1).reshape(batch, 3, 3 * count)  # (B, y, x k)
+    carried = (shaped @ stacked).view(batch, -1, 3, count) + translations.transpose(1, 2)[:, None]
+    moved_part = (carried * weights[None, :, None, :]) @ subtree.T  # summed over each subtree
     share = weights @ subtree.T  # (P, J): the weight the subtree of j carries
-    return moved_part - share[None, :, :, None] * posed_joints[:, None]
+    return moved_part - share[None, :, None, :] * posed_joints.transpose(1, 2)[:, None]
 
 
 def pose_jacobian(omega: Tensor, levers: Tensor) -> Tensor:
     """d point / d axis-angle of every joint, omega x lever. omega (B, J, 3, 3) world
-    axes; levers (B, Q, J, 3) -> (B, Q, 3, J, 3 by component)."""
-    return torch.einsum("bjaxz,bqjz->bqxja", cross_matrix(omega), levers)
+    axes; levers (B, Q, 3, J) -> (B, Q, 3, J, 3 by component), contiguous."""
+    w = omega[:, None].unbind(-1)  # by coordinate: (B, 1, J, 3)
+    lever = levers[..., None].unbind(2)  # by coordinate: (B, Q, J, 1)
+    return torch.stack([w[1] * lever[2] - w[2] * lever[1],
+                        w[2] * lever[0] - w[0] * lever[2],
+                        w[0] * lever[1] - w[1] * lever[0]], dim=2)  # fmt: skip
 
 
-def corrective_jacobian(rotation_derivative: Tensor, blended: Tensor, posedirs: Tensor) -> Tensor:
-    """The pose correctives' share of d skinned point / d axis-angle of the joints below
-    the root: the change of (R_j - I) times their directions, turned by the point's
-    blended rotation. rotation_derivative (B, J, 3, 3, 3) local dR per component;
-    blended (B, P, 3, 3) from blended_rotations; posedirs ((J - 1) * 9, P * 3)
-    -> (B, P, 3, J - 1, 3)."""
-    count, points = rotation_derivative.shape[1], blended.shape[1]
+def corrective_jacobian(
+    rotation_derivative: Tensor,
+    blended: Tensor,
+    posedirs: Tensor,
+    vertex_ids: Tensor,
+    faces: Tensor,
+    barycentric: Tensor,
+) -> Tensor:
+    """The pose correctives' share of d surface keypoint / d axis-angle of the joints
+    below the root: the change of (R_j - I) times their directions, turned by each
+    point's blended rotation, at the keypoints only (turning and weighting the corners in
+    one product). rotation_derivative (B, J, 3, 3, 3) local dR per component; blended
+    (B, P, 3, 3) from blended_rotations; posedirs ((J - 1) * 9, P * 3); the keypoints:
+    vertex_ids (V,), then triangles faces (B, L, 3) with barycentric (B, L, 3), as
+    `lbs.surface_points` -> (B, V + L, 3, J - 1, 3).
+    """
+    batch, count, points = blended.shape[0], rotation_derivative.shape[1], blended.shape[1]
     directions = posedirs.view(count - 1, 9, points, 3)
-    corrective = torch.einsum("bjae,jepx->bpxja", rotation_derivative[:, 1:].flatten(-2), directions)
-    return (blended @ corrective.flatten(3)).view_as(corrective)
+    # Unturned, (B, P, 3, J - 1, 3); laid out so that gathering points reads it in runs.
+    corrective = torch.einsum("bjae,jepy->bpyja", rotation_derivative[:, 1:].flatten(-2), directions)
+    corrective = corrective.contiguous()
+    at_vertices = blended[:, vertex_ids] @ corrective[:, vertex_ids].flatten(3)  # (B, V, 3, (J - 1) 3)
+    rows = torch.arange(batch, device=faces.device)[:, None, None]
+    corners = corrective[rows, faces].flatten(4).flatten(2, 3)  # (B, L, 3 corners x 3, (J - 1) 3)
+    turns = (barycentric[..., None, None] * blended[rows, faces]).transpose(2, 3).flatten(3)  # (B, L, 3, 9)
+    return torch.cat([at_vertices, turns @ corners], dim=1).view(batch, -1, 3, count - 1, 3)
 
 
 def coefficient_jacobians(

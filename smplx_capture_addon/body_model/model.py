@@ -221,11 +221,12 @@ class BodyModel(nn.Module):
             posed.world_rotations, above, blended, self.tree.parents, subtree, self.kp_weights,
             self.joint_directions, self.kp_directions,
         )  # fmt: skip
+        embedding = self._surface_embedding(posed.rotations, "kp_", face_landmarks)
 
         def surface(point_part: Tensor) -> Tensor:
             """Points' values (B, P, C...) -> the surface keypoints' (B, K - 55, C...): the
             surface embedding is linear."""
-            mapped = self._surface_keypoints(point_part.flatten(2), posed.rotations, "kp_", face_landmarks)
+            mapped = _surface_keypoints(point_part.flatten(2), *embedding)
             return mapped.view(batch_size, -1, *point_part.shape[2:])
 
         def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:
@@ -239,8 +240,9 @@ class BodyModel(nn.Module):
         )  # fmt: skip
         pose = jacobian.pose_jacobian(omega, levers)  # (B, K, 3, 55, 3)
         if self.kp_posedirs is not None:
-            corrective = jacobian.corrective_jacobian(derivative, blended, self.kp_posedirs)
-            pose[:, NUM_JOINTS:, :, 1:] += surface(corrective)
+            pose[:, NUM_JOINTS:, :, 1:] += jacobian.corrective_jacobian(
+                derivative, blended, self.kp_posedirs, *embedding
+            )
         pose = pose.flatten(3)  # (B, K, 3, 55 * 3)
         coefficients = keypoints(joint_coefficients, point_coefficients)
         parts = pose.split([3 * count for _, count in POSE_BLOCKS], dim=-1)
@@ -290,7 +292,7 @@ class BodyModel(nn.Module):
         shaped = shaped.view(batch_size, -1, 3)
         transl = values["transl"][:, None, :]
         skinned = lbs.skin(shaped, getattr(self, part + "weights"), transforms) + transl
-        surface = self._surface_keypoints(skinned, rotations, part, face_landmarks)
+        surface = _surface_keypoints(skinned, *self._surface_embedding(rotations, part, face_landmarks))
         out = BodyOutput(
             vertices=skinned if vertices else None,
             joints=posed_joints + transl,
@@ -299,18 +301,28 @@ class BodyModel(nn.Module):
         )
         return out, _Posed(rotations, world_r, rest_joints, shaped, transl)
 
-    def _surface_keypoints(self, vertices: Tensor, rotations: Tensor, part: str, face_landmarks: bool = True
-                           ) -> Tensor:  # fmt: skip
-        """Surface keypoints then face landmarks (and contour), (B, K - 55, 3), from the
-        skinned vertices of `part` ("full_" or "kp_")."""
-        picked = vertices[:, getattr(self, part + "keypoint_ids")]
-        if not face_landmarks:
-            return picked
-        batch_size = vertices.shape[0]
-        face_vertices = getattr(self, part + "landmark_faces")[None].expand(batch_size, -1, -1)
+    def _surface_embedding(
+        self, rotations: Tensor, part: str, face_landmarks: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Where the surface keypoints lie among the points of `part` ("full_" or "kp_"):
+        the vertex keypoints' ids (V,), then the face landmarks' (and contour's) triangles
+        (B, L, 3) and barycentric weights (B, L, 3); L = 0 without `face_landmarks`."""
+        batch_size = rotations.shape[0]
+        faces = getattr(self, part + "landmark_faces")[None].expand(batch_size, -1, -1)
         bary = self.landmark_bary[None].expand(batch_size, -1, -1)
-        if self.face_contour:
+        if not face_landmarks:
+            faces, bary = faces[:, :0], bary[:, :0]
+        elif self.face_contour:
             bins = lbs.neck_yaw_bins(rotations, self.neck_chain, self.contour_bary.shape[0])
-            face_vertices = torch.cat([face_vertices, getattr(self, part + "contour_faces")[bins]], dim=1)
+            faces = torch.cat([faces, getattr(self, part + "contour_faces")[bins]], dim=1)
             bary = torch.cat([bary, self.contour_bary[bins]], dim=1)
-        return torch.cat([picked, lbs.surface_points(vertices, face_vertices, bary)], dim=1)
+        return getattr(self, part + "keypoint_ids"), faces, bary
+
+
+def _surface_keypoints(points: Tensor, vertex_ids: Tensor, faces: Tensor, bary: Tensor) -> Tensor:
+    """The surface keypoints (vertex keypoints, then face landmarks and contour) of
+    `points` (B, P, C), as `BodyModel._surface_embedding` places them -> (B, V + L, C)."""
+    picked = points[:, vertex_ids]
+    if faces.shape[1] == 0:
+        return picked
+    return torch.cat([picked, lbs.surface_points(points, faces, bary)], dim=1)

@@ -598,7 +598,7 @@ class _Objective:
     residuals(x (B, N), *rows) -> (B, R) with rows = (detected (B, K, 2), confidences
     (B, K), focal (B,), centre (B, 2), scale (B,)); every row depends on its own inputs
     only. jacobian(x, free (n,), *rows) -> (B, R, n): their exact derivatives with respect
-    to the columns `free` of x (None with VPoser: then forward-mode differentiation)."""
+    to the columns `free` (ascending) of x (None with VPoser: then forward-mode differentiation)."""
 
     residuals: Callable[..., Tensor]
     jacobian: Callable[..., Tensor] | None
@@ -663,9 +663,14 @@ def _stage_objective(
         # by reverse mode: each data residual depends on one keypoint and each collision
         # residual on its pair's segments, so two backward passes and one give theirs.
         out, blocks = model.keypoint_jacobian(face_landmarks=weighs_face, **packing.unpack(x))
-        columns = torch.cat([blocks[name] for name in packing.names], dim=-1)[..., free]  # (B, K, 3, n)
+
+        def free_columns(derivatives: Tensor) -> Tensor:
+            # Gathering copies the largest tensor here: skipped when every column is free.
+            return derivatives if len(free) == x.shape[1] else derivatives[..., free]
+
+        columns = free_columns(torch.cat([blocks[name] for name in packing.names], dim=-1))  # (B, K, 3, n)
         per_keypoint = _backward_jacobian(lambda k: data(k, *rows), out.keypoints, 2)  # (B, K, 2, 3)
-        parts = [(per_keypoint @ columns).flatten(1, 2), _backward_jacobian(regularisers, x, 1)[..., free]]
+        parts = [(per_keypoint @ columns).flatten(1, 2), free_columns(_backward_jacobian(regularisers, x, 1))]
         if stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
             per_segment = _backward_jacobian(contact, segments, 2)  # (B, P, 4, 3)
