@@ -99,7 +99,9 @@ class FitOptions:
     # variants of _limb_flips) and every variant gets this many LM iterations; the lowest
     # loss wins (0: no retry). Measured over 192 benchmark people, paired: 15 instead of
     # 10 lowers the mean PA-V2V by 1.5 mm (standard error 0.8), with polish_iterations
-    # 20 by 2.8 mm (1.1), for 0.3 and 0.6 s more per person alone: past the 2 s target.
+    # 20 by 2.8 mm (1.1), for 0.3 and 0.6 s more per person alone: past the 2 s target
+    # (measured again with the faster Jacobian: both together -1.1 mm (1.1)). Without the
+    # retry: +4.1 mm (1.3); without any limb variants: +48 mm.
     limb_retry_iterations: int = 10
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
@@ -774,7 +776,12 @@ LIMB_SETS = (*((j,) for j in _LIMB_ROOTS), _LIMB_ROOTS[:2], _LIMB_ROOTS[2:])
 # ranks low until it has settled; the whole body mirrored in depth about its root (every
 # rotation R -> M R M) never won; spine1 mirrored as a limb -0.03 (0.03), spine1, spine3
 # and neck -0.06 (0.13): the large errors left are spread over the spine and shoulders
-# of people far from the camera (mean 60 mm beyond 7 m, 25 mm within 3 m), not one flip.
+# of people far from the camera (mean 60 mm beyond 7 m, 25 mm within 3 m), not one flip;
+# fewer iterations for time, each worse: body-1 10 +1.0 (1.9), hands 30 +1.1 (1.9), the
+# body stages 20 each +1.8 (2.4); the polish on the rows within 1.5x (1.2x) of the best
+# after the last stage only +0.8 (0.6), +1.4 (1.1). Beyond 7 m no fit's loss is above
+# 1.1x that of LM started from the truth, and 7 of those 23 fits are below 0.98x at 69 mm
+# mean: there the objective itself barely tells the poses apart.
 _HINGES = tuple(JOINT_NAMES.index(n) for n in ("left_elbow", "right_elbow", "left_knee", "right_knee"))
 RETRY_LIMB_SETS = LIMB_SETS + tuple((j,) for j in _HINGES)
 # (camera axis, degrees): turns towards and away from the camera about the image's
