@@ -50,13 +50,15 @@ class BodyOutput:
 class _Posed:
     """What a forward pass computed on the way, for `keypoint_jacobian`: local and world
     rotations (B, 55, 3, 3), rest joints (B, 55, 3), shaped rest points (B, P, 3) (shape
-    and pose correctives applied), translation (B, 1, 3)."""
+    and pose correctives applied), translation (B, 1, 3), and where the surface keypoints
+    lie among the points (see `BodyModel._surface_embedding`)."""
 
     rotations: Tensor
     world_rotations: Tensor
     rest_joints: Tensor
     shaped: Tensor
     transl: Tensor
+    embedding: tuple[Tensor, Tensor, Tensor]
 
 
 class BodyModel(nn.Module):
@@ -221,12 +223,11 @@ class BodyModel(nn.Module):
             posed.world_rotations, above, blended, self.tree.parents, subtree, self.kp_weights,
             self.joint_directions, self.kp_directions,
         )  # fmt: skip
-        embedding = self._surface_embedding(posed.rotations, "kp_", face_landmarks)
 
         def surface(point_part: Tensor) -> Tensor:
             """Points' values (B, P, C...) -> the surface keypoints' (B, K - 55, C...): the
             surface embedding is linear."""
-            mapped = _surface_keypoints(point_part.flatten(2), *embedding)
+            mapped = _surface_keypoints(point_part.flatten(2), *posed.embedding)
             return mapped.view(batch_size, -1, *point_part.shape[2:])
 
         def keypoints(joint_part: Tensor, point_part: Tensor) -> Tensor:
@@ -241,7 +242,7 @@ class BodyModel(nn.Module):
         pose = jacobian.pose_jacobian(omega, levers)  # (B, K, 3, 55, 3)
         if self.kp_posedirs is not None:
             pose[:, NUM_JOINTS:, :, 1:] += jacobian.corrective_jacobian(
-                derivative, blended, self.kp_posedirs, *embedding
+                derivative, blended, self.kp_posedirs, *posed.embedding
             )
         pose = pose.flatten(3)  # (B, K, 3, 55 * 3)
         coefficients = keypoints(joint_coefficients, point_coefficients)
@@ -292,14 +293,15 @@ class BodyModel(nn.Module):
         shaped = shaped.view(batch_size, -1, 3)
         transl = values["transl"][:, None, :]
         skinned = lbs.skin(shaped, getattr(self, part + "weights"), transforms) + transl
-        surface = _surface_keypoints(skinned, *self._surface_embedding(rotations, part, face_landmarks))
+        embedding = self._surface_embedding(rotations, part, face_landmarks)
+        surface = _surface_keypoints(skinned, *embedding)
         out = BodyOutput(
             vertices=skinned if vertices else None,
             joints=posed_joints + transl,
             keypoints=torch.cat([posed_joints + transl, surface], dim=1),
             full_pose=pose,
         )
-        return out, _Posed(rotations, world_r, rest_joints, shaped, transl)
+        return out, _Posed(rotations, world_r, rest_joints, shaped, transl, embedding)
 
     def _surface_embedding(
         self, rotations: Tensor, part: str, face_landmarks: bool = True
