@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photo", help="the photo to fit")
     parser.add_argument("--out", required=True, help="folder for result.json (and overlay.png)")
     parser.add_argument("--keypoints", help="keypoints file to use instead of running the detector")
-    parser.add_argument("--model", help='body model file or SMPL-X folder (default: the open default body)')
+    parser.add_argument("--model", help="body model file or SMPL-X folder (default: the open default body)")
     parser.add_argument("--gender", default="neutral", choices=("neutral", "male", "female"))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--focal-px", type=float, help="focal length in pixels (default: EXIF or a guess)")
