@@ -478,6 +478,9 @@ def fit_keypoints(
         if options.settle_iterations > 0:
             stages.append((SETTLE, objective, free, options.settle_iterations, "lm"))
     pick_best = {options.choose_after, stages[-1][0], *flip_after}
+    # Stages after which the variants close to each person's best go on (unless the
+    # stage picks the best, as LIMB_RETRY does when nothing settles after it).
+    keep_within = {LIMB_STAGE: LIMB_KEEP_RATIO, LIMB_RETRY: SETTLE_KEEP_RATIO}
 
     total_budget = sum(iterations for _, _, _, iterations, _ in stages)
     done = 0
@@ -524,14 +527,13 @@ def fit_keypoints(
         state.losses.append(result.loss)
         seconds.append((name, time.perf_counter() - started))
         done += iterations
-        if len(state.x) > people and name in pick_best | {LIMB_STAGE, LIMB_RETRY}:
-            # Keep each person's best hypothesis by this stage's loss; after LIMB_STAGE
-            # and LIMB_RETRY the variants close to it, decided later.
+        if len(state.x) > people and name in pick_best | keep_within.keys():
+            # Keep each person's best hypothesis by this stage's loss, or the variants
+            # close to it, decided later.
             if name in pick_best:
                 state = state.take(_best_rows(result.loss, state.person_of, people))
             else:
-                ratio = LIMB_KEEP_RATIO if name == LIMB_STAGE else SETTLE_KEEP_RATIO
-                state = state.take(_rows_within(result.loss, state.person_of, people, ratio))
+                state = state.take(_rows_within(result.loss, state.person_of, people, keep_within[name]))
         if name in flip_after:  # one row per person here
             best = state.x
             if name == options.choose_after:
