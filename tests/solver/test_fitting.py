@@ -184,7 +184,7 @@ def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
 def _limb_variants(bench_model, clean_cases):
     """A person of the template's shape (straight limbs at rest) facing the camera with
     limbs swung and bent in depth, and its variants for RETRY_LIMB_SETS (LIMB_SETS, then
-    each elbow and knee)."""
+    each elbow and knee) and RETRY_BONE_SETS."""
     packing = fitting._Packing(bench_model)
     params = {k: v[:1].clone() for k, v in clean_cases.params.items() if k in packing.names}
     params["betas"] = torch.zeros_like(params["betas"])
@@ -197,9 +197,10 @@ def _limb_variants(bench_model, clean_cases):
                            ("left_knee", (0.8, 0.0, 0.0)), ("right_knee", (1.1, 0.0, 0.0))):  # fmt: skip
         pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)
     x = packing.pack(params)
-    variants = torch.cat([x, *fitting._limb_flips(bench_model, packing, x, fitting.RETRY_LIMB_SETS)])
-    count = 1 + 2 * len(fitting.RETRY_LIMB_SETS)
-    assert len(variants) == count == 21
+    variants = fitting._limb_flips(bench_model, packing, x, fitting.RETRY_LIMB_SETS, fitting.RETRY_BONE_SETS)
+    variants = torch.cat([x, *variants])
+    count = 1 + 2 * len(fitting.RETRY_LIMB_SETS) + len(fitting.RETRY_BONE_SETS)
+    assert len(variants) == count == 25
     joints = bench_model(vertices=False, **packing.unpack(variants)).joints.detach()
     return joints, packing.unpack(variants)["body_pose"].view(count, 21, 3)
 
@@ -254,6 +255,22 @@ def test_whole_limb_variants_mirror_every_bone_and_bend_the_right_way(bench_mode
         moved = {j for root in limbs for j in (root, *fitting._BELOW[root])}
         untouched = [j - 1 for j in range(1, 22) if j not in moved]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
+
+
+def test_first_bone_variants_mirror_it_alone_in_depth(bench_model, clean_cases):
+    """Each first-bone variant mirrors the upper arm or thigh of its limb in depth as the
+    root variant does, while the forearm or shin below keeps its direction exactly (its
+    elbow or knee bends anew); the other joints are left alone."""
+    joints, poses = _limb_variants(bench_model, clean_cases)
+    start = 1 + 2 * len(fitting.RETRY_LIMB_SETS)
+    for row, limbs in enumerate(fitting.RETRY_BONE_SETS, start=start):
+        for joint in _LIMB_JOINTS:
+            depth = 0.1 if joint in fitting._LIMB_ROOTS else 0.05
+            _assert_bone(bench_model, joints, row, joint, mirrored=joint in limbs, min_depth=depth)
+        moved = {j for root in limbs for j in (root, *fitting._CHILDREN[root])}
+        untouched = [j - 1 for j in range(1, 22) if j not in moved]
+        torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
+        assert all((poses[row, j - 1] - poses[0, j - 1]).abs().max() > 0.1 for j in moved)
 
 
 def test_body_turns_rotate_the_whole_body_about_its_root(bench_model, clean_cases):
