@@ -336,3 +336,32 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     torch.testing.assert_close(objective.jacobian(x, free, *rows), expected[..., free], atol=1e-8, rtol=1e-7)
     every = torch.arange(x.shape[1])  # the path that gathers no columns
     torch.testing.assert_close(objective.jacobian(x, every, *rows), expected, atol=1e-8, rtol=1e-7)
+
+
+def test_the_last_stage_weighs_the_l2_pose_prior_more(bench_model, clean_cases):
+    """In the schedule's last stage the L2 pose prior's residuals are
+    FitOptions.last_stage_l2_pose_scale times the stage's own; every other residual is the
+    same as in a stage that is not last."""
+    packing = fitting._Packing(bench_model)
+    params = {k: v[:1] for k, v in clean_cases.params.items() if k in packing.names}
+    x = packing.pack(params)
+    keypoints = clean_cases.keypoints[:1]
+    rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal[:1], clean_cases.image_size[:1] / 2,
+            fitting.NORMALISED_HEIGHT / clean_cases.image_size[:1, 1])  # fmt: skip
+    size = collision.body_size(bench_model(vertices=False).joints[0].detach())
+    options = fitting.FitOptions()
+    stage = default_stages()[-1]
+
+    def residuals(last: bool) -> torch.Tensor:
+        objective = fitting._stage_objective(bench_model, packing, stage, options, priors.joint_limit_table(),
+                                             size, last)  # fmt: skip
+        return objective.residuals(x, *rows)[0].detach()
+
+    plain, last = residuals(False), residuals(True)
+    prior = 2 * keypoints.shape[1] + torch.arange(63)  # the data term's residuals come first
+    assert options.last_stage_l2_pose_scale == 1.5
+    assert float(plain[prior].abs().max()) > 0.1  # the pose is away from the prior's mean
+    torch.testing.assert_close(last[prior], options.last_stage_l2_pose_scale * plain[prior])
+    rest = torch.ones_like(plain, dtype=torch.bool)
+    rest[prior] = False
+    torch.testing.assert_close(last[rest], plain[rest])
