@@ -905,12 +905,17 @@ def _limb_flips(
         start = block.start + 3 * (joint - 1)
         rows[:, start : start + 3] = camera.matrix_to_axis_angle(rotation)
 
+    def at_root(joint: int) -> tuple[Tensor, Tensor]:
+        """The joint's world rotation mirrored, M G M, and the local rotation giving it."""
+        turned = mirror @ world[:, joint] @ mirror
+        return turned, world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ turned
+
     variants = []
     for whole in (False, True):
         for joints in sets:
             flipped = x.clone()
             for joint in joints:
-                mirrored = world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ mirror @ world[:, joint] @ mirror
+                _, mirrored = at_root(joint)
                 if not whole:
                     set_rotation(flipped, joint, mirrored)
                     continue
@@ -924,8 +929,8 @@ def _limb_flips(
     for joints in bone_sets:
         flipped = x.clone()
         for joint in joints:
-            turned = mirror @ world[:, joint] @ mirror
-            set_rotation(flipped, joint, world[:, JOINT_PARENTS[joint]].transpose(1, 2) @ turned)
+            turned, mirrored = at_root(joint)
+            set_rotation(flipped, joint, mirrored)
             for child in _CHILDREN[joint]:
                 set_rotation(flipped, child, turned.transpose(1, 2) @ world[:, child])
         variants.append(flipped)
