@@ -392,10 +392,15 @@ def fit_keypoints(
     returns True.
     """
     options = options or FitOptions()
-    check_keypoints(keypoints.detach().cpu().numpy(), image_size.detach().cpu().numpy())
+    given, sizes = keypoints.detach().cpu().numpy(), image_size.detach().cpu().numpy()
+    check_keypoints(given, sizes)
+    # On the host: a loop over people on the GPU would wait for it once per person.
+    outside = np.stack([_outside(points[:, :2], *size) for points, size in zip(given, sizes, strict=True)])
     device, dtype = model.full_template.device, model.full_template.dtype
     count = len(KEYPOINT_NAMES_WITH_CONTOUR) if model.face_contour else len(KEYPOINT_NAMES)
     keypoints = keypoints.to(device=device, dtype=dtype)
+    outside = torch.as_tensor(outside, device=device)
+    keypoints = torch.cat([keypoints[..., :2], torch.where(outside, 0.0, keypoints[..., 2])[..., None]], -1)
     if keypoints.shape[1] < count:
         keypoints = torch.cat(
             [keypoints, keypoints.new_zeros(keypoints.shape[0], count - keypoints.shape[1], 3)], 1
@@ -404,8 +409,6 @@ def fit_keypoints(
     focal = focal.to(device=device, dtype=dtype)
     image_size = image_size.to(device=device, dtype=dtype)
     people = keypoints.shape[0]
-    outside = torch.stack([_outside(keypoints[b, :, :2], *image_size[b].tolist()) for b in range(people)])
-    keypoints = torch.cat([keypoints[..., :2], torch.where(outside, 0.0, keypoints[..., 2])[..., None]], -1)
 
     scale = NORMALISED_HEIGHT / image_size[:, 1]
     facing_away, side_view, roll = _facing(
@@ -416,7 +419,8 @@ def fit_keypoints(
     # for everyone, and for side views both turned around (1 and 3). The best row of
     # each person after stage `options.choose_after` goes on.
     kinds = [HYPOTHESES] * people if options.hypotheses else [(0,)] * people
-    kinds = [k + tuple(h | TURNED for h in k) if bool(side_view[p]) else k for p, k in enumerate(kinds)]
+    kinds = [k + tuple(h | TURNED for h in k) if side else k
+             for side, k in zip(side_view.tolist(), kinds, strict=True)]  # fmt: skip
     person_of = torch.tensor([p for p, k in enumerate(kinds) for _ in k], device=device)
     kind = torch.tensor([h for k in kinds for h in k], device=device)
     # Row of each row's kind-0 sibling (the camera stage result the hypothesis starts from).
@@ -764,7 +768,9 @@ def _lowest_loss(loss: Tensor, person_of: Tensor, people: int) -> Tensor:
 def _best_rows(loss: Tensor, person_of: Tensor, people: int) -> Tensor:
     """Index of each person's lowest-loss row (the first one on ties). loss, person_of (R,)."""
     winner = loss == _lowest_loss(loss, person_of, people)[person_of]
-    return torch.stack([torch.nonzero((person_of == p) & winner)[0, 0] for p in range(people)])
+    rows = torch.where(winner, torch.arange(len(loss), device=loss.device), len(loss))
+    first = torch.full((people,), len(loss), device=loss.device, dtype=rows.dtype)
+    return first.scatter_reduce(0, person_of, rows, reduce="amin")
 
 
 def _rows_within(loss: Tensor, person_of: Tensor, people: int, ratio: float) -> Tensor:
@@ -958,9 +964,11 @@ def _sum_of_squares(residuals: Callable[..., Tensor], rows: tuple[Tensor, ...]) 
 
 def _check_plausible(params: dict[str, Tensor], keypoints: Tensor) -> None:
     """A fit that ran off (behind the camera, absurd rotations) is an error, not a result."""
-    for person in range(keypoints.shape[0]):
-        if float(keypoints[person, :NUM_JOINTS, 2].min()) <= 0.01:
+    behind = (keypoints[:, :NUM_JOINTS, 2].amin(1) <= 0.01).tolist()
+    pose = torch.cat([params["global_orient"], params["body_pose"]], 1)
+    wild = ((pose.abs().amax(1) > 4 * np.pi) | (params["transl"].abs().amax(1) > 1000.0)).tolist()
+    for person, (is_behind, is_wild) in enumerate(zip(behind, wild, strict=True)):
+        if is_behind:
             raise FitError(f"The fit of person {person} diverged: the body ended up behind the camera.")
-        pose = torch.cat([params["global_orient"][person], params["body_pose"][person]])
-        if float(pose.abs().max()) > 4 * np.pi or float(params["transl"][person].abs().max()) > 1000.0:
+        if is_wild:
             raise FitError(f"The fit of person {person} diverged: its pose or position is out of range.")
