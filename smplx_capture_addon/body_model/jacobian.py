@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lbs import cross_matrix
+from .lbs import cross_matrix, small_matmul
 
 
 def subtree_matrix(parents: Tensor) -> Tensor:
@@ -49,8 +49,8 @@ def rotation_derivatives(axis_angle: Tensor, rotations: Tensor) -> tuple[Tensor,
                          (angle - torch.sin(angle)) / (squared * angle))  # fmt: skip
     skew = cross_matrix(axis_angle)
     identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    axes = (identity + first * skew + second * (skew @ skew)).transpose(-1, -2)  # row a: u_a
-    derivative = cross_matrix(axes) @ rotations[..., None, :, :]
+    axes = (identity + first * skew + second * small_matmul(skew, skew)).transpose(-1, -2)  # row a: u_a
+    derivative = small_matmul(cross_matrix(axes), rotations[..., None, :, :])
     return derivative, axes
 
 
@@ -104,7 +104,7 @@ def point_levers(
     """
     batch, count = world_rotations.shape[:2]
     # Joint k alone carries a point v to R_k v + t_k, t_k its skinning translation.
-    translations = posed_joints - (world_rotations @ rest_joints[..., None]).squeeze(-1)
+    translations = posed_joints - small_matmul(world_rotations, rest_joints[..., None]).squeeze(-1)
     stacked = world_rotations.permute(0, 3, 2, 1).reshape(batch, 3, 3 * count)  # (B, y, x k)
     carried = (shaped @ stacked).view(batch, -1, 3, count) + translations.transpose(1, 2)[:, None]
     moved_part = (carried * weights[None, :, None, :]) @ subtree.T  # summed over each subtree

@@ -54,6 +54,18 @@ def kinematic_tree(parents: Sequence[int]) -> KinematicTree:
     return KinematicTree(parents=torch.tensor(list(parents), dtype=torch.long), jumps=tuple(jumps))
 
 
+def small_matmul(a: Tensor, b: Tensor, broadcast: bool | None = None) -> Tensor:
+    """a @ b for stacks of small matrices, (..., n, k) @ (..., k, m) with k and m of 3 or
+    less: on a GPU (or with `broadcast`) as one broadcast product summed over k, else by
+    the batched product. cuBLAS runs 3x3 batched products far below the memory's speed
+    (an H200: 1.4 ms for 745k products, where the broadcast form moves its bytes in a
+    tenth of that); on the CPU the batched product is the fastest (broadcasting measured
+    3.5x slower)."""
+    if broadcast if broadcast is not None else a.is_cuda:
+        return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+    return a @ b
+
+
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     """Rodrigues' formula. (..., 3) axis-angle -> (..., 3, 3) rotation matrices.
 
@@ -63,7 +75,7 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     skew = cross_matrix(axis_angle / angle)
     sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
     identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return identity + sin * skew + (1.0 - cos) * (skew @ skew)
+    return identity + sin * skew + (1.0 - cos) * small_matmul(skew, skew)
 
 
 def cross_matrix(vectors: Tensor) -> Tensor:
@@ -112,8 +124,8 @@ def forward_kinematics(rotations: Tensor, rest_joints: Tensor, tree: KinematicTr
     world_t = torch.cat([offsets, offsets.new_zeros(len(offsets), 1, 3)], dim=1)
     for before in tree.jumps:
         before_r = world_r[:, before]
-        world_t = (before_r @ world_t[..., None]).squeeze(-1) + world_t[:, before]
-        world_r = before_r @ world_r
+        world_t = small_matmul(before_r, world_t[..., None]).squeeze(-1) + world_t[:, before]
+        world_r = small_matmul(before_r, world_r)
     return world_r[:, :-1], world_t[:, :-1]
 
 
@@ -123,7 +135,7 @@ def skinning_transforms(world_rotations: Tensor, posed_joints: Tensor, rest_join
     (B, J, 3, 3), (B, J, 3), (B, J, 3) -> (B, J, 12): the 3x3 rotation row-major, then
     the translation.
     """
-    translation = posed_joints - (world_rotations @ rest_joints[..., None]).squeeze(-1)
+    translation = posed_joints - small_matmul(world_rotations, rest_joints[..., None]).squeeze(-1)
     return torch.cat([world_rotations.flatten(2), translation], dim=-1)
 
 
@@ -132,7 +144,7 @@ def skin(points: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
     -> (B, V, 3)."""
     blended = torch.matmul(weights, transforms)  # (B, V, 12)
     rotation = blended[..., :9].unflatten(-1, (3, 3))
-    return (rotation @ points[..., None]).squeeze(-1) + blended[..., 9:]
+    return small_matmul(rotation, points[..., None]).squeeze(-1) + blended[..., 9:]
 
 
 def surface_points(vertices: Tensor, face_vertices: Tensor, barycentric: Tensor) -> Tensor:

@@ -63,6 +63,36 @@ def test_keypoint_jacobian_without_face_landmarks_is_the_leading_rows(synthetic_
         torch.testing.assert_close(block, full[name][:, :count], msg=name)
 
 
+def test_the_gpu_form_of_small_products_gives_the_same_pass_and_derivatives(synthetic_data, monkeypatch):
+    """On a GPU the 3x3 products are broadcast and summed (lbs.small_matmul): forced here
+    on the CPU, the forward pass, its gradients and the closed-form derivatives agree
+    with the batched products' to float64 rounding."""
+    model = BodyModel(synthetic_data, face_contour=True, dtype=torch.float64)
+    params = {k: v.requires_grad_() for k, v in _params(model, 3, seed=3).items()}
+
+    def everything() -> list[torch.Tensor]:
+        out, blocks = model.keypoint_jacobian(**params)
+        vertices = model(**params).vertices
+        gradients = torch.autograd.grad(vertices.square().sum() + out.keypoints.sum(), list(params.values()))
+        return [vertices, out.keypoints, *blocks.values(), *gradients]
+
+    batched = everything()
+    original, calls = lbs.small_matmul, []
+
+    def forced(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        calls.append(a.shape)
+        return original(a, b, broadcast=True)
+
+    monkeypatch.setattr(lbs, "small_matmul", forced)
+    monkeypatch.setattr(jacobian, "small_matmul", forced)
+    broadcast = everything()
+    assert len(calls) > 10
+    assert len(batched) == len(broadcast) > 20
+    for ours, theirs in zip(batched, broadcast, strict=True):
+        assert ours.abs().max() > 0
+        torch.testing.assert_close(theirs, ours, atol=1e-12, rtol=1e-10)
+
+
 @pytest.mark.parametrize("angle", [0.0, 1e-6, 1e-3, 0.0999, 0.1001, 1.0, 3.0])
 def test_rotation_derivatives_match_rodrigues_at_every_angle(angle):
     axis = torch.tensor([[0.3, -0.5, 0.8], [1.0, 0.2, 0.0]], dtype=torch.float64)
