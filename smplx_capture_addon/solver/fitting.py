@@ -440,7 +440,7 @@ def fit_keypoints(
     depth_estimate = params["transl"][:, 2].clone()
 
     # (name, objective or loss, free parameter blocks, iteration budget, optimiser)
-    stages: list[tuple[str, _Objective | Callable[[Tensor], Tensor], set[str], int, str]] = []
+    stages: list[tuple[str, _Objective | Callable[..., Tensor], set[str], int, str]] = []
     rows_data = (detected, confidence, focal, centre, scale)
     # The camera stage fits the torso, as the reference; without hips the head helps
     # to fix the orientation.
@@ -460,13 +460,18 @@ def fit_keypoints(
     root = unturned.joints[:, :1]
     torso_points = unturned.keypoints[:, torso] - root
 
-    def camera_loss(x: Tensor) -> Tensor:
+    camera_rows = (detected[:, torso], camera_weights, torso_points, root, depth_estimate, focal, centre,
+                   scale)  # fmt: skip
+
+    def camera_loss(x: Tensor, detected: Tensor, weights: Tensor, points: Tensor, root: Tensor, depth: Tensor,
+                    focal: Tensor, centre: Tensor, scale: Tensor) -> Tensor:  # fmt: skip
+        """Each row's loss (R,) from its own camera_rows."""
         p = packing.unpack(x)
-        turned = torso_points @ lbs.axis_angle_to_matrix(p["global_orient"]).transpose(1, 2)
+        turned = points @ lbs.axis_angle_to_matrix(p["global_orient"]).transpose(1, 2)
         projected = camera.project(turned + root + p["transl"][:, None], focal, centre)
-        residual = (detected[:, torso] - projected) * scale[:, None, None]
-        data = (camera_weights[..., None] * residual).square().sum((1, 2))
-        return data + options.depth_weight**2 * (p["transl"][:, 2] - depth_estimate).square()
+        residual = (detected - projected) * scale[:, None, None]
+        data = (weights[..., None] * residual).square().sum((1, 2))
+        return data + options.depth_weight**2 * (p["transl"][:, 2] - depth).square()
 
     stages.append(("camera", camera_loss, {"global_orient", "transl"}, options.camera_iterations, "loss"))
     for number, stage in enumerate(options.stages, start=1):
@@ -520,13 +525,15 @@ def fit_keypoints(
             result = lm.minimize(function.residuals, rows_data, x, mask, max_iterations=iterations,
                                  callback=report, jacobian=function.jacobian)  # fmt: skip
         else:
-            loss_fn = function if optimiser == "loss" else _sum_of_squares(function.residuals, rows_data)
+            loss_fn, loss_rows = ((function, camera_rows) if optimiser == "loss"
+                                  else (_sum_of_squares(function.residuals), rows_data))  # fmt: skip
             if options.optimiser == "strong-wolfe":
-                result = lbfgs.minimize_strong_wolfe(loss_fn, x, mask, max_iterations=iterations,
-                                                     history=options.history, callback=report)  # fmt: skip
+                result = lbfgs.minimize_strong_wolfe(lambda x: loss_fn(x, *loss_rows), x, mask,  # noqa: B023
+                                                     max_iterations=iterations, history=options.history,
+                                                     callback=report)  # fmt: skip
             else:
                 result = lbfgs.minimize(
-                    lbfgs.value_and_grad(loss_fn, mask),
+                    lbfgs.value_and_grad(loss_fn, mask, loss_rows),
                     x,
                     max_iterations=iterations,
                     history=options.history,
@@ -958,8 +965,8 @@ def _body_turns(x: Tensor, packing: _Packing) -> list[Tensor]:
     return variants
 
 
-def _sum_of_squares(residuals: Callable[..., Tensor], rows: tuple[Tensor, ...]) -> Callable[[Tensor], Tensor]:
-    return lambda x: residuals(x, *rows).square().sum(-1)
+def _sum_of_squares(residuals: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    return lambda x, *rows: residuals(x, *rows).square().sum(-1)
 
 
 def _check_plausible(params: dict[str, Tensor], keypoints: Tensor) -> None:

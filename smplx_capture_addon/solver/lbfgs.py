@@ -5,8 +5,9 @@ curvature history, step length and convergence test.
 every person) and one curvature history mixing all of them, so a batch converges more
 slowly than its people would alone and a person's result depends on who else is in the
 batch. Here every row of `x` (B, N) is its own problem; one call of the objective
-evaluates all rows (that is where batching pays), and the line search (backtracking with
-the Armijo condition and safeguarded quadratic interpolation) is done per row. A row's
+evaluates every row that needs it (that is where batching pays: a line search's later
+trials only the rows still searching), and the line search (backtracking with the
+Armijo condition and safeguarded quadratic interpolation) is done per row. A row's
 result is the same whether it is solved alone or in a batch, up to float rounding.
 """
 
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-# objective(x (B, N)) -> (loss (B,), gradient (B, N)), both detached
-Objective = Callable[[Tensor], tuple[Tensor, Tensor]]
+# objective(x (R, N), index (R,)) -> (loss (R,), gradient (R, N)), both detached: the
+# rows at `index` of the batch, at x
+Objective = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 @dataclass
@@ -34,20 +36,24 @@ class LbfgsResult:
     evaluations: int
 
 
-def value_and_grad(loss_fn: Callable[[Tensor], Tensor], mask: Tensor | None = None) -> Objective:
-    """Wrap loss_fn(x (B, N)) -> (B,) into an objective returning the per-row gradients.
+def value_and_grad(
+    loss_fn: Callable[..., Tensor], mask: Tensor | None = None, rows: tuple[Tensor, ...] = ()
+) -> Objective:
+    """Wrap loss_fn(x (R, N), *rows) -> (R,) into an objective returning the per-row
+    gradients of any rows of the batch: `rows` are per-row tensors, batch first, of which
+    loss_fn gets those of the rows asked for.
 
     Rows are independent, so the gradient of the sum is every row's own gradient.
     `mask` (N,) or (B, N) zeroes the gradient of frozen coordinates, so they never move.
     """
 
-    def objective(x: Tensor) -> tuple[Tensor, Tensor]:
+    def objective(x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            loss = loss_fn(x)
+            loss = loss_fn(x, *(row[index] for row in rows))
             (grad,) = torch.autograd.grad(loss.sum(), x)
         if mask is not None:
-            grad = grad * mask
+            grad = grad * (mask[index] if mask.dim() == 2 else mask)
         return loss.detach(), grad.detach()
 
     return objective
@@ -104,7 +110,7 @@ def minimize(
     """
     batch, size = x0.shape
     x = x0.detach().clone()
-    loss, grad = objective(x)
+    loss, grad = objective(x, torch.arange(batch, device=x.device))
     evaluations = 1
     s_hist = x.new_zeros(batch, history, size)
     y_hist = x.new_zeros(batch, history, size)
@@ -130,24 +136,29 @@ def minimize(
         pending = active.clone()
         new_x, new_loss, new_grad = x.clone(), loss.clone(), grad.clone()
         for _ in range(max_line_search):
-            trial_x = torch.where(pending[:, None], x + step[:, None] * direction, new_x)
-            trial_loss, trial_grad = objective(trial_x)
+            # Only the rows still searching are evaluated: in a large batch some row
+            # nearly always needs another trial, and the others would be evaluated again
+            # for nothing (a batch of 400 rows took twice the evaluations of one row).
+            rows = torch.nonzero(pending).flatten()
+            row_step, row_slope = step[rows], slope[rows]
+            trial_x = x[rows] + row_step[:, None] * direction[rows]
+            trial_loss, trial_grad = objective(trial_x, rows)
             evaluations += 1
-            decrease = trial_loss - loss
-            ok = pending & torch.isfinite(trial_loss) & (decrease <= 1e-4 * step * slope)
-            new_x = torch.where(ok[:, None], trial_x, new_x)
-            new_loss = torch.where(ok, trial_loss, new_loss)
-            new_grad = torch.where(ok[:, None], trial_grad, new_grad)
-            pending = pending & ~ok
+            decrease = trial_loss - loss[rows]
+            ok = torch.isfinite(trial_loss) & (decrease <= 1e-4 * row_step * row_slope)
+            accepted = rows[ok]
+            new_x[accepted], new_grad[accepted] = trial_x[ok], trial_grad[ok]
+            new_loss[accepted] = trial_loss[ok]
+            pending[accepted] = False
             if not bool(pending.any()):
                 break
             # Minimiser of the quadratic through loss, slope and the trial, kept within
             # [0.1, 0.5] of the step (a non-finite trial just quarters the step).
-            curvature = 2.0 * (decrease - slope * step)
-            quadratic = -slope * step * step / curvature.clamp(min=1e-30)
-            shrunk = torch.minimum(torch.maximum(quadratic, 0.1 * step), 0.5 * step)
-            shrunk = torch.where(torch.isfinite(trial_loss), shrunk, 0.25 * step)
-            step = torch.where(pending, shrunk, step)
+            curvature = 2.0 * (decrease - row_slope * row_step)
+            quadratic = -row_slope * row_step * row_step / curvature.clamp(min=1e-30)
+            shrunk = torch.minimum(torch.maximum(quadratic, 0.1 * row_step), 0.5 * row_step)
+            shrunk = torch.where(torch.isfinite(trial_loss), shrunk, 0.25 * row_step)
+            step[rows] = torch.where(ok, row_step, shrunk)
         moved = active & ~pending
         s_new = new_x - x
         y_new = new_grad - grad

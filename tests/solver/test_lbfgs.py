@@ -32,6 +32,33 @@ def test_a_row_solved_in_a_batch_equals_the_row_solved_alone():
         torch.testing.assert_close(batch.x[row : row + 1], alone.x, atol=1e-10, rtol=0)
 
 
+def test_the_line_search_evaluates_only_the_rows_still_searching():
+    """Each row has its own data (a shifted Rosenbrock valley): the objective gets the
+    rows it is asked for with their own data, later trials of a line search only the rows
+    that have not yet found a step, and every row ends at its own minimum, where it ends
+    alone."""
+    generator = torch.Generator().manual_seed(1)
+    start = torch.randn(6, 2, generator=generator, dtype=torch.float64)  # 2-d: one minimum
+    shifts = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64)[:, None]
+    asked = []
+
+    def shifted(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        asked.append(len(x))
+        return rosenbrock(x - shift)
+
+    def solve(rows: slice) -> lbfgs.LbfgsResult:
+        objective = lbfgs.value_and_grad(shifted, rows=(shifts[rows],))
+        return lbfgs.minimize(objective, start[rows], max_iterations=300, relative_tolerance=0.0,
+                              gradient_tolerance=1e-9)  # fmt: skip
+
+    batch = solve(slice(None))
+    assert asked[0] == 6 and min(asked) < 6
+    assert sum(asked) < 6 * len(asked)  # rows that found their step were not evaluated again
+    torch.testing.assert_close(batch.x, (shifts + 1.0).expand(-1, 2), atol=1e-5, rtol=0)
+    for row in range(6):
+        torch.testing.assert_close(batch.x[row : row + 1], solve(slice(row, row + 1)).x, atol=1e-10, rtol=0)
+
+
 def test_masked_coordinates_do_not_move():
     start = torch.full((2, 3), 3.0, dtype=torch.float64)
     mask = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
