@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import smplx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -52,6 +51,8 @@ def arguments(description: str, batches: list[int]) -> argparse.Namespace:
 
 
 def main() -> None:
+    import smplx  # here: the other benchmarks share this file's helpers without smplx
+
     args = arguments(__doc__, [1, 16, 64])
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
