@@ -122,7 +122,8 @@ class FitOptions:
     # (face landmarks 1.16 mm median; the neck and head left at 1.0: 1.15): RELEASE
     # gives the data the last word. 2.0 with the release against 1.5, the same 384 people
     # paired: mean PA-V2V 33.13 -> 32.15 mm (-1.0, standard error 0.9; seeds 0-23 -1.2,
-    # 24-47 -0.8), median 26.4 -> 25.8, people over 60 mm 37 -> 30.
+    # 24-47 -0.8), median 26.4 -> 25.8, people over 60 mm 37 -> 30. Against 2.0, both
+    # with the release: 2.5 +1.3 mm (1.0), over 60 mm 30 -> 37; 3.0 +1.9 mm (1.0), 39.
     last_stage_l2_pose_scale: float = 2.0
     # Then each person's chosen fit gets this many LM iterations of the last stage's
     # objective at the reference's weight (stage RELEASE; only with the L2 prior, which
