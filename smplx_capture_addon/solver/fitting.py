@@ -448,7 +448,7 @@ def fit_keypoints(
     packing = _Packing(model, vposer)
     params = _initial_parameters(model, detected, confidence, focal, centre, facing_away, roll, vposer)
     x = packing.pack(params)
-    limit_low, limit_high = (t.to(device=device, dtype=dtype) for t in priors.joint_limit_table())
+    limits = tuple(t.to(device=device, dtype=dtype) for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0].detach())
     depth_estimate = params["transl"][:, 2].clone()
 
@@ -494,7 +494,7 @@ def fit_keypoints(
         if stage.face_keypoints > 0:
             free |= FACE_BLOCKS
         last = number == len(options.stages)
-        objective = _stage_objective(model, packing, stage, options, (limit_low, limit_high), size, last)
+        objective = _stage_objective(model, packing, stage, options, limits, size, last)
         if last and options.last_stage_lm_iterations > 0:
             stages.append((stage.name, objective, free, options.last_stage_lm_iterations, "lm"))
         else:
@@ -512,7 +512,6 @@ def fit_keypoints(
             stages.append((SETTLE, objective, free, options.settle_iterations, "lm"))
     pick_best = {options.choose_after, stages[-1][0], *flip_after}
     if options.release_iterations > 0 and options.gmm is None and vposer is None:
-        limits = (limit_low, limit_high)
         released = _stage_objective(model, packing, options.stages[-1], options, limits, size)
         stages.append((RELEASE, released, free, options.release_iterations, "lm"))
     # Stages after which the variants close to each person's best go on (unless the
