@@ -52,24 +52,33 @@ def _pairs() -> tuple[tuple[str, str], ...]:
 
 
 PAIRS = _pairs()
-# Index into CAPSULES of each pair's first and second capsule.
-_FIRST = [list(CAPSULES).index(a) for a, _ in PAIRS]
-_SECOND = [list(CAPSULES).index(b) for _, b in PAIRS]
+# The sum of each pair's radii, metres for REFERENCE_HEIGHT: (P,).
+_REACH = torch.tensor([CAPSULES[a][2] + CAPSULES[b][2] for a, b in PAIRS], dtype=torch.float64)
 
 
-def capsule_geometry(joints: Tensor) -> tuple[Tensor, Tensor]:
-    """Segment end points of every capsule. joints (B, 55, 3, ...) -> starts, ends
-    (B, C, 3, ...): linear in the joints, so it maps their derivatives too."""
-    starts = joints[:, [start for start, _, _ in CAPSULES.values()]]
-    ends = torch.stack([joints[:, list(end)].mean(1) for _, end, _ in CAPSULES.values()], dim=1)
-    return starts, ends
+def _segment_matrix() -> Tensor:
+    """(P * 4, 55): row 4p + i averages the joints of end point i of pair p's segments
+    (start 1, end 1, start 2, end 2; an end may be the mean of several joints)."""
+    matrix = torch.zeros(len(PAIRS), 4, len(JOINT_NAMES), dtype=torch.float64)
+    for pair, (first, second) in enumerate(PAIRS):
+        for slot, name in ((0, first), (2, second)):
+            start, end, _ = CAPSULES[name]
+            matrix[pair, slot, start] = 1.0
+            matrix[pair, slot + 1, list(end)] = 1.0 / len(end)
+    return matrix.flatten(0, 1)
+
+
+_SEGMENTS = _segment_matrix()
 
 
 def pair_segments(joints: Tensor) -> Tensor:
     """The two segments of every pair of PAIRS, each pair with its own copy:
-    joints (B, 55, 3, ...) -> (B, P, 4, 3, ...) as (start 1, end 1, start 2, end 2)."""
-    starts, ends = capsule_geometry(joints)
-    return torch.stack([starts[:, _FIRST], ends[:, _FIRST], starts[:, _SECOND], ends[:, _SECOND]], dim=2)
+    joints (B, 55, 3, ...) -> (B, P, 4, 3, ...) as (start 1, end 1, start 2, end 2).
+    Linear in the joints (one product: a fit evaluates it hundreds of times), so it maps
+    their derivatives too."""
+    flat = joints.flatten(2)
+    segments = _SEGMENTS.to(flat) @ flat
+    return segments.view(len(joints), len(PAIRS), 4, *joints.shape[2:])
 
 
 def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
@@ -99,10 +108,7 @@ def segment_overlaps(segments: Tensor, size: float = 1.0) -> Tensor:
     """How deep each pair interpenetrates, metres (0 when apart). segments (B, P, 4, 3)
     from pair_segments; size: the body's rest height over REFERENCE_HEIGHT -> (B, P).
     Each pair's overlap depends on its own segments only."""
-    radii = torch.tensor(
-        [radius for *_, radius in CAPSULES.values()], dtype=segments.dtype, device=segments.device
-    )
-    reach = (radii[_FIRST] + radii[_SECOND]) * size
+    reach = _REACH.to(segments) * size
     return (reach - segment_distance(*segments.unbind(2))).clamp(min=0.0)
 
 

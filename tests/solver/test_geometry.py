@@ -81,6 +81,23 @@ def test_segment_distance_matches_brute_force():
     assert (exact <= brute + 1e-9).all() and (brute - exact).max() < 5e-3
 
 
+def test_pair_segments_are_each_pairs_capsule_joints_with_trailing_dimensions():
+    """Each pair's segments run from its capsules' start joints to the mean of their end
+    joints, for joints (B, 55, 3) and for their derivatives (B, 55, 3, n) alike."""
+    generator = torch.Generator().manual_seed(3)
+    joints = torch.randn(2, len(JOINT_NAMES), 3, 4, generator=generator, dtype=torch.float64)
+    for points in (joints, joints[..., 0]):
+        segments = collision.pair_segments(points)
+        assert segments.shape == (2, len(collision.PAIRS), 4, *points.shape[2:])
+        for index, pair in enumerate(collision.PAIRS):
+            for slot, name in zip((0, 2), pair, strict=True):
+                start, ends, _ = collision.CAPSULES[name]
+                torch.testing.assert_close(segments[:, index, slot], points[:, start])
+                torch.testing.assert_close(segments[:, index, slot + 1], points[:, list(ends)].mean(1))
+    # The averaged end is covered: the head's capsule ends between the eyes.
+    assert ("left_hand", "head") in collision.PAIRS and len(collision.CAPSULES["head"][1]) == 2
+
+
 def test_collision_penalty_is_zero_at_rest_and_pushes_a_penetrating_arm_out():
     joints = torch.as_tensor(rest_joints(), dtype=torch.float32)[None]
 
