@@ -41,6 +41,17 @@ def project(points: Tensor, focal: Tensor, centre: Tensor) -> Tensor:
     return focal[:, None, None] * points[..., :2] / depth + centre[:, None, :]
 
 
+def projection_jacobian(points: Tensor, focal: Tensor) -> Tensor:
+    """d project / d points: points (B, K, 3); focal (B,) -> (B, K, 2 pixel axes, 3).
+    Where the depth is clamped, the projection does not move with it."""
+    depth = points[..., 2:]
+    clamped = depth.clamp(min=1e-3)
+    reach = (focal[:, None, None] / clamped)[..., None]  # (B, K, 1, 1)
+    along_depth = torch.where(depth[..., None] > 1e-3, -points[..., :2, None] / clamped[..., None], 0.0)
+    eye = torch.eye(2, dtype=points.dtype, device=points.device)
+    return reach * torch.cat([eye.expand(*points.shape[:2], 2, 2), along_depth], -1)
+
+
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, via a unit quaternion
     (stable near 0 and near 180 degrees)."""

@@ -81,11 +81,19 @@ def pair_segments(joints: Tensor) -> Tensor:
     return segments.view(len(joints), len(PAIRS), 4, *joints.shape[2:])
 
 
-def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
-    """Shortest distance between segments p1-q1 and p2-q2, (..., 3) each -> (...,).
+def joint_derivatives(per_segment: Tensor) -> Tensor:
+    """Derivatives with respect to pair_segments' output, (B, P, 4, 3), as derivatives
+    with respect to the joints, each pair's apart: (B, P, 55, 3) (the transpose of
+    pair_segments' product)."""
+    return torch.einsum("bpmc,pmj->bpjc", per_segment, _SEGMENTS.to(per_segment).view(len(PAIRS), 4, -1))
 
-    Closest points by clamped parameters (Ericson, Real-Time Collision Detection 5.1.9);
-    the small epsilons keep degenerate (zero-length, parallel) segments finite.
+
+def closest_parameters(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> tuple[Tensor, Tensor]:
+    """Where segments p1-q1 and p2-q2 (..., 3) each come closest to the other: s, t (...,)
+    in [0, 1] along each.
+
+    Clamped parameters (Ericson, Real-Time Collision Detection 5.1.9); the small epsilons
+    keep degenerate (zero-length, parallel) segments finite.
     """
     d1, d2, r = q1 - p1, q2 - p2, p1 - p2
     a = (d1 * d1).sum(-1).clamp(min=1e-12)
@@ -99,9 +107,18 @@ def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
     # t outside [0, 1]: clamp it and recompute s for that end point.
     t_clamped = t.clamp(0.0, 1.0)
     s = torch.where(t == t_clamped, s, ((b * t_clamped - c) / a).clamp(0.0, 1.0))
-    closest1 = p1 + d1 * s[..., None]
-    closest2 = p2 + d2 * t_clamped[..., None]
-    return (closest1 - closest2).square().sum(-1).add(1e-12).sqrt()
+    return s, t_clamped
+
+
+def _gap(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The closest parameters s, t and the vector between the closest points (..., 3)."""
+    s, t = closest_parameters(p1, q1, p2, q2)
+    return s, t, p1 + (q1 - p1) * s[..., None] - p2 - (q2 - p2) * t[..., None]
+
+
+def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
+    """Shortest distance between segments p1-q1 and p2-q2, (..., 3) each -> (...,)."""
+    return _gap(p1, q1, p2, q2)[2].square().sum(-1).add(1e-12).sqrt()
 
 
 def segment_overlaps(segments: Tensor, size: float = 1.0) -> Tensor:
@@ -122,6 +139,20 @@ def segment_residuals(segments: Tensor, size: float = 1.0) -> Tensor:
     pair_segments -> (B, P). Squared and summed, 1 cm of overlap costs as much as a
     10-pixel keypoint error at weight 1."""
     return segment_overlaps(segments, size) * 1000.0
+
+
+def segment_residual_derivatives(segments: Tensor, size: float = 1.0) -> Tensor:
+    """d segment_residuals / d segments, each pair's with respect to its own segments:
+    (B, P, 4, 3). The distance is a minimum over the closest parameters, so its
+    derivative is that of the closest points' distance with the parameters held (zero
+    change along a segment at an interior minimum, none past a clamped end): moving an
+    end point moves the closest point by its share (1 - s or s) of it."""
+    s, t, gap = _gap(*segments.unbind(2))
+    distance = gap.square().sum(-1, keepdim=True).add(1e-12).sqrt()
+    touching = _REACH.to(segments) * size > distance[..., 0]
+    direction = torch.where(touching[..., None], gap * (-1000.0 / distance), 0.0)  # d residual / d gap
+    shares = torch.stack([1 - s, s, t - 1, -t], -1)  # how each end point moves the gap
+    return shares[..., None] * direction[..., None, :]
 
 
 def body_size(rest_joints: Tensor) -> float:

@@ -678,16 +678,17 @@ def _stage_objective(
     weighs_face = stage.face_keypoints > 0
     keypoint_weights = part_weights(stage, len(KEYPOINT_NAMES_WITH_CONTOUR), limits[0].device)
 
-    def data(keypoints: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor,
-             scale: Tensor) -> Tensor:  # fmt: skip
-        """The data term's residuals (B, K', 2) given the model's keypoints (B, K', 3), K'
-        <= K the first ones: each keypoint's depend on that keypoint only."""
+    def data_terms(keypoints: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor,
+                   scale: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:  # fmt: skip
+        """priors.keypoint_residuals' arguments for the model's keypoints (B, K', 3), K' <= K
+        the first ones."""
         count = keypoints.shape[1]
-        detected, confidence = detected[:, :count], confidence[:, :count]
-        projected = camera.project(keypoints, focal, centre)
-        weights = confidence * keypoint_weights[:count]
-        residuals = priors.keypoint_residuals(projected, detected, weights, scale, options.rho)
-        return residuals.view(*projected.shape)
+        weights = confidence[:, :count] * keypoint_weights[:count]
+        return camera.project(keypoints, focal, centre), detected[:, :count], weights, scale, options.rho
+
+    # The L2 priors on parameter blocks other than the body pose, with their weights.
+    weighted = {"betas": stage.shape, "expression": stage.expression, "jaw_pose": jaw_weights,
+                "left_hand_pose": stage.hand_pose, "right_hand_pose": stage.hand_pose}  # fmt: skip
 
     def regularisers(x: Tensor) -> Tensor:
         """The priors' residuals (B, R')."""
@@ -697,13 +698,34 @@ def _stage_objective(
             pose_weight * _pose_prior_residuals(x, body_pose, pose_mean, packing, options),
             stage.bending**0.5 * priors.bending_residuals(body_pose),
             options.joint_limit_weight**0.5 * priors.joint_limit_residuals(body_pose, *limits),
-            stage.shape * p["betas"],
-            stage.expression * p["expression"],
-            p["jaw_pose"] * jaw_weights,
-            stage.hand_pose * p["left_hand_pose"],
-            stage.hand_pose * p["right_hand_pose"],
+            *(weight * p[name] for name, weight in weighted.items()),
         ]
         return torch.cat(parts, dim=1)
+
+    # Every prior residual but a GMM's depends on one coordinate of x: this column, in
+    # the order of `regularisers`.
+    def block_columns(name: str) -> list[int]:
+        return list(range(packing.block(name).start, packing.block(name).stop))
+
+    body = block_columns("body_pose")
+    like = {"dtype": jaw_weights.dtype, "device": jaw_weights.device}
+    prior_columns = torch.tensor([*body, *(body[i] for i in priors.BENDING_INDEX), *body,
+                                  *(c for name in weighted for c in block_columns(name))],
+                                 device=like["device"])  # fmt: skip
+    weighted_slopes = torch.cat([torch.as_tensor(weight, **like).expand(len(block_columns(name)))
+                                 for name, weight in weighted.items()])  # fmt: skip
+
+    def prior_jacobian(x: Tensor, free: Tensor) -> Tensor:
+        """d regularisers / d x[:, free] (B, R', n) with the L2 pose prior: each row one
+        slope in its column."""
+        body_pose = packing.unpack(x)["body_pose"]
+        slopes = torch.cat([
+            torch.full_like(body_pose, pose_weight),
+            stage.bending**0.5 * priors.bending_slopes(body_pose),
+            options.joint_limit_weight**0.5 * priors.joint_limit_slopes(body_pose, *limits),
+            weighted_slopes.expand(len(x), -1),
+        ], dim=1)  # fmt: skip
+        return slopes[..., None] * (prior_columns[:, None] == free)
 
     def contact(segments: Tensor) -> Tensor:
         """The collision residuals (B, P) of collision.pair_segments."""
@@ -711,15 +733,15 @@ def _stage_objective(
 
     def residuals(x: Tensor, *rows: Tensor) -> Tensor:
         keypoints = model(vertices=False, face_landmarks=weighs_face, **packing.unpack(x)).keypoints
-        parts = [data(keypoints, *rows).flatten(1), regularisers(x)]
+        parts = [priors.keypoint_residuals(*data_terms(keypoints, *rows)), regularisers(x)]
         if stage.collision > 0:
             parts.append(contact(collision.pair_segments(keypoints[:, :NUM_JOINTS])))
         return torch.cat(parts, dim=1)
 
     def jacobian(x: Tensor, free: Tensor, *rows: Tensor) -> Tensor:
-        # The keypoints' derivatives come from the body model in closed form, the rest
-        # by reverse mode: each data residual depends on one keypoint and each collision
-        # residual on its pair's segments, so two backward passes and one give theirs.
+        # The keypoints' derivatives come from the body model in closed form; each data
+        # residual depends on one keypoint coordinate, each collision residual on its
+        # pair's segments and each prior residual (but a GMM's) on one coordinate of x.
         out, blocks = model.keypoint_jacobian(face_landmarks=weighs_face, **packing.unpack(x))
 
         def free_columns(derivatives: Tensor) -> Tensor:
@@ -727,30 +749,32 @@ def _stage_objective(
             return derivatives if len(free) == x.shape[1] else derivatives[..., free]
 
         columns = free_columns(torch.cat([blocks[name] for name in packing.names], dim=-1))  # (B, K, 3, n)
-        per_keypoint = _backward_jacobian(lambda k: data(k, *rows), out.keypoints, 2)  # (B, K, 2, 3)
-        parts = [(per_keypoint @ columns).flatten(1, 2), free_columns(_backward_jacobian(regularisers, x, 1))]
+        slopes = priors.keypoint_residual_slopes(*data_terms(out.keypoints, *rows))  # (B, K, 2)
+        per_keypoint = slopes[..., None] * camera.projection_jacobian(out.keypoints, rows[2])  # (B, K, 2, 3)
+        if options.gmm is None:
+            prior = prior_jacobian(x, free)
+        else:
+            prior = free_columns(_backward_jacobian(regularisers, x))
+        parts = [(per_keypoint @ columns).flatten(1, 2), prior]
         if stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
-            per_segment = _backward_jacobian(contact, segments, 2)  # (B, P, 4, 3)
-            moved = collision.pair_segments(columns[:, :NUM_JOINTS])  # (B, P, 4, 3, n)
-            parts.append(torch.einsum("bpmc,bpmcn->bpn", per_segment, moved))
+            per_segment = stage.collision**0.5 * collision.segment_residual_derivatives(segments, size)
+            per_joint = collision.joint_derivatives(per_segment)  # (B, P, 55, 3)
+            parts.append(per_joint.flatten(2) @ columns[:, :NUM_JOINTS].flatten(1, 2))
         return torch.cat(parts, dim=1)
 
     return _Objective(residuals, jacobian if packing.vposer is None else None)
 
 
-def _backward_jacobian(function: Callable[[Tensor], Tensor], primal: Tensor, shared: int) -> Tensor:
-    """The derivatives of function(primal) -> (B, ...), by reverse mode: one backward
-    pass per output entry beyond its first `shared` dimensions, every index of those at
-    once. Exact when an output entry depends only on the input entries of its own index
-    in the shared dimensions (the rows of a batch, or the keypoints of a data term).
-    -> (*output shape, *primal.shape[shared:])."""
+def _backward_jacobian(function: Callable[[Tensor], Tensor], primal: Tensor) -> Tensor:
+    """The derivatives of function(primal (B, N)) -> (B, R) by reverse mode, one backward
+    pass per output column, every row at once: each row's outputs must depend on its
+    own inputs only. -> (B, R, N)."""
     out, pullback = torch.func.vjp(function, primal)
-    trailing = out.shape[shared:]
-    count = math.prod(trailing)
-    unit = torch.eye(count, dtype=out.dtype, device=out.device).view(count, *([1] * shared), *trailing)
+    count = out.shape[1]
+    unit = torch.eye(count, dtype=out.dtype, device=out.device)[:, None, :]
     (derivatives,) = torch.func.vmap(pullback)(unit.expand(count, *out.shape))
-    return derivatives.movedim(0, shared).reshape(*out.shape, *primal.shape[shared:])
+    return derivatives.movedim(0, 1)
 
 
 def _pose_prior_residuals(

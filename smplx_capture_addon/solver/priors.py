@@ -37,6 +37,17 @@ def keypoint_residuals(
     return (weights[..., None] * geman_mcclure_residual(residual, rho)).flatten(1)
 
 
+def keypoint_residual_slopes(
+    projected: Tensor, detected: Tensor, weights: Tensor, scale: Tensor, rho: float
+) -> Tensor:
+    """d keypoint_residuals / d projected, per coordinate (each residual depends on its
+    own coordinate only): (B, K, 2), the arguments as there. The Geman-McClure residual's
+    slope is rho^3 / (r^2 + rho^2)^(3/2)."""
+    residual = (detected - projected) * scale[:, None, None]
+    spread = residual * residual + rho * rho
+    return -(weights * scale[:, None])[..., None] * rho**3 / (spread * spread.sqrt())
+
+
 # The reference's elbow/knee bending prior: body_pose entries (joint, axis, sign) whose
 # rotation the wrong way is penalised by exp(sign * angle)^2: elbows about y, knees
 # about x.
@@ -48,16 +59,21 @@ BENDING_ENTRIES = (
 )
 
 
+# Entry of body_pose each bending residual reads (joint j of the tree is entries 3(j - 1)..).
+BENDING_INDEX = tuple(3 * (joint - 1) + axis for joint, axis, _ in BENDING_ENTRIES)
+_BENDING_INDEX = torch.tensor(BENDING_INDEX)
+_BENDING_SIGNS = torch.tensor([sign for *_, sign in BENDING_ENTRIES])
+
+
 def bending_residuals(body_pose: Tensor) -> Tensor:
-    """exp(sign * angle) per entry, body_pose (B, 63) -> (B, 4). Joint j of the kinematic
-    tree is entry j - 1 of body_pose."""
-    index = torch.tensor(
-        [3 * (joint - 1) + axis for joint, axis, _ in BENDING_ENTRIES], device=body_pose.device
-    )
-    signs = torch.tensor(
-        [sign for *_, sign in BENDING_ENTRIES], dtype=body_pose.dtype, device=body_pose.device
-    )
-    return torch.exp(body_pose[:, index] * signs)
+    """exp(sign * angle) per entry of BENDING_INDEX, body_pose (B, 63) -> (B, 4)."""
+    return torch.exp(body_pose[:, _BENDING_INDEX.to(body_pose.device)] * _BENDING_SIGNS.to(body_pose))
+
+
+def bending_slopes(body_pose: Tensor) -> Tensor:
+    """d bending_residuals / d their entries of body_pose: sign * exp(sign * angle),
+    (B, 63) -> (B, 4)."""
+    return _BENDING_SIGNS.to(body_pose) * bending_residuals(body_pose)
 
 
 # Anatomical range of each body joint's axis-angle components, radians, (x, y, z) low
@@ -96,6 +112,12 @@ def joint_limit_table() -> tuple[Tensor, Tensor]:
 def joint_limit_residuals(body_pose: Tensor, low: Tensor, high: Tensor) -> Tensor:
     """Excess beyond the range (one side at most is non-zero), (B, 63) -> (B, 63) rad."""
     return (body_pose - high).clamp(min=0) + (low - body_pose).clamp(min=0)
+
+
+def joint_limit_slopes(body_pose: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """d joint_limit_residuals / d body_pose per entry: 1 above the range, -1 below, else
+    0. (B, 63) -> (B, 63)."""
+    return (body_pose > high).to(body_pose) - (body_pose < low).to(body_pose)
 
 
 # Centre of the L2 body pose prior and the starting pose: a relaxed stance (arms hanging

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
 from smplx_capture_addon.errors import Cancelled
 from smplx_capture_addon.solver import bench, collision, fitting, priors, synthetic_cases
 from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
+from smplx_capture_addon.solver.learned_priors import load_gmm
 from smplx_capture_addon.solver.schedule import default_stages
 
 
@@ -340,10 +343,20 @@ def test_close_limb_variants_are_kept_for_the_last_stage():
     assert fitting._rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
 
 
-def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path):
-    """Levenberg-Marquardt's Jacobian (closed-form keypoints, reverse-mode data, priors and
-    collision terms) is the derivative of the stage's residuals, on a forearm pushed into
-    the torso, for a subset of the columns and for all of them."""
+@pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
+def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path, tmp_path, pose_prior):
+    """Levenberg-Marquardt's Jacobian (closed-form keypoints, data, priors and collision
+    terms) is the derivative of the stage's residuals, on a forearm pushed into the torso
+    and a knee past both ends of its range, for a subset of the columns and for all; with
+    the L2 pose prior (one slope per prior residual) and a two-component GMM (whose
+    residuals mix the pose's entries)."""
+    options = fitting.FitOptions()
+    if pose_prior == "gmm":
+        means = np.random.default_rng(0).normal(0.0, 0.3, (2, 63))
+        covariances = np.stack([0.1 * np.eye(63), 0.2 * np.eye(63)])
+        data = {"means": means, "covars": covariances, "weights": np.ones(2) / 2}
+        (tmp_path / "gmm.pkl").write_bytes(pickle.dumps(data, protocol=2))
+        options = fitting.FitOptions(gmm=load_gmm(tmp_path / "gmm.pkl", dtype=torch.float64))
     model = BodyModel(load_model(bench_model_path), face_contour=True, dtype=torch.float64)
     orient, pose = bench._collision_pose()
     cases = synthetic_cases.make_cases(model, orient, pose, seed=5, noise_px=2.0, drop=0.1)
@@ -352,10 +365,13 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     assert stage.collision > 0
     limits = tuple(t.double() for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0])
-    objective = fitting._stage_objective(model, packing, stage, fitting.FitOptions(), limits, size)
+    objective = fitting._stage_objective(model, packing, stage, options, limits, size)
     truth = packing.pack({k: v.double() for k, v in cases.params.items() if k in packing.names})
     generator = torch.Generator().manual_seed(0)
     x = truth + 0.05 * torch.randn(truth.shape, generator=generator, dtype=torch.float64)
+    knee = packing.block("body_pose").start + 3 * (JOINT_NAMES.index("left_knee") - 1)
+    x[:, knee : knee + 2] = torch.tensor([-0.5, 0.6], dtype=torch.float64)  # past both ends of its range
+    assert (priors.joint_limit_residuals(packing.unpack(x)["body_pose"], *limits) > 0).sum() == 2
     keypoints = cases.keypoints.double()
     rows = (keypoints[..., :2], keypoints[..., 2], cases.focal.double(), cases.image_size.double() / 2,
             fitting.NORMALISED_HEIGHT / cases.image_size[:, 1].double())  # fmt: skip

@@ -81,6 +81,26 @@ def test_segment_distance_matches_brute_force():
     assert (exact <= brute + 1e-9).all() and (brute - exact).max() < 5e-3
 
 
+def test_segment_residual_derivatives_equal_reverse_mode_at_interior_and_clamped_minima():
+    """The collision residuals' closed-form derivatives (the closest points' with the
+    closest parameters held) are those of the residuals, pairs touching or apart."""
+    generator = torch.Generator().manual_seed(4)
+    segments = 0.1 * torch.randn(3, len(collision.PAIRS), 4, 3, generator=generator, dtype=torch.float64)
+    s, t = collision.closest_parameters(*segments.unbind(2))
+    interior = (s > 0) & (s < 1) & (t > 0) & (t < 1)
+    clamped = (s == 0) | (s == 1) | (t == 0) | (t == 1)
+    overlap = collision.segment_overlaps(segments)
+    assert int(interior.sum()) > 5 and int(clamped.sum()) > 5
+    assert int((overlap > 0).sum()) > 5 and int((overlap == 0).sum()) > 5
+
+    def total(points: torch.Tensor) -> torch.Tensor:  # each pair's residual reads its own segments only
+        return collision.segment_residuals(points).sum()
+
+    expected = torch.autograd.functional.jacobian(total, segments)
+    derivatives = collision.segment_residual_derivatives(segments)
+    torch.testing.assert_close(derivatives, expected, atol=1e-9, rtol=1e-9)
+
+
 def test_pair_segments_are_each_pairs_capsule_joints_with_trailing_dimensions():
     """Each pair's segments run from its capsules' start joints to the mean of their end
     joints, for joints (B, 55, 3) and for their derivatives (B, 55, 3, n) alike."""
