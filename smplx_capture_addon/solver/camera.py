@@ -33,11 +33,14 @@ def default_focal(width: int, height: int) -> float:
     return focal_from_35mm(DEFAULT_FOCAL_35MM, width, height)
 
 
+MIN_DEPTH = 1e-3  # metres: project clamps depths here
+
+
 def project(points: Tensor, focal: Tensor, centre: Tensor) -> Tensor:
     """Perspective projection. points (B, K, 3) camera space; focal (B,); centre (B, 2)
     -> pixels (B, K, 2). Depth is clamped at 1 mm so a point behind the camera cannot
     produce inf (the divergence check catches such bodies)."""
-    depth = points[..., 2:].clamp(min=1e-3)
+    depth = points[..., 2:].clamp(min=MIN_DEPTH)
     return focal[:, None, None] * points[..., :2] / depth + centre[:, None, :]
 
 
@@ -45,9 +48,9 @@ def projection_jacobian(points: Tensor, focal: Tensor) -> Tensor:
     """d project / d points: points (B, K, 3); focal (B,) -> (B, K, 2 pixel axes, 3).
     Where the depth is clamped, the projection does not move with it."""
     depth = points[..., 2:]
-    clamped = depth.clamp(min=1e-3)
+    clamped = depth.clamp(min=MIN_DEPTH)
     reach = (focal[:, None, None] / clamped)[..., None]  # (B, K, 1, 1)
-    along_depth = torch.where(depth[..., None] > 1e-3, -points[..., :2, None] / clamped[..., None], 0.0)
+    along_depth = torch.where(depth[..., None] > MIN_DEPTH, -points[..., :2, None] / clamped[..., None], 0.0)
     eye = torch.eye(2, dtype=points.dtype, device=points.device)
     return reach * torch.cat([eye.expand(*points.shape[:2], 2, 2), along_depth], -1)
 

@@ -69,6 +69,7 @@ def _segment_matrix() -> Tensor:
 
 
 _SEGMENTS = _segment_matrix()
+_MILLIMETRES = 1000.0  # segment_residuals' unit per metre
 
 
 def pair_segments(joints: Tensor) -> Tensor:
@@ -116,9 +117,14 @@ def _gap(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> tuple[Tensor, Tensor
     return s, t, p1 + (q1 - p1) * s[..., None] - p2 - (q2 - p2) * t[..., None]
 
 
+def _length(gap: Tensor) -> Tensor:
+    """|gap| (..., 3) -> (...,), kept off zero (a finite derivative where segments meet)."""
+    return gap.square().sum(-1).add(1e-12).sqrt()
+
+
 def segment_distance(p1: Tensor, q1: Tensor, p2: Tensor, q2: Tensor) -> Tensor:
     """Shortest distance between segments p1-q1 and p2-q2, (..., 3) each -> (...,)."""
-    return _gap(p1, q1, p2, q2)[2].square().sum(-1).add(1e-12).sqrt()
+    return _length(_gap(p1, q1, p2, q2)[2])
 
 
 def segment_overlaps(segments: Tensor, size: float = 1.0) -> Tensor:
@@ -138,7 +144,7 @@ def segment_residuals(segments: Tensor, size: float = 1.0) -> Tensor:
     """The penalty's residuals: overlaps in millimetres, segments (B, P, 4, 3) from
     pair_segments -> (B, P). Squared and summed, 1 cm of overlap costs as much as a
     10-pixel keypoint error at weight 1."""
-    return segment_overlaps(segments, size) * 1000.0
+    return segment_overlaps(segments, size) * _MILLIMETRES
 
 
 def segment_residual_derivatives(segments: Tensor, size: float = 1.0) -> Tensor:
@@ -148,9 +154,9 @@ def segment_residual_derivatives(segments: Tensor, size: float = 1.0) -> Tensor:
     change along a segment at an interior minimum, none past a clamped end): moving an
     end point moves the closest point by its share (1 - s or s) of it."""
     s, t, gap = _gap(*segments.unbind(2))
-    distance = gap.square().sum(-1, keepdim=True).add(1e-12).sqrt()
+    distance = _length(gap)[..., None]
     touching = _REACH.to(segments) * size > distance[..., 0]
-    direction = torch.where(touching[..., None], gap * (-1000.0 / distance), 0.0)  # d residual / d gap
+    direction = torch.where(touching[..., None], gap * (-_MILLIMETRES / distance), 0.0)  # d residual / d gap
     shares = torch.stack([1 - s, s, t - 1, -t], -1)  # how each end point moves the gap
     return shares[..., None] * direction[..., None, :]
 

@@ -674,6 +674,11 @@ def _stage_objective(
     pose_mean = priors.relaxed_body_pose().to(limits[0])
     jaw_weights = torch.tensor(stage.jaw, dtype=limits[0].dtype, device=limits[0].device)
 
+    # The residuals' weights (square roots of the loss weights).
+    bending_weight = stage.bending**0.5
+    limit_weight = options.joint_limit_weight**0.5
+    collision_weight = stage.collision**0.5
+
     # Stages that give the face landmarks no weight leave them out of the model's pass.
     weighs_face = stage.face_keypoints > 0
     keypoint_weights = part_weights(stage, len(KEYPOINT_NAMES_WITH_CONTOUR), limits[0].device)
@@ -696,8 +701,8 @@ def _stage_objective(
         body_pose = p["body_pose"]
         parts = [
             pose_weight * _pose_prior_residuals(x, body_pose, pose_mean, packing, options),
-            stage.bending**0.5 * priors.bending_residuals(body_pose),
-            options.joint_limit_weight**0.5 * priors.joint_limit_residuals(body_pose, *limits),
+            bending_weight * priors.bending_residuals(body_pose),
+            limit_weight * priors.joint_limit_residuals(body_pose, *limits),
             *(weight * p[name] for name, weight in weighted.items()),
         ]
         return torch.cat(parts, dim=1)
@@ -721,15 +726,15 @@ def _stage_objective(
         body_pose = packing.unpack(x)["body_pose"]
         slopes = torch.cat([
             torch.full_like(body_pose, pose_weight),
-            stage.bending**0.5 * priors.bending_slopes(body_pose),
-            options.joint_limit_weight**0.5 * priors.joint_limit_slopes(body_pose, *limits),
+            bending_weight * priors.bending_slopes(body_pose),
+            limit_weight * priors.joint_limit_slopes(body_pose, *limits),
             weighted_slopes.expand(len(x), -1),
         ], dim=1)  # fmt: skip
         return slopes[..., None] * (prior_columns[:, None] == free)
 
     def contact(segments: Tensor) -> Tensor:
         """The collision residuals (B, P) of collision.pair_segments."""
-        return stage.collision**0.5 * collision.segment_residuals(segments, size)
+        return collision_weight * collision.segment_residuals(segments, size)
 
     def residuals(x: Tensor, *rows: Tensor) -> Tensor:
         keypoints = model(vertices=False, face_landmarks=weighs_face, **packing.unpack(x)).keypoints
@@ -758,7 +763,7 @@ def _stage_objective(
         parts = [(per_keypoint @ columns).flatten(1, 2), prior]
         if stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
-            per_segment = stage.collision**0.5 * collision.segment_residual_derivatives(segments, size)
+            per_segment = collision_weight * collision.segment_residual_derivatives(segments, size)
             per_joint = collision.joint_derivatives(per_segment)  # (B, P, 55, 3)
             parts.append(per_joint.flatten(2) @ columns[:, :NUM_JOINTS].flatten(1, 2))
         return torch.cat(parts, dim=1)
