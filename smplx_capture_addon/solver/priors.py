@@ -2,9 +2,10 @@
 
 Every term is a set of residuals per person (B, R) whose squares sum to its cost, so
 the fit is a sum of independent least-squares problems (see `lbfgs` and `lm`). The L2
-priors (shape, expression, jaw, hand PCA, body pose about `RELAXED_POSE`) are their
-weighted parameters and need no function here. Pose blocks are axis-angle in each joint's parent frame, SMPL-X
-layout (x: the body's left, y: up, z: forward in the rest pose).
+priors (shape, expression, jaw, hand PCA, body pose about `RELAXED_POSE` with each
+entry weighted by `pose_prior_stiffness`) are their weighted parameters. Pose blocks
+are axis-angle in each joint's parent frame, SMPL-X layout (x: the body's left, y: up,
+z: forward in the rest pose).
 """
 
 from __future__ import annotations
@@ -133,6 +134,16 @@ RELAXED_POSE = {
     "left_knee": (0.1, 0.0, 0.0),
     "right_knee": (0.1, 0.0, 0.0),
 }
+
+
+def pose_prior_stiffness(low: Tensor, high: Tensor, power: float) -> Tensor:
+    """(63,) factor on each body_pose entry's L2 prior residual: the mean width of the
+    joint ranges over the entry's own width, to the `power`, and at least 1. Joints that
+    turn little (a collarbone, a vertebra, a toe, a knee's twist) are held nearer
+    RELAXED_POSE; a shoulder or a hip, free to turn far, keeps the stage's weight.
+    low, high (63,) of joint_limit_table."""
+    width = high - low
+    return (width.mean() / width).clamp(min=1.0) ** power
 
 
 def relaxed_body_pose() -> Tensor:

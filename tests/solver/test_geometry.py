@@ -70,6 +70,25 @@ def test_joint_limits_are_free_inside_and_grow_outside():
     assert float(excess.square().sum()) > 0.5 and int((excess > 0).sum()) == 1
 
 
+def test_pose_prior_stiffness_holds_joints_that_turn_little():
+    low, high = priors.joint_limit_table()
+    stiffness = priors.pose_prior_stiffness(low, high, 3.0).view(-1, 3)
+
+    def of(name: str) -> torch.Tensor:
+        return stiffness[JOINT_NAMES.index(name) - 1]
+
+    assert float(stiffness.min()) == 1.0
+    for free in ("left_shoulder", "right_shoulder", "left_wrist"):
+        assert (of(free) == 1.0).all(), free
+    assert (of("left_hip") < 1.1).all() and (of("right_hip") < 1.1).all()
+    for held in ("left_collar", "right_collar", "spine2", "left_foot"):
+        assert (of(held) > 2.0).all(), (held, of(held))
+    assert (of("neck") > 1.0).all()
+    assert of("left_knee")[2] > 10 * of("left_knee")[0]  # a knee twists far less than it bends
+    torch.testing.assert_close(of("left_collar"), of("right_collar"))  # the ranges mirror
+    assert (priors.pose_prior_stiffness(low, high, 0.0) == 1.0).all()
+
+
 def test_segment_distance_matches_brute_force():
     generator = torch.Generator().manual_seed(2)
     p1, q1, p2, q2 = torch.randn(4, 200, 3, generator=generator, dtype=torch.float64)
