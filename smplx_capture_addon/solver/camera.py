@@ -142,3 +142,19 @@ def similar_triangles_depth(
     mean3d = (length3d * weight).sum(-1) / weight.sum(-1).clamp(min=1)
     mean2d = (length2d * weight).sum(-1) / weight.sum(-1).clamp(min=1)
     return focal * torch.sqrt(mean3d / mean2d.clamp(min=1e-6))
+
+
+def segment_depth_bound(
+    model_points: Tensor, image_points: Tensor, pairs_visible: Tensor, focal: Tensor, rank: int = 1
+) -> Tensor:
+    """Depth beyond which the body cannot be: a segment of 3D length L seen as l pixels
+    lies no farther than focal * L / l, as turning it towards the camera only shortens
+    its image. The `rank`-th smallest of those bounds (0: the tightest; 1 survives one
+    misplaced point). model_points (B, P, 2, 3) segment end points of the model;
+    image_points (B, P, 2, 2) pixels; pairs_visible (B, P) bool; focal (B,). -> (B,)
+    metres, infinite where fewer than rank + 1 segments are seen."""
+    length3d = (model_points[:, :, 0] - model_points[:, :, 1]).norm(dim=-1)
+    length2d = (image_points[:, :, 0] - image_points[:, :, 1]).norm(dim=-1)
+    bounds = focal[:, None] * length3d / length2d.clamp(min=1e-6)
+    bounds = torch.where(pairs_visible, bounds, torch.full_like(bounds, float("inf")))
+    return bounds.sort(dim=-1).values[:, rank]

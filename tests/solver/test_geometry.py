@@ -39,6 +39,22 @@ def test_similar_triangles_recover_the_depth():
     torch.testing.assert_close(depth, torch.tensor([4.0]))
 
 
+def test_segment_depth_bound_is_the_least_foreshortened_segment():
+    """Three 0.5 m segments 4 m away: one across the image (125 px), one turned 60
+    degrees towards the camera (62.5 px: alone it would say 8 m), one misplaced by the
+    detector (200 px: 2.5 m); a fourth, unseen, would say 0.5 m."""
+    upright = [[0.0, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    model = torch.tensor([[upright] * 4])
+    image = torch.tensor([[[[0.0, 0.0], [0.0, 125.0]], [[0.0, 0.0], [62.5, 0.0]],
+                           [[0.0, 0.0], [0.0, 200.0]], [[0.0, 0.0], [1000.0, 0.0]]]])  # fmt: skip
+    seen = torch.tensor([[True, True, True, False]])
+    focal = torch.tensor([1000.0])
+    assert float(camera.segment_depth_bound(model, image, seen, focal, rank=0)) == 2.5
+    assert float(camera.segment_depth_bound(model, image, seen, focal)) == 4.0  # one bad point
+    assert float(camera.segment_depth_bound(model, image, seen, focal, rank=2)) == 8.0
+    assert math.isinf(float(camera.segment_depth_bound(model, image, seen, focal, rank=3)))
+
+
 def test_turned_around_faces_the_other_way():
     facing = camera.initial_orientation(torch.tensor([False, True]))
     forward = torch.tensor([0.0, 0.0, 1.0])  # the model's front
