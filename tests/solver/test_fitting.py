@@ -78,8 +78,7 @@ def test_the_second_retry_tries_again_only_the_people_the_first_one_changed(clea
     even chose a variant, one that settled back on the same minimum. The second round
     numbers no variant for them."""
     names = [name for name, _ in clean_fit.stage_seconds]
-    stage = {name: clean_fit.loss_per_stage[:, names.index(name)] for name in names}
-    losses = {name: stage[name] for name in ("polish", "settle", "settle-2")}
+    losses = {name: clean_fit.loss_per_stage[:, names.index(name)] for name in names}
     changed = losses["settle"] < (1.0 - fitting.RETRY_AGAIN_GAIN) * losses["polish"]
     assert changed.tolist() == [False, True, False]
     first = clean_fit.hypothesis >> fitting.RETRY_SHIFT & (2**fitting.RETRY_BITS - 1)
