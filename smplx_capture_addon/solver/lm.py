@@ -37,9 +37,10 @@ def minimize(
 ) -> LbfgsResult:
     """Minimise sum(residuals^2) per row of x0 (B, N) over the coordinates where
     mask (N,) or (B, N) is 1. A row stops when a step lowers its loss by less than
-    `relative_tolerance` of it or its damping grows past 1e10 (no step helps).
-    `jacobian` gives the residuals' derivatives; without it, forward-mode
-    differentiation of `residuals` does (one pass per free coordinate)."""
+    `relative_tolerance` of it or its damping grows past 1e10 (no step helps); a row
+    with no free coordinate never starts (nor counts as moving). `jacobian` gives the
+    residuals' derivatives; without it, forward-mode differentiation of `residuals`
+    does (one pass per free coordinate)."""
     mask = mask.expand_as(x0)
     free = torch.nonzero(mask.any(0)).flatten()
     # Columns frozen for some rows only: zero in their Jacobian, so those rows' steps
@@ -58,7 +59,7 @@ def minimize(
         r = residuals(x, *rows)
     loss = r.square().sum(-1)
     lam = torch.full_like(loss, damping)
-    active = torch.isfinite(loss)
+    active = torch.isfinite(loss) & mask.any(1)
     # A row's normal equations change only when it moves: rows whose last step was
     # rejected (about 40% of them) reuse theirs with more damping, and rows that have
     # stopped are left out of every pass.

@@ -167,6 +167,34 @@ def test_levenberg_marquardt_row_masks_equal_each_row_alone():
     assert torch.equal(batch.x[1, 2], start[1, 2])
 
 
+def test_levenberg_marquardt_leaves_a_row_with_nothing_free_alone_and_never_differentiates_it():
+    from smplx_capture_addon.solver import lm
+
+    t = torch.linspace(0, 2, 30, dtype=torch.float64)
+
+    def residuals(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * torch.exp(x[:, 1:2] * t) + x[:, 2:3] - target
+
+    rows_seen = []
+
+    def jacobian(x: torch.Tensor, free: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rows_seen.append(len(x))
+        grow = torch.exp(x[:, 1:2] * t)
+        return torch.stack([grow, x[:, :1] * t * grow, torch.ones_like(grow)], -1)[..., free]
+
+    observed = torch.stack([2.0 * torch.exp(-1.3 * t) + 0.5, 0.5 * torch.exp(0.7 * t) - 0.2])
+    start = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    masks = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    result = lm.minimize(residuals, (observed,), start, masks, max_iterations=30, jacobian=jacobian)
+    assert torch.equal(result.x[1], start[1]) and not torch.equal(result.x[0], start[0])
+    assert set(rows_seen) == {1}  # only row 0 is ever differentiated
+    start_loss = residuals(start, observed).square().sum(-1)
+    assert bool(result.converged[1]) and float(result.loss[1]) == float(start_loss[1])
+    # Nothing free anywhere: no iteration at all.
+    idle = lm.minimize(residuals, (observed,), start, torch.zeros(3, dtype=torch.float64), jacobian=jacobian)
+    assert idle.iterations == 0 and torch.equal(idle.x, start) and bool(idle.converged.all())
+
+
 def test_levenberg_marquardt_differentiates_only_rows_that_moved():
     from smplx_capture_addon.solver import lm
 
