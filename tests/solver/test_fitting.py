@@ -160,6 +160,7 @@ def test_the_release_lowers_the_chosen_fits_loss_at_the_reference_weight(
                      for fit in (settled, clean_fit))  # fmt: skip
     assert after.mean() < 0.9 * before.mean(), (before, after)
 
+
 def test_the_release_moves_only_fits_that_lie_on_their_keypoints(bench_model, clean_cases, settled_fit):
     """Exact keypoints are met within release_below_px before the release, which then
     moves those fits (see the test above). With 2 px of noise every fit misses its
