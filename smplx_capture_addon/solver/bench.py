@@ -16,7 +16,7 @@ import os
 import resource
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,10 @@ from ..body_model.model_file import load_model
 from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from ..errors import CaptureError
 from . import collision, motions, priors, synthetic_cases
-from .fitting import BODY, FACE, HANDS, FitOptions, fit_keypoints
+from .keypoint_fit import fit_keypoints
+from .keypoint_groups import BODY, FACE, HANDS
+from .lbfgs import LbfgsResult, minimize_strong_wolfe
+from .options import FitOptions
 from .schedule import default_stages
 
 _J = JOINT_NAMES.index
@@ -36,6 +39,18 @@ BODY_JOINTS = list(range(22))
 HAND_JOINTS = {"left": [_J("left_wrist"), *range(55)[LEFT_HAND_JOINTS]],
                "right": [_J("right_wrist"), *range(55)[RIGHT_HAND_JOINTS]]}  # fmt: skip
 FACE_LANDMARKS = list(range(76, 127))
+
+
+@dataclass(frozen=True)
+class StrongWolfeLbfgs:
+    """The reference's optimiser as a stage optimiser (see optimisers): torch.optim.LBFGS
+    with its strong-Wolfe line search on the sum of the rows' losses, as one problem."""
+
+    history: int = 60
+
+    def minimize(self, objective, rows, x, mask, iterations, callback) -> LbfgsResult:
+        return minimize_strong_wolfe(lambda x: objective.loss(x, *rows), x, mask, max_iterations=iterations,
+                                     history=self.history, callback=callback)  # fmt: skip
 
 
 def procrustes(pred: Tensor, true: Tensor) -> Tensor:
@@ -195,7 +210,7 @@ def _line_search_case(fit, model: BodyModel, cases, alone_params: dict, seconds:
     Wolfe, one problem per batch) in place of the batched per-person L-BFGS: its time
     and error, and ours on the same people. Half the people (at least 2), fitted alone."""
     people = list(range(max(2, len(seconds) // 2)))
-    options = replace(FitOptions(), optimiser="strong-wolfe")
+    options = replace(FitOptions(), lbfgs=StrongWolfeLbfgs())
     results, took = zip(*(fit([person], options=options) for person in people), strict=True)
     truth = {k: v[people].cpu() for k, v in cases.params.items()}
     model.cpu()

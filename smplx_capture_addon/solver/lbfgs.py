@@ -112,63 +112,29 @@ def minimize(
     x = x0.detach().clone()
     loss, grad = objective(x, torch.arange(batch, device=x.device))
     evaluations = 1
-    s_hist = x.new_zeros(batch, history, size)
-    y_hist = x.new_zeros(batch, history, size)
-    rho = x.new_zeros(batch, history)
+    pairs = (
+        x.new_zeros(batch, history, size),
+        x.new_zeros(batch, history, size),
+        x.new_zeros(batch, history),
+    )
     active = torch.isfinite(loss) & (grad.abs().amax(-1) > gradient_tolerance)
     iteration = 0
     for iteration in range(1, max_iterations + 1):
         if not bool(active.any()):
             iteration -= 1
             break
-        direction = search_direction(grad, s_hist, y_hist, rho)
-        slope = (grad * direction).sum(-1)
-        # Not a descent direction (stale curvature): fall back to steepest descent.
-        uphill = slope >= 0
-        direction = torch.where(uphill[:, None], -grad, direction)
-        slope = torch.where(uphill, -(grad * grad).sum(-1), slope)
-        first = rho[:, -1] == 0
+        direction, slope = _descent(grad, *pairs)
+        first = pairs[2][:, -1] == 0
         step = torch.where(
             first, (1.0 / grad.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0), torch.ones_like(loss)
         )
         step = torch.where(active, step, torch.zeros_like(step))
-
-        pending = active.clone()
-        new_x, new_loss, new_grad = x.clone(), loss.clone(), grad.clone()
-        for _ in range(max_line_search):
-            # Only the rows still searching are evaluated: in a large batch some row
-            # nearly always needs another trial, and the others would be evaluated again
-            # for nothing (a batch of 400 rows took twice the evaluations of one row).
-            rows = torch.nonzero(pending).flatten()
-            row_step, row_slope = step[rows], slope[rows]
-            trial_x = x[rows] + row_step[:, None] * direction[rows]
-            trial_loss, trial_grad = objective(trial_x, rows)
-            evaluations += 1
-            decrease = trial_loss - loss[rows]
-            ok = torch.isfinite(trial_loss) & (decrease <= 1e-4 * row_step * row_slope)
-            accepted = rows[ok]
-            new_x[accepted], new_grad[accepted] = trial_x[ok], trial_grad[ok]
-            new_loss[accepted] = trial_loss[ok]
-            pending[accepted] = False
-            if not bool(pending.any()):
-                break
-            # Minimiser of the quadratic through loss, slope and the trial, kept within
-            # [0.1, 0.5] of the step (a non-finite trial just quarters the step).
-            curvature = 2.0 * (decrease - row_slope * row_step)
-            quadratic = -row_slope * row_step * row_step / curvature.clamp(min=1e-30)
-            shrunk = torch.minimum(torch.maximum(quadratic, 0.1 * row_step), 0.5 * row_step)
-            shrunk = torch.where(torch.isfinite(trial_loss), shrunk, 0.25 * row_step)
-            step[rows] = torch.where(ok, row_step, shrunk)
+        (new_x, new_loss, new_grad), pending, trials = _line_search(
+            objective, x, loss, grad, direction, slope, step, active, max_line_search
+        )
+        evaluations += trials
         moved = active & ~pending
-        s_new = new_x - x
-        y_new = new_grad - grad
-        sy = (s_new * y_new).sum(-1)
-        # Keep a curvature pair only when it is positive (the Armijo search does not
-        # guarantee it): otherwise the inverse Hessian estimate stops being positive.
-        keep = moved & (sy > 1e-10 * s_new.norm(dim=-1) * y_new.norm(dim=-1))
-        s_hist = torch.where(keep[:, None, None], torch.cat([s_hist[:, 1:], s_new[:, None]], 1), s_hist)
-        y_hist = torch.where(keep[:, None, None], torch.cat([y_hist[:, 1:], y_new[:, None]], 1), y_hist)
-        rho = torch.where(keep[:, None], torch.cat([rho[:, 1:], 1.0 / sy.clamp(min=1e-30)[:, None]], 1), rho)
+        pairs = _with_pair(pairs, moved, new_x - x, new_grad - grad)
         change = (loss - new_loss).abs()
         small_change = change <= relative_tolerance * new_loss.abs().clamp(min=1.0)
         flat = new_grad.abs().amax(-1) <= gradient_tolerance
@@ -178,6 +144,70 @@ def minimize(
             callback(iteration, loss)
     converged = ~active
     return LbfgsResult(x=x, loss=loss, converged=converged, iterations=iteration, evaluations=evaluations)
+
+
+def _descent(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
+    """The search direction (B, N) and the slope along it (B,); steepest descent for rows
+    whose L-BFGS direction is not a descent direction (stale curvature)."""
+    direction = search_direction(grad, s, y, rho)
+    slope = (grad * direction).sum(-1)
+    uphill = slope >= 0
+    direction = torch.where(uphill[:, None], -grad, direction)
+    slope = torch.where(uphill, -(grad * grad).sum(-1), slope)
+    return direction, slope
+
+
+def _line_search(
+    objective: Objective, x: Tensor, loss: Tensor, grad: Tensor, direction: Tensor, slope: Tensor,
+    step: Tensor, active: Tensor, max_line_search: int,
+) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, int]:  # fmt: skip
+    """Backtracking with the Armijo condition, per row, from `step` (B,) along
+    `direction` (B, N) -> ((x, loss, grad) after it, pending (B,): the rows whose search
+    failed, evaluations)."""
+    pending = active.clone()
+    new_x, new_loss, new_grad = x.clone(), loss.clone(), grad.clone()
+    evaluations = 0
+    for _ in range(max_line_search):
+        # Only the rows still searching are evaluated: in a large batch some row
+        # nearly always needs another trial, and the others would be evaluated again
+        # for nothing (a batch of 400 rows took twice the evaluations of one row).
+        rows = torch.nonzero(pending).flatten()
+        row_step, row_slope = step[rows], slope[rows]
+        trial_x = x[rows] + row_step[:, None] * direction[rows]
+        trial_loss, trial_grad = objective(trial_x, rows)
+        evaluations += 1
+        decrease = trial_loss - loss[rows]
+        ok = torch.isfinite(trial_loss) & (decrease <= 1e-4 * row_step * row_slope)
+        accepted = rows[ok]
+        new_x[accepted], new_grad[accepted] = trial_x[ok], trial_grad[ok]
+        new_loss[accepted] = trial_loss[ok]
+        pending[accepted] = False
+        if not bool(pending.any()):
+            break
+        # Minimiser of the quadratic through loss, slope and the trial, kept within
+        # [0.1, 0.5] of the step (a non-finite trial just quarters the step).
+        curvature = 2.0 * (decrease - row_slope * row_step)
+        quadratic = -row_slope * row_step * row_step / curvature.clamp(min=1e-30)
+        shrunk = torch.minimum(torch.maximum(quadratic, 0.1 * row_step), 0.5 * row_step)
+        shrunk = torch.where(torch.isfinite(trial_loss), shrunk, 0.25 * row_step)
+        step[rows] = torch.where(ok, row_step, shrunk)
+    return (new_x, new_loss, new_grad), pending, evaluations
+
+
+def _with_pair(
+    pairs: tuple[Tensor, Tensor, Tensor], moved: Tensor, s_new: Tensor, y_new: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The history (s (B, M, N), y (B, M, N), rho (B, M)) with the newest pair added for
+    the rows that `moved` (B,). A pair is kept only when its curvature is positive (the
+    Armijo search does not guarantee it): otherwise the inverse Hessian estimate stops
+    being positive."""
+    s_hist, y_hist, rho = pairs
+    sy = (s_new * y_new).sum(-1)
+    keep = moved & (sy > 1e-10 * s_new.norm(dim=-1) * y_new.norm(dim=-1))
+    s_hist = torch.where(keep[:, None, None], torch.cat([s_hist[:, 1:], s_new[:, None]], 1), s_hist)
+    y_hist = torch.where(keep[:, None, None], torch.cat([y_hist[:, 1:], y_new[:, None]], 1), y_hist)
+    rho = torch.where(keep[:, None], torch.cat([rho[:, 1:], 1.0 / sy.clamp(min=1e-30)[:, None]], 1), rho)
+    return s_hist, y_hist, rho
 
 
 def minimize_strong_wolfe(

@@ -46,14 +46,7 @@ def minimize(
     # Columns frozen for some rows only: zero in their Jacobian, so those rows' steps
     # there are zero and their system is the one without those coordinates.
     row_free = mask[:, None, free]
-
-    def one(u: Tensor, base: Tensor, *row: Tensor) -> Tensor:
-        x = base.index_put((free,), u)
-        return residuals(x[None], *(r[None] for r in row))[0]
-
-    if jacobian is None:
-        forward_mode = torch.func.vmap(torch.func.jacfwd(one))
-        jacobian = lambda x, free, *rows: forward_mode(x[:, free], x, *rows)  # noqa: E731
+    jacobian = jacobian or _forward_mode_jacobian(residuals, free)
     x = x0.detach().clone()
     with torch.no_grad():
         r = residuals(x, *rows)
@@ -79,13 +72,9 @@ def minimize(
                 jtj[update] = jac.transpose(1, 2) @ jac
                 gradient[update] = (jac.transpose(1, 2) @ r[update, :, None]).squeeze(-1)
             live = torch.nonzero(active).flatten()
-            normal = jtj[live]
-            diagonal = torch.diagonal(normal, dim1=1, dim2=2)
-            system = normal + torch.diag_embed(lam[live, None] * diagonal + 1e-9)
-            step = -torch.linalg.solve(system, gradient[live])
-            trial = x[live].clone()
-            trial[:, free] = trial[:, free] + step
-            trial_r = residuals(trial, *(row[live] for row in rows))
+            trial, trial_r = _damped_step(
+                residuals, rows, x, live, free, jtj[live], gradient[live], lam[live]
+            )
         evaluations += 2
         trial_loss = trial_r.square().sum(-1)
         before = loss[live]
@@ -102,3 +91,30 @@ def minimize(
         if callback is not None:
             callback(iteration, loss)
     return LbfgsResult(x=x, loss=loss, converged=~active, iterations=iteration, evaluations=evaluations)
+
+
+def _damped_step(
+    residuals: Residuals, rows: tuple[Tensor, ...], x: Tensor, live: Tensor, free: Tensor, normal: Tensor,
+    gradient: Tensor, lam: Tensor,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The rows `live` of x (B, N) moved by their damped Gauss-Newton steps over the
+    columns `free`: normal (L, n, n) J^T J, gradient (L, n) J^T r, lam (L,) damping ->
+    (the trial points (L, N), their residuals)."""
+    diagonal = torch.diagonal(normal, dim1=1, dim2=2)
+    system = normal + torch.diag_embed(lam[:, None] * diagonal + 1e-9)
+    step = -torch.linalg.solve(system, gradient)
+    trial = x[live].clone()
+    trial[:, free] = trial[:, free] + step
+    return trial, residuals(trial, *(row[live] for row in rows))
+
+
+def _forward_mode_jacobian(residuals: Residuals, free: Tensor) -> Jacobian:
+    """The residuals' derivatives with respect to the columns `free`, by one vectorised
+    forward-mode pass per column."""
+
+    def one(u: Tensor, base: Tensor, *row: Tensor) -> Tensor:
+        x = base.index_put((free,), u)
+        return residuals(x[None], *(r[None] for r in row))[0]
+
+    forward_mode = torch.func.vmap(torch.func.jacfwd(one))
+    return lambda x, free, *rows: forward_mode(x[:, free], x, *rows)

@@ -20,7 +20,8 @@ from ..body_model.names import (
 from ..errors import Cancelled, CaptureError
 from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage
 from . import camera
-from .fitting import FitError, FitOptions
+from .errors import FitError
+from .options import FitOptions
 from .overlay import render_overlay
 
 __all__ = ["fit_photo", "render_overlay", "resolve_device"]
@@ -102,7 +103,7 @@ def fit_photo(
 
     from ..body_model.model import BodyModel
     from ..keypoints.people import body_keypoints
-    from .fitting import fit_keypoints
+    from .keypoint_fit import fit_keypoints
 
     started = time.perf_counter()
     report("load-model", 0.0, "loading the body model")
@@ -186,8 +187,7 @@ def fit_photo(
             "num_expression": body.num_expression,
             "hand_pca": HAND_PCA,
             "evaluations": fit.evaluations,
-            # bits 0-1: orientation (1 turned around, 2 tilt mirrored); bits 2+: limb variants (see BatchFit)
-            "hypothesis": [int(v) for v in fit.hypothesis.cpu()],
+            "hypotheses": [hypothesis.as_dict() for hypothesis in fit.hypotheses],
             "keypoints": str(keypoints_file) if keypoints_file is not None else detections.detector,
         },
     )

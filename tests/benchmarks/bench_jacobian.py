@@ -23,7 +23,11 @@ from bench_body_model import arguments, time_step
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.solver import bench, collision, fitting, priors, synthetic_cases
+from smplx_capture_addon.solver import bench, collision, priors, synthetic_cases
+from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT
+from smplx_capture_addon.solver.objective import StageObjective
+from smplx_capture_addon.solver.options import FitOptions
+from smplx_capture_addon.solver.packing import Packing
 from smplx_capture_addon.solver.schedule import default_stages
 
 
@@ -35,16 +39,16 @@ def main() -> None:
     orient, pose = bench._collision_pose()
     cases = synthetic_cases.make_cases(model, orient, pose, seed=3, noise_px=2.0, drop=0.1)
     model.to(args.device)
-    packing = fitting._Packing(model)
+    packing = Packing(model)
     limits = tuple(t.to(args.device) for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0].detach().cpu())
     stage = default_stages()[-1]
-    objective = fitting._stage_objective(model, packing, stage, fitting.FitOptions(), limits, size)
+    objective = StageObjective(model, packing, stage, FitOptions(), limits, size)
     truth = packing.pack({k: v.to(args.device) for k, v in cases.params.items() if k in packing.names})
     keypoints = cases.keypoints.to(args.device)
     image_size = cases.image_size.to(args.device)
     person = (keypoints[..., :2], keypoints[..., 2], cases.focal.to(args.device), image_size / 2,
-              fitting.NORMALISED_HEIGHT / image_size[:, 1])  # fmt: skip
+              NORMALISED_HEIGHT / image_size[:, 1])  # fmt: skip
 
     def one(x, *row):
         return objective.residuals(x[None], *(r[None] for r in row))[0]

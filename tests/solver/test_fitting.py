@@ -12,10 +12,34 @@ from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
 from smplx_capture_addon.errors import Cancelled
-from smplx_capture_addon.solver import bench, collision, fitting, priors, synthetic_cases
-from smplx_capture_addon.solver.fitting import FitError, fit_keypoints
+from smplx_capture_addon.solver import bench, camera, collision, priors, stages, synthetic_cases
+from smplx_capture_addon.solver.errors import FitError
+from smplx_capture_addon.solver.fit_result import BatchFit
+from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, rows_within
+from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT
+from smplx_capture_addon.solver.keypoint_fit import check_plausible, fit_from, fit_keypoints
+from smplx_capture_addon.solver.keypoint_groups import BODY, SHOULDERS, TORSO_PAIRS
 from smplx_capture_addon.solver.learned_priors import load_gmm
+from smplx_capture_addon.solver.objective import StageObjective
+from smplx_capture_addon.solver.options import MAX_RETRY_ROUNDS, FitOptions
+from smplx_capture_addon.solver.packing import Packing
+from smplx_capture_addon.solver.reprojection import body_reprojection_px, seen_reprojection_px
+from smplx_capture_addon.solver.restart import RESTART, restart_failed
 from smplx_capture_addon.solver.schedule import default_stages
+from smplx_capture_addon.solver.start import facing, initial_parameters
+from smplx_capture_addon.solver.variants import (
+    BELOW,
+    CHILDREN,
+    HINGES,
+    LIMB_ROOTS,
+    LIMB_SETS,
+    RETRY_BONE_SETS,
+    RETRY_LIMB_SETS,
+    RETRY_TURNS,
+    TURN,
+    apply_variants,
+    retry_variants,
+)
 
 
 def _fit(model, cases, rows, **kwargs):
@@ -30,7 +54,7 @@ def clean_fit(bench_model, clean_cases):
 @pytest.fixture(scope="module")
 def settled_fit(bench_model, clean_cases):
     """clean_fit without the release: the fits the release starts from."""
-    return _fit(bench_model, clean_cases, [0, 1, 2], options=fitting.FitOptions(release_iterations=0))
+    return _fit(bench_model, clean_cases, [0, 1, 2], options=FitOptions(release_iterations=0))
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +64,7 @@ def alone_fit(bench_model, clean_cases):
 
 def test_converges_on_exact_projections_of_known_bodies(bench_model, clean_cases, clean_fit):
     height = clean_cases.image_size[:, 1]
-    body = bench.reprojection_px(
-        clean_fit.projected[:, fitting.BODY], clean_cases.clean[:, fitting.BODY], height
-    )
+    body = bench.reprojection_px(clean_fit.projected[:, BODY], clean_cases.clean[:, BODY], height)
     everything = bench.reprojection_px(clean_fit.projected, clean_cases.clean, height)
     # The issue's target: under 1 px on average; no person far off.
     assert everything.mean() < 1.0 and (everything < 3.0).all(), everything
@@ -72,10 +94,11 @@ def test_the_limb_retry_keeps_the_polished_fit_unless_a_variant_beats_it(clean_f
     polish, retry, settle, retry_2, settle_2 = clean_fit.loss_per_stage[:, -6:-1].unbind(1)
     assert (settle <= retry).all() and (settle <= polish).all(), (polish, retry, settle)
     assert (settle_2 <= retry_2).all() and (settle_2 <= settle).all(), (settle, retry_2, settle_2)
-    for round_ in range(fitting.MAX_RETRY_ROUNDS):
-        variant = clean_fit.hypothesis >> (fitting.RETRY_SHIFT + round_ * fitting.RETRY_BITS)
-        assert ((variant & (2**fitting.RETRY_BITS - 1)) <= fitting.RETRY_VARIANTS).all()
-    assert (clean_fit.hypothesis >> fitting.RESTART_SHIFT == 0).all()  # no fit misses its keypoints
+    retry_labels = {variant.label for variant in retry_variants()}
+    for hypothesis in clean_fit.hypotheses:
+        assert len(hypothesis.retries) == MAX_RETRY_ROUNDS
+        assert all(label is None or label in retry_labels for label in hypothesis.retries), hypothesis
+    assert all(h.restart_turn_degrees is None for h in clean_fit.hypotheses)  # no fit misses its keypoints
 
 
 def test_the_second_retry_tries_again_only_the_people_the_first_one_changed(clean_fit):
@@ -85,27 +108,26 @@ def test_the_second_retry_tries_again_only_the_people_the_first_one_changed(clea
     numbers no variant for them."""
     names = [name for name, _ in clean_fit.stage_seconds]
     losses = {name: clean_fit.loss_per_stage[:, names.index(name)] for name in names}
-    changed = losses["settle"] < (1.0 - fitting.RETRY_AGAIN_GAIN) * losses["polish"]
+    changed = losses["settle"] < (1.0 - stages.RETRY_AGAIN_GAIN) * losses["polish"]
     assert changed.tolist() == [False, True, False]
-    first = clean_fit.hypothesis >> fitting.RETRY_SHIFT & (2**fitting.RETRY_BITS - 1)
-    second = clean_fit.hypothesis >> (fitting.RETRY_SHIFT + fitting.RETRY_BITS) & (2**fitting.RETRY_BITS - 1)
-    assert int(first[0]) > 0 and (second[~changed] == 0).all()
+    first, second = zip(*(hypothesis.retries for hypothesis in clean_fit.hypotheses), strict=True)
+    assert first[0] is not None and all(second[p] is None for p in range(3) if not changed[p])
     assert (losses["settle-2"] <= losses["settle"]).all()
     with pytest.raises(ValueError, match="limb_retry_rounds"):
-        fitting.FitOptions(limb_retry_rounds=fitting.MAX_RETRY_ROUNDS + 1)
+        FitOptions(limb_retry_rounds=MAX_RETRY_ROUNDS + 1)
 
 
 def test_without_the_retry_the_polish_is_the_last_stage_before_the_release(bench_model, clean_cases):
-    fit = _fit(bench_model, clean_cases, [0], options=fitting.FitOptions(limb_retry_iterations=0))
-    assert [name for name, _ in fit.stage_seconds[-2:]] == ["polish", fitting.RELEASE]
+    fit = _fit(bench_model, clean_cases, [0], options=FitOptions(limb_retry_iterations=0))
+    assert [name for name, _ in fit.stage_seconds[-2:]] == ["polish", stages.RELEASE]
     assert fit.loss_per_stage.shape == (1, 8)
-    assert int(fit.hypothesis[0]) >> fitting.RETRY_SHIFT == 0
+    assert fit.hypotheses[0].retries == ()
 
 
 def test_without_the_settle_the_retry_chooses(bench_model, clean_cases, alone_fit):
-    options = fitting.FitOptions(settle_iterations=0, limb_retry_rounds=1)
+    options = FitOptions(settle_iterations=0, limb_retry_rounds=1)
     fit = _fit(bench_model, clean_cases, [1], options=options)
-    assert [name for name, _ in fit.stage_seconds[-2:]] == [fitting.LIMB_RETRY, fitting.RELEASE]
+    assert [name for name, _ in fit.stage_seconds[-2:]] == [stages.LIMB_RETRY, stages.RELEASE]
     assert fit.loss_per_stage.shape == (1, 9)
     # Both runs are the same up to the polish; the settle keeps the retry's winner among
     # its rows and only lowers their losses.
@@ -122,18 +144,18 @@ def test_the_release_lowers_the_chosen_fits_loss_at_the_reference_weight(
     is that objective's at the final fit, never above its value at the settled fit, and
     on exact keypoints the data pulls most people closer to them."""
     settled = settled_fit
-    assert settled.stage_seconds[-1][0] == f"{fitting.SETTLE}-2"
-    assert clean_fit.stage_seconds[-1][0] == fitting.RELEASE
+    assert settled.stage_seconds[-1][0] == f"{stages.SETTLE}-2"
+    assert clean_fit.stage_seconds[-1][0] == stages.RELEASE
     assert torch.equal(clean_fit.loss_per_stage[:, :-1], settled.loss_per_stage)  # the same fits until then
-    packing = fitting._Packing(bench_model)
+    packing = Packing(bench_model)
     keypoints = clean_cases.keypoints
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal, clean_cases.image_size / 2,
-            fitting.NORMALISED_HEIGHT / clean_cases.image_size[:, 1])  # fmt: skip
+            NORMALISED_HEIGHT / clean_cases.image_size[:, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = fitting._stage_objective(bench_model, packing, default_stages()[-1], fitting.FitOptions(),
-                                        priors.joint_limit_table(), size, released=True)  # fmt: skip
+    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+                              priors.joint_limit_table(), size, released=True)  # fmt: skip
 
-    def loss(fit: fitting.BatchFit) -> torch.Tensor:
+    def loss(fit: BatchFit) -> torch.Tensor:
         x = packing.pack({name: fit.params[name] for name in packing.names})
         return released.residuals(x, *rows).square().sum(-1).detach()
 
@@ -166,11 +188,11 @@ def test_the_release_moves_only_fits_that_lie_on_their_keypoints(bench_model, cl
     moves those fits (see the test above). With 2 px of noise every fit misses its
     keypoints by more, the stiffer prior is the better judge, and the release leaves
     them as the settle did."""
-    options = fitting.FitOptions()
+    options = FitOptions()
 
     def missed(fit, cases, rows):
-        scale = fitting.NORMALISED_HEIGHT / cases.image_size[rows, 1]
-        return fitting.seen_reprojection_px(fit.projected, cases.keypoints[rows], scale)
+        scale = NORMALISED_HEIGHT / cases.image_size[rows, 1]
+        return seen_reprojection_px(fit.projected, cases.keypoints[rows], scale)
 
     exact = missed(settled_fit, clean_cases, [0, 1, 2])
     assert (exact < options.release_below_px).all(), exact
@@ -178,8 +200,8 @@ def test_the_release_moves_only_fits_that_lie_on_their_keypoints(bench_model, cl
     noisy = synthetic_cases.make_cases(bench_model, *poses, seed=4, noise_px=2.0, drop=0.1)
     rows = [0, 2]
     fit = _fit(bench_model, noisy, rows)
-    settled = _fit(bench_model, noisy, rows, options=fitting.FitOptions(release_iterations=0))
-    assert fit.stage_seconds[-1][0] == fitting.RELEASE
+    settled = _fit(bench_model, noisy, rows, options=FitOptions(release_iterations=0))
+    assert fit.stage_seconds[-1][0] == stages.RELEASE
     for name, value in fit.params.items():
         assert torch.equal(value, settled.params[name]), name
     assert torch.equal(fit.converged, settled.converged)
@@ -269,7 +291,7 @@ def test_a_body_behind_the_camera_is_a_divergence(bench_model):
     params["transl"] = torch.tensor([[0.0, 0.0, -3.0]])
     keypoints = bench_model(vertices=False, **params).keypoints
     with pytest.raises(FitError, match="behind the camera"):
-        fitting._check_plausible(params, keypoints)
+        check_plausible(params, keypoints)
 
 
 def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
@@ -280,11 +302,11 @@ def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
     # Turn the person to face away from the camera, then make its shoulders overlap
     # in the image: a side view the initial guess gets wrong half of the time.
     keypoints = cases.keypoints.clone()
-    shoulders = [fitting.SHOULDERS[0], fitting.SHOULDERS[1]]
+    shoulders = [SHOULDERS[0], SHOULDERS[1]]
     middle = keypoints[0, shoulders, 0].mean()
     keypoints[0, shoulders, 0] = middle + torch.tensor([-2.0, 2.0])
     result = fit_keypoints(bench_model, keypoints, cases.focal, cases.image_size)
-    assert result.hypothesis.shape == (1,)
+    assert len(result.hypotheses) == 1 and result.hypotheses[0].orientation in ORIENTATIONS
     assert np.isfinite(result.loss_per_stage.numpy()).all()
 
 
@@ -292,7 +314,7 @@ def _limb_variants(bench_model, clean_cases):
     """A person of the template's shape (straight limbs at rest) facing the camera with
     limbs swung and bent in depth, and its variants for RETRY_LIMB_SETS (LIMB_SETS, then
     each elbow and knee) and RETRY_BONE_SETS."""
-    packing = fitting._Packing(bench_model)
+    packing = Packing(bench_model)
     params = {k: v[:1].clone() for k, v in clean_cases.params.items() if k in packing.names}
     params["betas"] = torch.zeros_like(params["betas"])
     params["global_orient"] = torch.tensor([[np.pi, 0.0, 0.0]])  # upright, facing the camera
@@ -304,15 +326,15 @@ def _limb_variants(bench_model, clean_cases):
                            ("left_knee", (0.8, 0.0, 0.0)), ("right_knee", (1.1, 0.0, 0.0))):  # fmt: skip
         pose[0, JOINT_NAMES.index(name) - 1] = torch.tensor(rotation)
     x = packing.pack(params)
-    variants = fitting._limb_flips(bench_model, packing, x, fitting.RETRY_LIMB_SETS, fitting.RETRY_BONE_SETS)
-    variants = torch.cat([x, *variants])
-    count = 1 + 2 * len(fitting.RETRY_LIMB_SETS) + len(fitting.RETRY_BONE_SETS)
+    mirrors = tuple(variant for variant in retry_variants() if variant.kind != TURN)
+    variants = torch.cat([x, *apply_variants(bench_model, packing, x, mirrors)])
+    count = 1 + 2 * len(RETRY_LIMB_SETS) + len(RETRY_BONE_SETS)
     assert len(variants) == count == 29
     joints = bench_model(vertices=False, **packing.unpack(variants)).joints.detach()
     return joints, packing.unpack(variants)["body_pose"].view(count, 21, 3)
 
 
-_LIMB_JOINTS = fitting._LIMB_ROOTS + fitting._HINGES  # shoulders, hips, elbows, knees
+_LIMB_JOINTS = LIMB_ROOTS + HINGES  # shoulders, hips, elbows, knees
 
 
 def _assert_bone(model, joints, row, joint, mirrored, min_depth):
@@ -335,10 +357,10 @@ def test_limb_variants_at_the_root_mirror_their_first_bone_in_depth(bench_model,
     image, the opposite depth from the limb's root (up to the rest bone's own small
     depth); the other limbs and joints are left alone."""
     joints, poses = _limb_variants(bench_model, clean_cases)
-    for row, limbs in enumerate(fitting.RETRY_LIMB_SETS, start=1):
+    for row, limbs in enumerate(RETRY_LIMB_SETS, start=1):
         for joint in _LIMB_JOINTS:
             if JOINT_PARENTS[joint] not in limbs:  # a forearm below a mirrored shoulder turns with it
-                depth = 0.1 if joint in fitting._LIMB_ROOTS else 0.05
+                depth = 0.1 if joint in LIMB_ROOTS else 0.05
                 _assert_bone(bench_model, joints, row, joint, mirrored=joint in limbs, min_depth=depth)
         untouched = [j - 1 for j in range(1, 22) if j not in limbs]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
@@ -352,14 +374,14 @@ def test_whole_limb_variants_mirror_every_bone_and_bend_the_right_way(bench_mode
     joints, poses = _limb_variants(bench_model, clean_cases)
     bending = priors.bending_residuals(poses.flatten(1))
     assert (bending[0] < 0.6).all()  # all four bent the way they bend
-    sets = len(fitting.RETRY_LIMB_SETS)
-    for row, limbs in enumerate(fitting.RETRY_LIMB_SETS, start=1 + sets):
+    sets = len(RETRY_LIMB_SETS)
+    for row, limbs in enumerate(RETRY_LIMB_SETS, start=1 + sets):
         for joint in _LIMB_JOINTS:
             mirrored = joint in limbs or JOINT_PARENTS[joint] in limbs
             _assert_bone(bench_model, joints, row, joint, mirrored=mirrored, min_depth=0.05)
-        if row < 1 + sets + len(fitting.LIMB_SETS):  # a forearm or shin mirrored alone bends anew
+        if row < 1 + sets + len(LIMB_SETS):  # a forearm or shin mirrored alone bends anew
             torch.testing.assert_close(bending[row], bending[0], atol=0.02, rtol=0.05)
-        moved = {j for root in limbs for j in (root, *fitting._BELOW[root])}
+        moved = {j for root in limbs for j in (root, *BELOW[root])}
         untouched = [j - 1 for j in range(1, 22) if j not in moved]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
 
@@ -370,18 +392,18 @@ def test_first_bone_variants_mirror_it_alone_in_depth(bench_model, clean_cases):
     below keeps its direction exactly (its elbow or knee, wrist or ankle bends anew); the
     other joints are left alone."""
     joints, poses = _limb_variants(bench_model, clean_cases)
-    start = 1 + 2 * len(fitting.RETRY_LIMB_SETS)
-    for row, limbs in enumerate(fitting.RETRY_BONE_SETS, start=start):
+    start = 1 + 2 * len(RETRY_LIMB_SETS)
+    for row, limbs in enumerate(RETRY_BONE_SETS, start=start):
         for joint in _LIMB_JOINTS:
-            depth = 0.1 if joint in fitting._LIMB_ROOTS else 0.05
+            depth = 0.1 if joint in LIMB_ROOTS else 0.05
             _assert_bone(bench_model, joints, row, joint, mirrored=joint in limbs, min_depth=depth)
-        for hinge in set(limbs) & set(fitting._HINGES):  # the hand or foot keeps its direction
+        for hinge in set(limbs) & set(HINGES):  # the hand or foot keeps its direction
             end = JOINT_PARENTS.index(hinge)  # wrist or ankle
             bone = joints[:, JOINT_PARENTS.index(end)] - joints[:, end]
             torch.testing.assert_close(bone[row], bone[0], atol=1e-5, rtol=0)
-            at_root = 1 + fitting.RETRY_LIMB_SETS.index((hinge,))
+            at_root = 1 + RETRY_LIMB_SETS.index((hinge,))
             assert float((bone[at_root] - bone[0]).norm()) > 0.01  # where the root variant turns it
-        moved = {j for root in limbs for j in (root, *fitting._CHILDREN[root])}
+        moved = {j for root in limbs for j in (root, *CHILDREN[root])}
         untouched = [j - 1 for j in range(1, 22) if j not in moved]
         torch.testing.assert_close(poses[row, untouched], poses[0, untouched])
         assert all((poses[row, j - 1] - poses[0, j - 1]).abs().max() > 0.1 for j in moved)
@@ -390,15 +412,16 @@ def test_first_bone_variants_mirror_it_alone_in_depth(bench_model, clean_cases):
 def test_body_turns_rotate_the_whole_body_about_its_root(bench_model, clean_cases):
     """Each turn of the retry rotates every joint about the pelvis, which stays put, by
     its rotation in camera space, and changes nothing but the global orientation."""
-    packing = fitting._Packing(bench_model)
+    packing = Packing(bench_model)
     x = packing.pack({k: v[:2] for k, v in clean_cases.params.items() if k in packing.names})
-    turned = fitting._body_turns(x, packing)
-    assert len(turned) == len(fitting.RETRY_TURNS) == 4
+    turns = tuple(variant for variant in retry_variants() if variant.kind == TURN)
+    turned = apply_variants(bench_model, packing, x, turns)
+    assert len(turned) == len(RETRY_TURNS) == 4
     joints = bench_model(vertices=False, **packing.unpack(torch.cat([x, *turned]))).joints.detach()
     joints = joints.view(1 + len(turned), 2, -1, 3)
     relative = joints - joints[:, :, :1]
     orient = packing.block("global_orient")
-    for row, ((axis, degrees), rows) in enumerate(zip(fitting.RETRY_TURNS, turned, strict=True), start=1):
+    for row, ((axis, degrees), rows) in enumerate(zip(RETRY_TURNS, turned, strict=True), start=1):
         rotation = torch.from_numpy(_rotation(np.array(axis), np.radians(degrees))).float()
         torch.testing.assert_close(joints[row, :, 0], joints[0, :, 0], atol=1e-5, rtol=0)
         torch.testing.assert_close(relative[row], relative[0] @ rotation.T, atol=1e-5, rtol=0)
@@ -427,11 +450,11 @@ def test_a_body_lying_along_the_line_of_sight_starts_at_its_depth(bench_model, c
     focal, size = clean_cases.focal[:1], clean_cases.image_size[:1]
     points = camera.project(bench_model(vertices=False, **params).keypoints, focal, size / 2)
     confidence = torch.ones(points.shape[:2])
-    facing_away, _, roll = fitting._facing(points, confidence, 1000.0 / size[:, 1], 25.0)
-    start = fitting._initial_parameters(bench_model, points, confidence, focal, size / 2, facing_away, roll)
+    facing_away, _, roll = facing(points, confidence, 1000.0 / size[:, 1], 25.0)
+    start = initial_parameters(bench_model, points, confidence, focal, size / 2, facing_away, roll)
     depth = float(bench_model(vertices=False, **start).joints[0, 0, 2])
     assert abs(depth / true_depth - 1.0) < 0.1, depth
-    pairs = torch.as_tensor(fitting.TORSO_PAIRS)
+    pairs = torch.as_tensor(TORSO_PAIRS)
     upright = {name: start[name] for name in ("global_orient", "body_pose")}
     rest = bench_model(vertices=False, **upright).keypoints
     seen = torch.ones(1, 2, dtype=torch.bool)
@@ -450,42 +473,41 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     params = {name: value[[1, 2]].clone() for name, value in clean_fit.params.items()}
     params["transl"][0] = clean_fit.params["transl"][0]
     out = bench_model(vertices=False, **params)
-    packing = fitting._Packing(bench_model)
-    scale = fitting.NORMALISED_HEIGHT / size[:, 1]
+    packing = Packing(bench_model)
+    scale = NORMALISED_HEIGHT / size[:, 1]
     size_m = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = fitting._stage_objective(bench_model, packing, default_stages()[-1], fitting.FitOptions(),
-                                        priors.joint_limit_table(), size_m, released=True)  # fmt: skip
+    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+                              priors.joint_limit_table(), size_m, released=True)  # fmt: skip
     x = packing.pack({name: params[name] for name in packing.names})
     data = (keypoints[..., :2], keypoints[..., 2], focal, size / 2, scale)
     loss = released.residuals(x, *data).square().sum(-1)
     losses = clean_fit.loss_per_stage[rows].clone()
     losses[:, -1] = loss.detach()
-    swapped = fitting.BatchFit(params=params, full_pose=out.full_pose, keypoints=out.keypoints,
-                               projected=fitting.camera.project(out.keypoints, focal, size / 2),
-                               loss_per_stage=losses, stage_seconds=list(clean_fit.stage_seconds),
-                               converged=clean_fit.converged[rows], hypothesis=clean_fit.hypothesis[rows],
-                               evaluations=0)  # fmt: skip
-    missed = fitting.body_reprojection_px(swapped, keypoints, size)
-    options = fitting.FitOptions()
+    swapped = BatchFit(params=params, full_pose=out.full_pose, keypoints=out.keypoints,
+                       projected=camera.project(out.keypoints, focal, size / 2),
+                       loss_per_stage=losses, stage_seconds=list(clean_fit.stage_seconds),
+                       converged=clean_fit.converged[rows], evaluations=0,
+                       hypotheses=[clean_fit.hypotheses[r] for r in rows])  # fmt: skip
+    missed = body_reprojection_px(swapped.projected, keypoints, size)
+    options = FitOptions()
     assert float(missed[0]) > 10 * options.restart_above_px and float(missed[1]) < 1.0
 
     def refit(rows, roll_offset):
-        return fitting._fit_from(bench_model, keypoints[rows], focal[rows], size[rows], options, None, None,
-                                 roll_offset)  # fmt: skip
+        return fit_from(bench_model, keypoints[rows], focal[rows], size[rows], options,
+                        stages.Reporter(None, None), roll_offset=roll_offset)  # fmt: skip
 
     failed = missed > options.restart_above_px
-    fixed = fitting._restart_failed(swapped, failed, options.restart_turns, refit)
-    assert fixed.stage_seconds[-1][0] == fitting.RESTART
+    fixed = restart_failed(swapped, failed, options.restart_turns, refit)
+    assert fixed.stage_seconds[-1][0] == RESTART
     assert float(fixed.loss_per_stage[0, -1]) < 0.5 * float(loss[0])
-    assert float(fitting.body_reprojection_px(fixed, keypoints, size)[0]) < 1.0
-    turn = int(fixed.hypothesis[0]) >> fitting.RESTART_SHIFT
-    assert 1 <= turn <= len(options.restart_turns)
+    assert float(body_reprojection_px(fixed.projected, keypoints, size)[0]) < 1.0
+    assert fixed.hypotheses[0].restart_turn_degrees in options.restart_turns
     error = bench.errors_mm(bench_model, {k: v[:1] for k, v in fixed.params.items()},
                             {k: v[:1] for k, v in clean_cases.params.items()})["pa_v2v"]  # fmt: skip
     assert float(error) < 25.0
     for name, value in fixed.params.items():
         assert torch.equal(value[1], swapped.params[name][1]), name
-    assert int(fixed.hypothesis[1]) == int(swapped.hypothesis[1])
+    assert fixed.hypotheses[1] == swapped.hypotheses[1]
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -497,8 +519,8 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
 def test_close_limb_variants_are_kept_for_the_last_stage():
     loss = torch.tensor([10.0, 12.0, 20.0, 5.0, 6.4, 6.6])
     person_of = torch.tensor([0, 0, 0, 1, 1, 1])
-    assert fitting._rows_within(loss, person_of, 2, 1.3).tolist() == [0, 1, 3, 4]
-    assert fitting._rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
+    assert rows_within(loss, person_of, 2, 1.3).tolist() == [0, 1, 3, 4]
+    assert rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
 
 
 @pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
@@ -508,22 +530,22 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     and a knee past both ends of its range, for a subset of the columns and for all; with
     the L2 pose prior (one slope per prior residual) and a two-component GMM (whose
     residuals mix the pose's entries)."""
-    options = fitting.FitOptions()
+    options = FitOptions()
     if pose_prior == "gmm":
         means = np.random.default_rng(0).normal(0.0, 0.3, (2, 63))
         covariances = np.stack([0.1 * np.eye(63), 0.2 * np.eye(63)])
         data = {"means": means, "covars": covariances, "weights": np.ones(2) / 2}
         (tmp_path / "gmm.pkl").write_bytes(pickle.dumps(data, protocol=2))
-        options = fitting.FitOptions(gmm=load_gmm(tmp_path / "gmm.pkl", dtype=torch.float64))
+        options = FitOptions(gmm=load_gmm(tmp_path / "gmm.pkl", dtype=torch.float64))
     model = BodyModel(load_model(bench_model_path), face_contour=True, dtype=torch.float64)
     orient, pose = bench._collision_pose()
     cases = synthetic_cases.make_cases(model, orient, pose, seed=5, noise_px=2.0, drop=0.1)
-    packing = fitting._Packing(model)
+    packing = Packing(model)
     stage = default_stages()[-1]
     assert stage.collision > 0
     limits = tuple(t.double() for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0])
-    objective = fitting._stage_objective(model, packing, stage, options, limits, size)
+    objective = StageObjective(model, packing, stage, options, limits, size)
     truth = packing.pack({k: v.double() for k, v in cases.params.items() if k in packing.names})
     generator = torch.Generator().manual_seed(0)
     x = truth + 0.05 * torch.randn(truth.shape, generator=generator, dtype=torch.float64)
@@ -532,7 +554,7 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     assert (priors.joint_limit_residuals(packing.unpack(x)["body_pose"], *limits) > 0).sum() == 2
     keypoints = cases.keypoints.double()
     rows = (keypoints[..., :2], keypoints[..., 2], cases.focal.double(), cases.image_size.double() / 2,
-            fitting.NORMALISED_HEIGHT / cases.image_size[:, 1].double())  # fmt: skip
+            NORMALISED_HEIGHT / cases.image_size[:, 1].double())  # fmt: skip
     joints = model(vertices=False, **packing.unpack(x)).joints
     assert float(collision.capsule_overlaps(joints, size).sum()) > 0.01  # the term is active
     free = torch.arange(packing.block("betas").stop, x.shape[1])  # all but the shape
@@ -551,19 +573,19 @@ def test_the_l2_pose_prior_weighs_stiff_joints_more_and_the_last_stage_more_stil
     weight and the entry's stiffness, in the schedule's last stage times
     FitOptions.last_stage_l2_pose_scale too, and in the release's objective times the
     stage's weight alone; every other residual is the same in all three."""
-    packing = fitting._Packing(bench_model)
+    packing = Packing(bench_model)
     params = {k: v[:1] for k, v in clean_cases.params.items() if k in packing.names}
     x = packing.pack(params)
     keypoints = clean_cases.keypoints[:1]
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal[:1], clean_cases.image_size[:1] / 2,
-            fitting.NORMALISED_HEIGHT / clean_cases.image_size[:1, 1])  # fmt: skip
+            NORMALISED_HEIGHT / clean_cases.image_size[:1, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    options = fitting.FitOptions()
+    options = FitOptions()
     stage = default_stages()[-1]
 
     def residuals(**kind: bool) -> torch.Tensor:
-        objective = fitting._stage_objective(bench_model, packing, stage, options, priors.joint_limit_table(),
-                                             size, **kind)  # fmt: skip
+        objective = StageObjective(bench_model, packing, stage, options, priors.joint_limit_table(), size,
+                                   **kind)  # fmt: skip
         return objective.residuals(x, *rows)[0].detach()
 
     plain, last, released = residuals(), residuals(last=True), residuals(released=True)

@@ -13,7 +13,7 @@ from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.layouts import LAYOUTS
 from smplx_capture_addon.keypoints.people import Detections, Person
 from smplx_capture_addon.result_format import read_result, write_result
-from smplx_capture_addon.solver.fitting import FitError
+from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.pipeline import fit_photo, render_overlay
 
 

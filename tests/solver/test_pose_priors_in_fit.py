@@ -13,9 +13,10 @@ from test_pipeline import _keypoint_file
 
 from smplx_capture_addon.body_model.lbs import axis_angle_to_matrix
 from smplx_capture_addon.errors import CaptureError
-from smplx_capture_addon.solver import fitting, pipeline
-from smplx_capture_addon.solver.fitting import FitOptions, fit_keypoints
+from smplx_capture_addon.solver import keypoint_groups, pipeline
+from smplx_capture_addon.solver.keypoint_fit import fit_keypoints
 from smplx_capture_addon.solver.learned_priors import load_gmm, load_vposer
+from smplx_capture_addon.solver.options import FitOptions
 from smplx_capture_addon.solver.schedule import default_stages
 
 
@@ -88,7 +89,7 @@ def test_with_vposer_the_pose_is_what_it_decodes(bench_model, clean_cases, l2_po
     assert _angle(pose, prior_pose).max() < 1e-3, _angle(pose, prior_pose)
     assert _angle(l2_pose, prior_pose).max() > 0.2
     # The rest of the body is still fitted: the torso lands on its keypoints.
-    torso = fitting.TORSO
+    torso = keypoint_groups.TORSO
     error = (fit.projected[0, torso] - clean_cases.keypoints[0, torso, :2]).norm(dim=-1)
     assert float(error.mean()) < 0.05 * float(clean_cases.image_size[0, 1]), error
 

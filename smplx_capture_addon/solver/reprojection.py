@@ -1,0 +1,39 @@
+"""How far fits lie from their keypoints, in normalised pixels (see inputs.NORMALISED_HEIGHT):
+the measure that gates the release and the restart."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..body_model.model import BodyModel
+from . import camera
+from .inputs import NORMALISED_HEIGHT
+from .keypoint_groups import BODY
+from .packing import Packing
+
+
+def seen_reprojection_px(projected: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
+    """(B,) mean distance of each person's seen keypoints (B, K, 3) to their fitted
+    projections (B, K, 2), times scale (B,): NORMALISED_HEIGHT / image height."""
+    seen = (keypoints[..., 2] > 0).to(keypoints.dtype)
+    distance = (projected - keypoints[..., :2]).norm(dim=-1)
+    return (distance * seen).sum(1) / seen.sum(1).clamp(min=1) * scale
+
+
+def body_reprojection_px(projected: Tensor, keypoints: Tensor, image_size: Tensor) -> Tensor:
+    """seen_reprojection_px (B,) of the body keypoints. projected (B, K, 2) fitted
+    keypoints; keypoints (B, K, 3) detected; image_size (B, 2)."""
+    body = torch.as_tensor(BODY, device=keypoints.device)
+    scale = NORMALISED_HEIGHT / image_size[:, 1]
+    return seen_reprojection_px(projected[:, body], keypoints[:, body], scale)
+
+
+def rows_reprojection_px(model: BodyModel, packing: Packing, x: Tensor, rows: tuple[Tensor, ...]) -> Tensor:
+    """seen_reprojection_px (R,) of every keypoint of the bodies x (R, N) with their
+    stage inputs rows (detected, confidence, focal, centre, scale)."""
+    detected, confidence, focal, centre, scale = rows
+    with torch.no_grad():
+        keypoints = model(vertices=False, **packing.unpack(x)).keypoints
+    projected = camera.project(keypoints, focal, centre)
+    return seen_reprojection_px(projected, torch.cat([detected, confidence[..., None]], -1), scale)
