@@ -33,7 +33,8 @@ Conventions:
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
 
-Only the standard library: Blender's process, the worker and the solver all read it.
+Only the standard library and numpy (with the package's name tables and model reader):
+Blender's process, the worker and the solver all read it.
 """
 
 from __future__ import annotations
@@ -43,21 +44,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import CaptureError
+from .body_model.model_file import BodyModelData, load_model
+from .body_model.names import POSE_BLOCKS
+from .errors import CaptureError, ModelFileError
 
 FORMAT = "smplx-capture-result"
 VERSION = 1
 
-POSE_SIZES = {
-    "global_orient": 3,
-    "body_pose": 63,
-    "jaw_pose": 3,
-    "leye_pose": 3,
-    "reye_pose": 3,
-    "left_hand_pose": 45,
-    "right_hand_pose": 45,
-    "transl": 3,
-}
+# Every pose parameter's width in the file (hands as full 15 x 3 poses), and transl's.
+POSE_SIZES = {**{name: 3 * joints for name, joints in POSE_BLOCKS}, "transl": 3}
 
 
 class ResultFormatError(CaptureError):
@@ -124,6 +119,28 @@ class FitResult:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+
+def model_for_result(result: FitResult, model: str | Path | None = None) -> BodyModelData:
+    """The body model a result was fitted with: `model` when given, else the file the
+    result names, else the bundled default body; refused if its checksum differs."""
+    candidates = [model] if model is not None else [result.model.path, None]
+    last_error: CaptureError | None = None
+    for candidate in candidates:
+        try:
+            data = load_model(candidate, result.model.gender or "neutral")
+        except CaptureError as error:
+            last_error = error
+            continue
+        if result.model.sha256 and data.sha256 != result.model.sha256:
+            last_error = ModelFileError(
+                f"The body model {data.path} is not the one this result was fitted with "
+                f"({result.model.file}): give that file with --model, or fit again."
+            )
+            continue
+        return data
+    assert last_error is not None
+    raise last_error
 
 
 def write_result(result: FitResult, path: str | Path) -> Path:

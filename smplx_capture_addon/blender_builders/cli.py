@@ -23,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import bpy
 
-    from ..result_format import read_result
+    from ..result_format import model_for_result, read_result
     from .render import render_overlay
-    from .scene import build_fit, model_for_result
+    from .scene import build_fit
 
     result = read_result(args.result)
     data = model_for_result(result, args.model)

@@ -12,8 +12,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..body_model import numpy_body
-from ..body_model.model_file import BodyModelData, load_model
-from ..errors import CaptureError
+from ..body_model.model_file import BodyModelData
 from ..result_format import FitResult, PersonFit
 from . import placement, rig
 
@@ -39,28 +38,6 @@ class BuiltFit:
     collection: bpy.types.Collection
     camera: bpy.types.Object
     people: list[BuiltPerson]
-
-
-def model_for_result(result: FitResult, model: str | Path | None = None) -> BodyModelData:
-    """The body model a result was fitted with: `model` when given, else the file the
-    result names, else the bundled default body; refused if its checksum differs."""
-    candidates = [model] if model is not None else [result.model.path, None]
-    last_error: CaptureError | None = None
-    for candidate in candidates:
-        try:
-            data = load_model(candidate, result.model.gender or "neutral")
-        except CaptureError as error:
-            last_error = error
-            continue
-        if result.model.sha256 and data.sha256 != result.model.sha256:
-            last_error = CaptureError(
-                f"The body model {data.path} is not the one this result was fitted with "
-                f"({result.model.file}): give that file with --model, or fit again."
-            )
-            continue
-        return data
-    assert last_error is not None
-    raise last_error
 
 
 def _expression_names(data: BodyModelData, count: int) -> list[str]:

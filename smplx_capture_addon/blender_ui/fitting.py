@@ -14,7 +14,7 @@ import bpy
 from ..blender_builders import rig
 from ..blender_builders import scene as builders
 from ..errors import CaptureError
-from ..result_format import read_result
+from ..result_format import model_for_result, read_result
 from ..worker import runner
 from ..worker.runner import JobState, WorkerJob
 
@@ -90,7 +90,7 @@ def finish_fit(
     if state.status != runner.DONE or not state.result_path:
         raise CaptureError(state.error or "The fit failed.")
     result = read_result(state.result_path)
-    data = builders.model_for_result(result, request.model)
+    data = model_for_result(result, request.model)
     name = replace.name if replace is not None else Path(request.image).stem
     built = builders.build_fit(result, data, image_path=state.photo_path or request.image,
                                result_path=state.result_path, name=name, scene=scene)  # fmt: skip
@@ -176,5 +176,5 @@ def fit_bones_to_shape(armature: bpy.types.Object, mesh: bpy.types.Object) -> No
     collection = fit_of(mesh)
     if collection is None or builders.PROP_RESULT not in collection:
         raise CaptureError("This body does not come from a fit result: its joints cannot be recomputed.")
-    data = builders.model_for_result(read_result(collection[builders.PROP_RESULT]))
+    data = model_for_result(read_result(collection[builders.PROP_RESULT]))
     rig.fit_bones_to_shape(armature, mesh, data.j_regressor)

@@ -25,14 +25,9 @@ from torch import Tensor, nn
 
 from . import jacobian, lbs
 from .model_file import BodyModelData
-from .names import NUM_BODY_JOINTS, NUM_HAND_JOINTS, NUM_JOINTS
+from .names import NUM_HAND_JOINTS, NUM_JOINTS, POSE_BLOCKS
 
 NECK_JOINT = 12
-# The pose parameters in the order full_pose concatenates them, with their joint counts.
-POSE_BLOCKS = (
-    ("global_orient", 1), ("body_pose", NUM_BODY_JOINTS), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
-    ("left_hand_pose", NUM_HAND_JOINTS), ("right_hand_pose", NUM_HAND_JOINTS),
-)  # fmt: skip
 
 
 @dataclass
@@ -178,18 +173,9 @@ class BodyModel(nn.Module):
     @property
     def parameter_sizes(self) -> dict[str, int]:
         """Every parameter block and its width, in the order of the module docstring."""
-        return {
-            "betas": self.num_betas,
-            "expression": self.num_expression,
-            "global_orient": 3,
-            "body_pose": 3 * NUM_BODY_JOINTS,
-            "jaw_pose": 3,
-            "leye_pose": 3,
-            "reye_pose": 3,
-            "left_hand_pose": self.num_hand_params,
-            "right_hand_pose": self.num_hand_params,
-            "transl": 3,
-        }
+        poses = {name: 3 * joints for name, joints in POSE_BLOCKS}
+        poses.update(left_hand_pose=self.num_hand_params, right_hand_pose=self.num_hand_params)
+        return {"betas": self.num_betas, "expression": self.num_expression, **poses, "transl": 3}
 
     def zeros(self, batch_size: int) -> dict[str, Tensor]:
         """Neutral parameters for a batch (every parameter block, all zeros)."""

@@ -16,25 +16,23 @@ open default body, which uses the same keys plus a few optional ones:
 `posedirs` may be absent (a body without pose correctives). Nothing here imports torch,
 so Blender's process can read a model to build the mesh and rig.
 
-Pickles are untrusted input: they are read with an unpickler that only rebuilds numpy
+Pickles are untrusted input: they are read by `safe_pickle`, which only rebuilds numpy
 arrays and stand-ins for chumpy and scipy.sparse objects, never running other code.
 """
 
 from __future__ import annotations
 
-import codecs
-import collections
 import hashlib
 import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import ModelFileError
 from .names import JOINT_PARENTS, NUM_JOINTS, VERTEX_KEYPOINT_NAMES
+from .safe_pickle import RefusedPickle, StandIn, unpickle_arrays
 
 GENDERS = ("neutral", "male", "female")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -203,70 +201,6 @@ def _read_npz(path: Path) -> dict:
         ) from None
 
 
-class _StandIn:
-    """Receives the pickled state of a chumpy or scipy.sparse object, runs nothing."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.state = {}
-
-    def __setstate__(self, state) -> None:
-        self.state = state if isinstance(state, dict) else {"state": state}
-
-
-def _numpy_global(name: str):
-    """The numpy functions and types that array pickles name, whatever numpy's version."""
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2 without the forward-compatible aliases
-        from numpy.core import multiarray, numeric
-    table = {
-        "_reconstruct": multiarray._reconstruct,
-        "scalar": multiarray.scalar,
-        "ndarray": np.ndarray,
-        "dtype": np.dtype,
-        "_frombuffer": getattr(numeric, "_frombuffer", None),
-    }
-    return table.get(name)
-
-
-class RefusedPickle(pickle.UnpicklingError):
-    """The pickle names code, not data."""
-
-
-def unpickle_arrays(handle: BinaryIO) -> object:
-    """What a pickle of numpy arrays and plain containers holds (Python 2 pickles too),
-    with chumpy and scipy.sparse objects as inert stand-ins. Any other global the file
-    names raises RefusedPickle before it is imported, so nothing in the file runs: the
-    one safe reader for the user's pickles (model files, GMM pose priors)."""
-    # latin1: Python 2 pickles store numpy buffers as str.
-    return _SafeUnpickler(handle, encoding="latin1").load()
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module.split(".")[0] == "numpy":
-            found = _numpy_global(name)
-            if found is not None:
-                return found
-        if module.split(".")[0] in ("chumpy", "scipy"):
-            return _StandIn
-        if (module, name) in (("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")):
-            return _reconstruct_stand_in
-        if (module, name) in (("__builtin__", "object"), ("builtins", "object")):
-            return object
-        if (module, name) == ("_codecs", "encode"):  # how protocol 2 stores bytes
-            return codecs.encode
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        raise RefusedPickle(f"refusing to load {module}.{name}")
-
-
-def _reconstruct_stand_in(cls, base, state):
-    if cls is not _StandIn:
-        raise RefusedPickle("refusing to rebuild an object that is not data")
-    return _StandIn()
-
-
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
@@ -288,28 +222,12 @@ def _read_pickle(path: Path) -> dict:
 
 
 def _as_array(path: Path, key: str, value) -> np.ndarray:
-    if isinstance(value, _StandIn):
-        state = value.state
-        if "x" in state:  # chumpy Ch: the value is its `x`
-            return np.asarray(state["x"])
-        if {"data", "indices", "indptr"} <= state.keys():  # scipy.sparse csc/csr
-            return _dense_from_sparse(state)
-        raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
+    if isinstance(value, StandIn):
+        array = value.array()
+        if array is None:
+            raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
+        return array
     return np.asarray(value)
-
-
-def _dense_from_sparse(state: dict) -> np.ndarray:
-    shape = tuple(state.get("_shape") or state.get("shape"))
-    fmt = state.get("format") or ("csr" if shape[0] + 1 == len(state["indptr"]) else "csc")
-    dense = np.zeros(shape, dtype=np.asarray(state["data"]).dtype)
-    indptr, indices, data = (np.asarray(state[k]) for k in ("indptr", "indices", "data"))
-    for outer in range(len(indptr) - 1):
-        span = slice(indptr[outer], indptr[outer + 1])
-        if fmt == "csr":
-            dense[outer, indices[span]] = data[span]
-        else:
-            dense[indices[span], outer] = data[span]
-    return dense
 
 
 # --- checking --------------------------------------------------------------------

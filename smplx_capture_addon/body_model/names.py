@@ -61,6 +61,12 @@ LEFT_EYE_JOINT = 23
 RIGHT_EYE_JOINT = 24
 LEFT_HAND_JOINTS = slice(25, 40)
 RIGHT_HAND_JOINTS = slice(40, 55)
+# The pose parameter blocks in the order the full pose (all joints) concatenates them,
+# with the number of joints each rotates (three axis-angle numbers per joint).
+POSE_BLOCKS: tuple[tuple[str, int], ...] = (
+    ("global_orient", 1), ("body_pose", NUM_BODY_JOINTS), ("jaw_pose", 1), ("leye_pose", 1), ("reye_pose", 1),
+    ("left_hand_pose", NUM_HAND_JOINTS), ("right_hand_pose", NUM_HAND_JOINTS),
+)  # fmt: skip
 
 # Surface points that fitting needs, in the order the forward pass returns them (after
 # the 55 joints). Each body model says which vertex gives each point.

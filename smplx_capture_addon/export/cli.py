@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if source.suffix.lower() == ".blend":
         bpy.ops.wm.open_mainfile(filepath=str(source))
     else:
-        from ..blender_builders.scene import build_fit, model_for_result
-        from ..result_format import read_result
+        from ..blender_builders.scene import build_fit
+        from ..result_format import model_for_result, read_result
 
         result = read_result(source)
         bpy.ops.wm.read_factory_settings(use_empty=True)

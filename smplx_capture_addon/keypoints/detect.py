@@ -340,19 +340,12 @@ def refine_person(pixels: np.ndarray, detector: Detector, pose: np.ndarray, box:
     refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
     if refined is not None and _same_person(refined, pose, pixels.shape):
         pose = refined
-    person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
-    person.score = float(pose[:, 2].mean())
     crops = [box_crop(person_box(pose, pixels.shape), 0.1, _PERSON_CROP_SIZE)]
     crops += [hand_crop(pose, side) for side in ("left", "right")]
     hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
-    for side, hand in assign_hands(pose, hands).items():
-        person.keypoint_sets[f"hand_21_{side}"] = hand
     crop = face_crop(pose)
     faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
-    face = match_face(pose, faces)
-    if face is not None:
-        person.keypoint_sets["mediapipe_face_478"] = face
-    return person
+    return _person(pose, box, hands, faces)
 
 
 def single_pass_people(
@@ -363,17 +356,20 @@ def single_pass_people(
     height, width = pixels.shape[:2]
     hands = [Hand(_from_normalised(hand.points, width, height), hand.side) for hand in detector.hands(pixels)]
     faces = [_from_normalised(face, width, height) for face in detector.faces(pixels)]
-    people = []
-    for pose, box in zip(poses, boxes, strict=True):
-        person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
-        person.score = float(pose[:, 2].mean())
-        for side, hand in assign_hands(pose, hands).items():
-            person.keypoint_sets[f"hand_21_{side}"] = hand
-        face = match_face(pose, faces)
-        if face is not None:
-            person.keypoint_sets["mediapipe_face_478"] = face
-        people.append(person)
-    return people
+    return [_person(pose, box, hands, faces) for pose, box in zip(poses, boxes, strict=True)]
+
+
+def _person(pose: np.ndarray, box: np.ndarray, hands: list[Hand], faces: list[np.ndarray]) -> Person:
+    """A person of `pose` (33, 3) inside `box`, with the hands and the face found that sit
+    at its wrists and nose (pixels)."""
+    person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
+    person.score = float(pose[:, 2].mean())
+    for side, hand in assign_hands(pose, hands).items():
+        person.keypoint_sets[f"hand_21_{side}"] = hand
+    face = match_face(pose, faces)
+    if face is not None:
+        person.keypoint_sets["mediapipe_face_478"] = face
+    return person
 
 
 def _from_normalised(points: np.ndarray, width: float, height: float) -> np.ndarray:

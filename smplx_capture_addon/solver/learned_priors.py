@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..body_model.model_file import RefusedPickle, unpickle_arrays
+from ..body_model.names import NUM_BODY_JOINTS
+from ..body_model.safe_pickle import RefusedPickle, unpickle_arrays
 from ..errors import CaptureError
 from .camera import matrix_to_axis_angle
 
 LATENT_DIM = 32
-NUM_BODY_JOINTS = 21
 BODY_POSE_DIM = 3 * NUM_BODY_JOINTS
 
 # Decoder layers (first, second, output) of each layout, and the LeakyReLU slope each used.

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..body_model.model_file import load_model
 from ..errors import CaptureError
-from ..result_format import FitResult
+from ..result_format import FitResult, model_for_result
 
 MESH_COLOUR = np.array([235.0, 180.0, 120.0])  # BGR: light blue
 OPACITY = 0.7
@@ -25,12 +24,7 @@ def posed_vertices(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
 
     from ..body_model.model import BodyModel
 
-    data = load_model(result.model.path, result.model.gender)
-    if data.sha256 != result.model.sha256:
-        raise CaptureError(
-            f"{result.model.path} is not the model file this result was fitted with (its hash differs): "
-            "give the original model file."
-        )
+    data = model_for_result(result)
     first = result.people[0]
     model = BodyModel(data, num_betas=len(first.betas), num_expression=len(first.expression), hand_pca=None,
                       flat_hand_mean=True)  # fmt: skip

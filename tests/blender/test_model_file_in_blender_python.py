@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.errors import ModelFileError
+from smplx_capture_addon.result_format import Camera, FitResult, ImageInfo, ModelIdentity, model_for_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,3 +32,20 @@ def test_reading_models_and_results_imports_neither_torch_nor_mediapipe():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_result_loads_the_model_it_was_fitted_with_and_refuses_another(tmp_path):
+    """model_for_result: the file the result names, or the one given, when its checksum
+    is the result's; another file (or the default body in place of a file that is gone)
+    is refused with a message that says what to do."""
+    fitted = model_file.load_model(synthetic.write_model(tmp_path / "a" / "SMPLX_NEUTRAL.npz", seed=0))
+    other = synthetic.write_model(tmp_path / "b" / "SMPLX_NEUTRAL.npz", seed=1)
+    identity = ModelIdentity("smplx", "SMPLX_NEUTRAL.npz", fitted.path, fitted.sha256, "neutral")
+    result = FitResult(identity, ImageInfo("photo.jpg", 10, 10), Camera(10.0, [5.0, 5.0], "user"), [])
+    assert model_for_result(result).sha256 == fitted.sha256
+    assert model_for_result(result, fitted.path).sha256 == fitted.sha256
+    with pytest.raises(ModelFileError, match=r"is not the one this result was fitted with.*--model"):
+        model_for_result(result, other)
+    Path(fitted.path).unlink()
+    with pytest.raises(ModelFileError, match="is not the one this result was fitted with"):
+        model_for_result(result)  # the default body stands in for the missing file, and is not it
