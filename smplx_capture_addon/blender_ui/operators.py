@@ -248,9 +248,6 @@ class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender'
         return {"FINISHED"}
 
 
-_EXTENSIONS = {"FBX": ".fbx", "GLB": ".glb"}
-
-
 class SMPLX_CAPTURE_OT_export(bpy.types.Operator, ExportHelper):  # noqa: N801 (Blender's naming)
     """Export the selected fit's rig and body (and camera) to FBX or binary glTF for animation"""
 
@@ -283,12 +280,12 @@ class SMPLX_CAPTURE_OT_export(bpy.types.Operator, ExportHelper):  # noqa: N801 (
     include_camera: BoolProperty(name="Include Camera", description="Also export the photo's camera")
 
     def check(self, context: bpy.types.Context) -> bool:
-        self.filename_ext = _EXTENSIONS[self.file_format]  # the extension follows the chosen format
+        self.filename_ext = exporter.EXTENSIONS[self.file_format]  # the extension follows the chosen format
         return super().check(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        path, extension = Path(self.filepath), _EXTENSIONS[self.file_format]
-        known = path.suffix.lower() in exporter.FORMATS
+        path, extension = Path(self.filepath), exporter.EXTENSIONS[self.file_format]
+        known = exporter.format_of(path) is not None
         path = path.with_suffix(extension) if known else path.with_name(path.name + extension)
         try:
             rigs = exporter.rigs_to_export(context.selected_objects, context.active_object)
