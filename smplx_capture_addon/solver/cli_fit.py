@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..result_format import write_result
-    from .pipeline import fit_photo, render_overlay
+    from .overlay import paint_fit_over_photo
+    from .pipeline import fit_photo
 
     source = Path(args.input)
     is_keypoints = source.suffix.lower() in KEYPOINT_SUFFIXES
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     result_path = write_result(result, out / "result.json")
-    overlay = render_overlay(result, photo, out / "overlay.png")
+    overlay = paint_fit_over_photo(result, photo, out / "overlay.png")
     fit_seconds = sum(s.seconds for s in result.stages)
     errors = [
         sum((dx * dx + dy * dy) ** 0.5 for dx, dy in (r for r in person.residuals_px if r is not None))

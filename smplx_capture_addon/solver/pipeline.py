@@ -21,9 +21,8 @@ from ..errors import Cancelled, CaptureError
 from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage
 from . import camera
 from .fitting import FitError, FitOptions
-from .overlay import render_overlay
 
-__all__ = ["fit_photo", "render_overlay", "resolve_device"]
+__all__ = ["fit_photo", "resolve_device"]
 
 Progress = Callable[[str, float, str], None]
 NUM_BETAS = 10

@@ -14,7 +14,8 @@ from smplx_capture_addon.keypoints.layouts import LAYOUTS
 from smplx_capture_addon.keypoints.people import Detections, Person
 from smplx_capture_addon.result_format import read_result, write_result
 from smplx_capture_addon.solver.fitting import FitError
-from smplx_capture_addon.solver.pipeline import fit_photo, render_overlay
+from smplx_capture_addon.solver.overlay import paint_fit_over_photo
+from smplx_capture_addon.solver.pipeline import fit_photo
 
 
 def _keypoint_file(path, cases, row=0, image_size=True):
@@ -47,7 +48,7 @@ def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, cle
     assert {"detect", "camera", "hands-face"} <= set(stages)
     back = read_result(write_result(result, tmp_path / "result.json"))
     assert back == result
-    overlay = render_overlay(back, None, tmp_path / "overlay.png")
+    overlay = paint_fit_over_photo(back, None, tmp_path / "overlay.png")
     assert overlay.stat().st_size > 1000
 
 
@@ -84,7 +85,7 @@ def test_real_photo_with_the_default_body(tmp_path, photo_dir):
     assert len(errors) > 40 and np.median(errors) < 15.0
     # The body stands in front of the camera at a plausible distance for a portrait.
     assert 0.5 < person.transl[2] < 6.0
-    overlay = render_overlay(result, photo, tmp_path / "overlay.png")
+    overlay = paint_fit_over_photo(result, photo, tmp_path / "overlay.png")
     import cv2
 
     drawn = cv2.imread(str(overlay))
