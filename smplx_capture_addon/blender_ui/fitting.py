@@ -13,6 +13,7 @@ import bpy
 
 from ..blender_builders import rig
 from ..blender_builders import scene as builders
+from ..blender_builders.refit import replace_fit
 from ..errors import CaptureError
 from ..result_format import read_result
 from ..worker import runner
@@ -96,46 +97,12 @@ def finish_fit(
                                result_path=state.result_path, name=name, scene=scene)  # fmt: skip
     if state.overlay_path and Path(state.overlay_path).is_file():
         try:
-            add_overlay_background(built.camera, state.overlay_path)
+            builders.add_camera_background(built.camera, state.overlay_path)
         except RuntimeError:  # an unreadable drawing only loses the drawing, not the fit
             pass
     if replace is not None:
         replace_fit(replace, built, scene or bpy.context.scene)
     return built
-
-
-def add_overlay_background(camera: bpy.types.Object, overlay_path: str) -> None:
-    """The detected keypoints drawn over the photo, as a second camera background."""
-    background = camera.data.background_images.new()
-    background.image = bpy.data.images.load(overlay_path, check_existing=True)
-    background.frame_method = "STRETCH"
-    camera.data.show_background_images = True
-
-
-def replace_fit(old: bpy.types.Collection, built: builders.BuiltFit, scene: bpy.types.Scene) -> None:
-    """Put `built` where `old` was: the artist's own objects move over, the old fit's
-    objects go (their materials carried to the new body), the name is taken over."""
-    old_meshes = [o for o in old.objects if o.get(builders.PROP_ROLE) == "mesh"]
-    for person in built.people:
-        match = [o for o in old_meshes if o.get(builders.PROP_PERSON) == person.mesh[builders.PROP_PERSON]]
-        if match:
-            for material in match[0].data.materials:
-                person.mesh.data.materials.append(material)
-    for obj in list(old.objects):
-        if obj.get(builders.PROP_ROLE) is None:
-            built.collection.objects.link(obj)
-            old.objects.unlink(obj)
-    builders.remove_objects([o for o in old.objects if o.get(builders.PROP_ROLE) is not None])
-    # Same place in the outliner: under whatever collections held the old fit.
-    parents = [c for c in (scene.collection, *bpy.data.collections) if old.name in c.children]
-    for parent in parents:
-        parent.children.link(built.collection)
-    if scene.collection not in parents:
-        scene.collection.children.unlink(built.collection)
-    name = old.name
-    old.name = name + " (old)"  # free the name before removing, so the new one gets it exactly
-    bpy.data.collections.remove(old)
-    built.collection.name = name
 
 
 def fit_of(obj: bpy.types.Object | None) -> bpy.types.Collection | None:
