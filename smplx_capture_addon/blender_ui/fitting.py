@@ -4,7 +4,6 @@ and turn a finished job into a scene (or into a message, leaving the scene untou
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +37,6 @@ class FitRequest:
     gmm: str | None = None
 
 
-def extension_site_packages() -> Path:
-    """Where Blender unpacks the extension's bundled wheels (for Blender's Python)."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return Path(bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{version}/site-packages"))
-
-
 def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
     args = [request.image, "--out", str(out_dir), "--gender", request.gender, "--device", request.device]
     if request.model:
@@ -72,7 +65,7 @@ def start_fit(request: FitRequest) -> tuple[WorkerJob, Path]:
     out_dir = Path(tempfile.mkdtemp(prefix="smplx-capture-job-"))
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
-    extra = [] if request.worker_python else [extension_site_packages()]
+    extra = [] if request.worker_python else [runner.extension_site_packages()]
     command = runner.worker_command(request.worker_python, worker_arguments(request, out_dir))
     return WorkerJob(command, runner.worker_environment(extra)), out_dir
 

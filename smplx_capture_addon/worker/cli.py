@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..body_model.model_file import resolve_model_path
 from ..errors import Cancelled, CaptureError
-from . import protocol
+from . import protocol, runner
 
 _EXIF_ORIENTATION = 0x0112
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"
@@ -70,17 +70,8 @@ def _watch_for_cancel(flag: threading.Event) -> None:
     flag.set()
 
 
-def bundled_site_packages() -> Path:
-    """Where Blender unpacked the extension's wheels, found from this package's own place
-    (EXTENSIONS/REPO/ID/worker/cli.py -> EXTENSIONS/.local/lib/pythonX.Y/site-packages),
-    so the worker finds them when started by hand too."""
-    extensions = Path(__file__).resolve().parents[3]
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return extensions / ".local" / "lib" / version / "site-packages"
-
-
 def run(args: argparse.Namespace) -> int:
-    bundled = bundled_site_packages()
+    bundled = runner.extension_site_packages()  # the bundled wheels, also when started by hand
     if bundled.is_dir():
         site.addsitedir(str(bundled))  # also runs the wheels' .pth files
     channel = _Channel()

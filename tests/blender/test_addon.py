@@ -3,8 +3,10 @@ as it was), the worker's command line from the panel, re-fit, reset pose, rest p
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -147,10 +149,29 @@ def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
         "--vposer", str(tmp_path / "V02_05"), "--gmm", str(tmp_path / "gmm_08.pkl"),
     ]  # fmt: skip
     addon.vposer = addon.gmm = ""
+
+
+def test_the_extension_site_packages_are_where_blender_puts_them(tmp_path):
+    """Found from the package's own place (no bpy), in an installed layout the folder is
+    the one Blender names: EXTENSIONS/.local/lib/pythonX.Y/site-packages."""
+    extensions = Path(bpy.utils.user_resource("EXTENSIONS"))
+    installed = extensions / "user_default" / "smplx_capture_site_check"
+    shutil.copytree(runner.PACKAGE_PARENT / runner.PACKAGE_NAME, installed,
+                    ignore=shutil.ignore_patterns("data", "docs", "__pycache__"))  # fmt: skip
+    sys.path.insert(0, str(installed.parent))
+    try:
+        copy = importlib.import_module("smplx_capture_site_check.worker.runner")
+        site = copy.extension_site_packages()
+    finally:
+        sys.path.remove(str(installed.parent))
+        for name in [m for m in sys.modules if m.split(".")[0] == "smplx_capture_site_check"]:
+            del sys.modules[name]
+        shutil.rmtree(installed)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = fitting.extension_site_packages()
+    expected = bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{version}/site-packages")
+    assert site == Path(expected).resolve()
     assert site.parts[-4:] == (".local", "lib", version, "site-packages")
-    assert str(site).startswith(os.environ["BLENDER_USER_RESOURCES"])
+    assert str(site).startswith(str(Path(os.environ["BLENDER_USER_RESOURCES"]).resolve()))
 
 
 def test_refit_replaces_only_the_fit(built_fit, small_model, tmp_path):
