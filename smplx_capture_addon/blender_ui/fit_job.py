@@ -1,11 +1,10 @@
 """What the Fit button does, as plain functions the operators call and tests run:
-build the worker's command line from the panel's settings, start and follow the job,
-and turn a finished job into a scene (or into a message, leaving the scene untouched)."""
+start a worker on a fit request and follow the job, and turn a finished job into a
+scene (or into a message, leaving the scene untouched)."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -16,57 +15,23 @@ from ..blender_builders.refit import replace_fit
 from ..errors import CaptureError
 from ..result_format import read_result
 from ..worker import runner
+from ..worker.request import FitRequest
 from ..worker.runner import JobState, WorkerJob
 
 
-@dataclass
-class FitRequest:
-    """Everything a fit needs, read from the panel and the preferences."""
-
-    image: str
-    model: str | None  # None: the open default body
-    gender: str = "neutral"
-    device: str = "auto"
-    box: tuple[float, float, float, float] | None = None
-    all_people: bool = False
-    person: int | None = None  # the N-th person found (1-based)
-    focal_px: float | None = None
-    overlay: bool = False
-    worker_python: str | None = None  # None: the Python running Blender
-    vposer: str | None = None  # the user's pose prior files; None: the L2 prior
-    gmm: str | None = None
-
-
 def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
-    args = [request.image, "--out", str(out_dir), "--gender", request.gender, "--device", request.device]
-    if request.model:
-        args += ["--model", request.model]
-    if request.box is not None:
-        args += ["--box", *(f"{v:g}" for v in request.box)]
-    if request.all_people:
-        args.append("--all-people")
-    if request.person is not None:
-        args += ["--person", str(request.person)]
-    if request.focal_px:
-        args += ["--focal-px", f"{request.focal_px:g}"]
-    if request.overlay:
-        args.append("--overlay")
-    if request.vposer:
-        args += ["--vposer", request.vposer]
-    if request.gmm:
-        args += ["--gmm", request.gmm]
-    return args
+    """The worker's arguments after its `--stdin-control`: the request's, and the job folder."""
+    return [*request.to_arguments(), "--out", str(out_dir)]
 
 
-def start_fit(request: FitRequest) -> tuple[WorkerJob, Path]:
-    """Start a worker for `request`; its files go to a new temporary folder."""
-    if not request.image:
-        raise CaptureError("Pick an image first.")
+def start_fit(request: FitRequest, worker_python: str | None = None) -> tuple[WorkerJob, Path]:
+    """Start a worker for `request` with `worker_python` (None: the Python running
+    Blender); its files go to a new temporary folder."""
     out_dir = Path(tempfile.mkdtemp(prefix="smplx-capture-job-"))
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
-    extra = [] if request.worker_python else [runner.extension_site_packages()]
-    command = runner.worker_command(request.worker_python, worker_arguments(request, out_dir))
+    extra = [] if worker_python else [runner.extension_site_packages()]
+    command = runner.worker_command(worker_python, worker_arguments(request, out_dir))
     return WorkerJob(command, runner.worker_environment(extra)), out_dir
 
 
@@ -85,8 +50,8 @@ def finish_fit(
         raise CaptureError(state.error or "The fit failed.")
     result = read_result(state.result_path)
     data = builders.model_for_result(result, request.model)
-    name = replace.name if replace is not None else Path(request.image).stem
-    built = builders.build_fit(result, data, image_path=state.photo_path or request.image,
+    name = replace.name if replace is not None else Path(request.photo).stem
+    built = builders.build_fit(result, data, image_path=state.photo_path or request.photo,
                                result_path=state.result_path, name=name, scene=scene)  # fmt: skip
     if state.overlay_path and Path(state.overlay_path).is_file():
         try:
