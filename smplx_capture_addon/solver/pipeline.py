@@ -52,7 +52,7 @@ def resolve_device(device: str) -> str:
 
 
 @dataclass
-class _Keypoints:
+class FoundKeypoints:
     """What the keypoint step found: the detections, the photo's size in pixels and the
     focal length its EXIF (or the keypoint file) gives."""
 
@@ -87,7 +87,7 @@ def fit_photo(
     stages: list[Stage] = []
     started = time.perf_counter()
     report("detect", 0.0, "reading keypoints" if request.keypoints else "detecting people")
-    found = read_keypoints(request, out_dir)
+    found = find_keypoints(request, out_dir)
     stages.append(Stage("read-keypoints" if request.keypoints else "detect", time.perf_counter() - started))
     _check_cancel(cancel)
     people = choose_people(found.detections.people, request.person)
@@ -125,7 +125,7 @@ def _check_cancel(cancel: Cancel | None) -> None:
         raise Cancelled("The fit was cancelled.")
 
 
-def read_keypoints(request: FitRequest, out_dir: str | Path | None) -> _Keypoints:
+def find_keypoints(request: FitRequest, out_dir: str | Path | None) -> FoundKeypoints:
     """The request's keypoints: read from its keypoint file, or detected in its photo
     (everyone when the choice of person needs them all, inside the box for a box). With
     `request.overlay`, written into `out_dir` and drawn over the photo."""
@@ -143,7 +143,7 @@ def read_keypoints(request: FitRequest, out_dir: str | Path | None) -> _Keypoint
     if request.overlay:
         _draw_keypoints(detections, image, Path(out_dir))
     width, height = (int(v) for v in detections.image_size)
-    return _Keypoints(detections, width, height, focal)
+    return FoundKeypoints(detections, width, height, focal)
 
 
 def _detect(image: LoadedImage, person: PersonChoice) -> Detections:
@@ -155,9 +155,9 @@ def _detect(image: LoadedImage, person: PersonChoice) -> Detections:
 
 def _read_keypoint_file(path: str, image: LoadedImage | None) -> Detections:
     """A keypoint file, checked against its photo's size when the photo is given."""
-    from ..keypoints.formats import read_keypoints as read_file
+    from ..keypoints.formats import read_keypoints
 
-    detections = read_file(path, image_size=image.original_size if image else None)
+    detections = read_keypoints(path, image_size=image.original_size if image else None)
     if (
         image is not None
         and detections.image_size is not None
@@ -219,7 +219,7 @@ def load_body(request: FitRequest) -> tuple[BodyModelData, BodyModel, str]:
     return data, body, device
 
 
-def choose_focal(focal_px: float | None, found: _Keypoints) -> tuple[float, str]:
+def choose_focal(focal_px: float | None, found: FoundKeypoints) -> tuple[float, str]:
     """The focal length in pixels and where it came from: the user's, else the photo's
     EXIF, else the default field of view (`camera.DEFAULT_FOCAL_35MM`)."""
     if focal_px is not None:
@@ -290,7 +290,7 @@ def _person_fit(
 
 def solver_settings(
     request: FitRequest,
-    found: _Keypoints,
+    found: FoundKeypoints,
     body: BodyModel,
     options: FitOptions,
     prior_name: str,
