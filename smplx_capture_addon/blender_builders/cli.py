@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import bpy
 
     from ..result_format import model_for_result, read_result
-    from .render import render_overlay
+    from .render import render_scene_over_photo
     from .scene import build_fit
 
     result = read_result(args.result)
@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved {output}")
     if args.render:
         start = time.perf_counter()
-        render_overlay(built, args.render, image if image.is_file() else None)
+        render_scene_over_photo(built, args.render, image if image.is_file() else None)
         print(f"rendered {args.render} in {time.perf_counter() - start:.2f} s")
     return 0

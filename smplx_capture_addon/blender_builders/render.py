@@ -18,7 +18,7 @@ BODY_OPACITY = 0.75
 _RESTORED = ("engine", "film_transparent", "resolution_percentage", "filepath")
 
 
-def render_overlay(
+def render_scene_over_photo(
     built: BuiltFit,
     out_png: str | Path,
     photo: str | Path | None = None,
@@ -26,8 +26,9 @@ def render_overlay(
     samples: int = 16,
     scene: bpy.types.Scene | None = None,
 ) -> Path:
-    """Render `built` through its camera to `out_png`, over `photo` when given. The
-    scene's render settings are restored afterwards; a temporary light is removed."""
+    """Render `built` with Cycles through its camera to `out_png`, over `photo` when
+    given (the solver's quick painter of the mesh is `solver.overlay.paint_fit_over_photo`).
+    The scene's render settings are restored afterwards; a temporary light is removed."""
     scene = scene or bpy.context.scene
     render = scene.render
     saved = {name: getattr(render, name) for name in _RESTORED}

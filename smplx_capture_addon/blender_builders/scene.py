@@ -173,12 +173,20 @@ def build_camera(
     obj[PROP_ROLE] = "camera"
     obj[PROP_IMAGE_SIZE] = [result.image.width, result.image.height]
     if image_path.is_file():
-        background = data.background_images.new()
-        background.image = bpy.data.images.load(str(image_path), check_existing=True)
-        background.frame_method = "STRETCH"
-        background.alpha = 1.0
-        data.show_background_images = True
+        add_camera_background(obj, image_path)
     return obj
+
+
+def add_camera_background(camera: bpy.types.Object, image_path: str | Path) -> None:
+    """Show an image (the photo, or the keypoints drawn over it) behind what `camera`
+    sees, stretched to its frame. Raises RuntimeError, adding nothing, when Blender
+    cannot read the image."""
+    image = bpy.data.images.load(str(image_path), check_existing=True)
+    background = camera.data.background_images.new()
+    background.image = image
+    background.frame_method = "STRETCH"
+    background.alpha = 1.0
+    camera.data.show_background_images = True
 
 
 def set_scene_camera(scene: bpy.types.Scene, camera: bpy.types.Object) -> None:

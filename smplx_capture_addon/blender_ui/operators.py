@@ -1,9 +1,9 @@
-"""Thin operators: each reads the context, calls a plain function of `fitting`, reports.
+"""Thin operators: each reads the context, calls a plain function of `fit_job`, reports.
 
 The Fit operator has two paths. `invoke` (a click in Blender) starts the worker and
 follows it from a timer in a modal handler, so Blender stays responsive. `execute`
 (scripts, and the bpy module, which has no event loop to run timers) blocks until the
-worker ends. Both end in `fitting.finish_fit`, which builds only after success.
+worker ends. Both end in `fit_job.finish_fit`, which builds only after success.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from bpy_extras.io_utils import ExportHelper
 from ..blender_builders import scene as builders
 from ..errors import CaptureError
 from ..export import exporter, presets
+from ..worker.request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
 from ..worker.runner import CANCELLED, JobState, WorkerJob
-from . import fitting
+from . import fit_job
 from .preferences import preferences
 
 
 @dataclass
 class _Running:
     job: WorkerJob
-    request: fitting.FitRequest
+    request: FitRequest
     replace: str | None  # name of the fit collection to replace
 
 
@@ -41,35 +42,44 @@ def cancel_running() -> None:
         running.job.cancel()
 
 
-def request_from_context(context: bpy.types.Context) -> fitting.FitRequest:
+_PERSON_KINDS = {"LARGEST": FIRST, "NUMBER": NUMBER, "BOX": BOX, "ALL": EVERYONE}  # panel -> request
+
+
+def request_from_context(context: bpy.types.Context) -> FitRequest:
     """The FitRequest that the panel's settings and the preferences describe."""
     settings = context.scene.smplx_capture
-    prefs = preferences(context)
+    if not settings.image:
+        raise CaptureError("Pick an image first.")
     model = None
     if settings.model == "SMPLX":
-        folder = prefs.smplx_folder if prefs is not None else ""
-        if not folder:
+        model = preference_path(context, "smplx_folder")
+        if model is None:
             raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
-        model = bpy.path.abspath(folder)
-
-    def path(name: str) -> str | None:
-        value = getattr(prefs, name) if prefs is not None else ""
-        return bpy.path.abspath(value) if value else None
-
-    return fitting.FitRequest(
-        image=bpy.path.abspath(settings.image) if settings.image else "",
+    kind = _PERSON_KINDS[settings.person]
+    person = PersonChoice(
+        kind,
+        number=settings.person_number if kind == NUMBER else None,
+        box=tuple(settings.box) if kind == BOX else None,
+    )
+    return FitRequest(
+        photo=bpy.path.abspath(settings.image),
         model=model,
         gender=settings.gender,
         device=settings.device,
-        box=tuple(settings.box) if settings.person == "BOX" else None,
-        all_people=settings.person == "ALL",
-        person=settings.person_number if settings.person == "NUMBER" else None,
         focal_px=settings.focal_px or None,
+        person=person,
         overlay=settings.show_keypoints,
-        worker_python=path("worker_python"),
-        vposer=path("vposer"),
-        gmm=path("gmm"),
+        vposer=preference_path(context, "vposer"),
+        gmm=preference_path(context, "gmm"),
     )
+
+
+def preference_path(context: bpy.types.Context, name: str) -> str | None:
+    """The absolute path the preference `name` holds; None when it is empty (or the
+    add-on is not registered as one)."""
+    prefs = preferences(context)
+    value = getattr(prefs, name) if prefs is not None else ""
+    return bpy.path.abspath(value) if value else None
 
 
 def show_state(window_manager: bpy.types.WindowManager, state: JobState) -> None:
@@ -110,11 +120,11 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         status.error = ""
         try:
             request = request_from_context(context)
-            job, _ = fitting.start_fit(request)
+            job, _ = fit_job.start_fit(request, preference_path(context, "worker_python"))
         except CaptureError as error:
             self._fail(context, str(error))
             return None
-        target = fitting.fit_of(context.active_object) if self.replace else None
+        target = fit_job.fit_of(context.active_object) if self.replace else None
         return _Running(job, request, target.name if target is not None else None)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
@@ -159,7 +169,7 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         if context.mode != "OBJECT" and context.active_object is not None:
             bpy.ops.object.mode_set(mode="OBJECT")  # building needs object mode (bones are made in edit mode)
         try:
-            built = fitting.finish_fit(state, running.request, replace, context.scene)
+            built = fit_job.finish_fit(state, running.request, replace, context.scene)
         except CaptureError as error:
             return self._fail(context, str(error))
         show_state(context.window_manager, state)
@@ -198,10 +208,10 @@ class SMPLX_CAPTURE_OT_reset_pose(bpy.types.Operator):  # noqa: N801 (Blender's 
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return fitting.person_objects(context.active_object)[0] is not None
+        return fit_job.person_objects(context.active_object)[0] is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        fitting.reset_pose(fitting.person_objects(context.active_object)[0])
+        fit_job.reset_pose(fit_job.person_objects(context.active_object)[0])
         return {"FINISHED"}
 
 
@@ -214,12 +224,12 @@ class SMPLX_CAPTURE_OT_fit_bones(bpy.types.Operator):  # noqa: N801 (Blender's n
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        armature, mesh = fitting.person_objects(context.active_object)
+        armature, mesh = fit_job.person_objects(context.active_object)
         return armature is not None and mesh is not None and context.mode == "OBJECT"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            fitting.fit_bones_to_shape(*fitting.person_objects(context.active_object))
+            fit_job.fit_bones_to_shape(*fit_job.person_objects(context.active_object))
         except CaptureError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -234,10 +244,10 @@ class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender'
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return fitting.fit_of(context.active_object) is not None
+        return fit_job.fit_of(context.active_object) is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        collection = fitting.fit_of(context.active_object)
+        collection = fit_job.fit_of(context.active_object)
         cameras = [o for o in collection.objects if o.get(builders.PROP_ROLE) == "camera"]
         if not cameras:
             self.report({"ERROR"}, "This fit has no camera any more.")
@@ -246,9 +256,6 @@ class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender'
         if context.space_data is not None and context.space_data.type == "VIEW_3D":
             context.space_data.region_3d.view_perspective = "CAMERA"
         return {"FINISHED"}
-
-
-_EXTENSIONS = {"FBX": ".fbx", "GLB": ".glb"}
 
 
 class SMPLX_CAPTURE_OT_export(bpy.types.Operator, ExportHelper):  # noqa: N801 (Blender's naming)
@@ -283,12 +290,12 @@ class SMPLX_CAPTURE_OT_export(bpy.types.Operator, ExportHelper):  # noqa: N801 (
     include_camera: BoolProperty(name="Include Camera", description="Also export the photo's camera")
 
     def check(self, context: bpy.types.Context) -> bool:
-        self.filename_ext = _EXTENSIONS[self.file_format]  # the extension follows the chosen format
+        self.filename_ext = exporter.EXTENSIONS[self.file_format]  # the extension follows the chosen format
         return super().check(context)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        path, extension = Path(self.filepath), _EXTENSIONS[self.file_format]
-        known = path.suffix.lower() in exporter.FORMATS
+        path, extension = Path(self.filepath), exporter.EXTENSIONS[self.file_format]
+        known = exporter.format_of(path) is not None
         path = path.with_suffix(extension) if known else path.with_name(path.name + extension)
         try:
             rigs = exporter.rigs_to_export(context.selected_objects, context.active_object)

@@ -7,7 +7,7 @@ import textwrap
 import bpy
 
 from ..blender_builders import rig
-from . import fitting
+from . import fit_job
 
 CATEGORY = "SMPL-X Capture"
 
@@ -47,7 +47,7 @@ class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
         else:
             row = layout.row(align=True)
             row.operator("smplx_capture.fit", icon="ARMATURE_DATA")
-            if fitting.fit_of(context.active_object) is not None:
+            if fit_job.fit_of(context.active_object) is not None:
                 row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").replace = True
             if job.status:
                 layout.label(text=job.status)
@@ -63,11 +63,11 @@ class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return fitting.fit_of(context.active_object) is not None
+        return fit_job.fit_of(context.active_object) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        armature, _ = fitting.person_objects(context.active_object)
+        armature, _ = fit_job.person_objects(context.active_object)
         layout.operator("smplx_capture.look_through", icon="CAMERA_DATA")
         layout.operator("smplx_capture.export", icon="EXPORT")
         if armature is not None:
@@ -78,7 +78,7 @@ class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)
 
 def _shape_keys(context: bpy.types.Context, shapes: bool) -> list[bpy.types.ShapeKey]:
     """The fitted person's shape keys (`shapes`) or its expression keys, basis excluded."""
-    _, mesh = fitting.person_objects(context.active_object)
+    _, mesh = fit_job.person_objects(context.active_object)
     if mesh is None or mesh.data.shape_keys is None:
         return []
     keys = mesh.data.shape_keys.key_blocks[1:]

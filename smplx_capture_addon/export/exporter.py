@@ -29,7 +29,7 @@ from ..body_model.names import JOINT_NAMES
 from ..errors import CaptureError
 from .presets import DEFAULT_PRESET, Preset, preset
 
-FORMATS = {".fbx": "FBX", ".glb": "GLB"}
+EXTENSIONS = {"FBX": ".fbx", "GLB": ".glb"}  # file format -> its file name extension
 BAKE, KEYS = "BAKE", "KEYS"  # what becomes of the pose correctives
 KEY_FRAME = 1
 _TEMP_NAME = "smplx_capture_export"  # collection of the copies; suffix of the renamed originals
@@ -129,11 +129,17 @@ def export_rigs(
     return target
 
 
+def format_of(path: str | Path) -> str | None:
+    """The file format ("FBX", "GLB") that `path`'s extension names, or None."""
+    suffix = Path(path).suffix.lower()
+    return next((name for name, extension in EXTENSIONS.items() if extension == suffix), None)
+
+
 def _target(filepath: str | Path) -> tuple[Path, str]:
     target = Path(bpy.path.abspath(str(filepath))).expanduser().resolve()
     if target.is_dir():
         raise CaptureError(f"{target} is a folder: give the name of the file to write.")
-    file_format = FORMATS.get(target.suffix.lower())
+    file_format = format_of(target)
     if file_format is None:
         raise CaptureError(f"Export to a .fbx or .glb file, not '{target.name}'.")
     if not target.parent.is_dir():

@@ -36,8 +36,10 @@ def posed_vertices(result: FitResult) -> tuple[np.ndarray, np.ndarray]:
     return vertices.numpy().astype(np.float64), data.faces
 
 
-def render_overlay(result: FitResult, photo: str | Path | None, out_png: str | Path) -> Path:
-    """Write `out_png`: the photo (grey canvas when None) with every fitted body drawn."""
+def paint_fit_over_photo(result: FitResult, photo: str | Path | None, out_png: str | Path) -> Path:
+    """Write `out_png`: the photo (grey canvas when None) with every fitted body painted
+    by this module's quick painter (Blender's own render of the scene over the photo is
+    `blender_builders.render.render_scene_over_photo`)."""
     import cv2
 
     width, height = result.image.width, result.image.height

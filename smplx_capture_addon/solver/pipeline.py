@@ -1,16 +1,21 @@
-"""Photo (or keypoint file) in, result file content out: what the CLI and the Blender
-worker call. Detection, model loading, fitting and the result's assembly; no Blender.
+"""A fit request in, the result file's content out: what the `fit` command and the
+worker call. Its steps, each a function: read or detect the keypoints (and draw them when
+asked), choose the people, load the body model, choose the focal length, fit, assemble
+the result. No Blender.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..body_model.model_file import load_model
+from ..body_model.model import BodyModel
+from ..body_model.model_file import BodyModelData, load_model
 from ..body_model.names import (
     KEYPOINT_NAMES,
     KEYPOINT_NAMES_WITH_CONTOUR,
@@ -18,15 +23,21 @@ from ..body_model.names import (
     RIGHT_HAND_JOINTS,
 )
 from ..errors import Cancelled, CaptureError
+from ..keypoints.images import LoadedImage, load_image
+from ..keypoints.people import Detections, Person, body_keypoints
 from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage
+from ..worker.request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from . import camera
 from .errors import FitError
+from .fit_result import BatchFit
+from .keypoint_fit import fit_keypoints
 from .options import FitOptions
-from .overlay import render_overlay
 
-__all__ = ["fit_photo", "render_overlay", "resolve_device"]
+__all__ = ["KEYPOINTS_FILE", "KEYPOINTS_PICTURE", "choose_people", "fit_photo", "resolve_device"]
 
 Progress = Callable[[str, float, str], None]
+Cancel = Callable[[], bool]
+KEYPOINTS_FILE, KEYPOINTS_PICTURE = "keypoints.json", "keypoints.png"  # written with `request.overlay`
 NUM_BETAS = 10
 NUM_EXPRESSION = 10  # SMPL-X files; a body with named expressions (the default body) uses all
 HAND_PCA = 12
@@ -34,8 +45,6 @@ HAND_PCA = 12
 
 def resolve_device(device: str) -> str:
     """ "auto" -> "cuda" when a GPU is usable, else "cpu"; "cuda" without one is an error."""
-    import torch
-
     if device not in ("auto", "cpu", "cuda"):
         raise CaptureError(f"Unknown device {device!r}: use auto, cpu or cuda.")
     if device == "auto":
@@ -45,39 +54,34 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def fit_photo(
-    photo: str | Path | None,
-    keypoints_file: str | Path | None = None,
-    *,
-    model: str | Path | None = None,
-    gender: str = "neutral",
-    device: str = "auto",
-    focal_px: float | None = None,
-    box: tuple[float, float, float, float] | None = None,
-    all_people: bool = False,
-    vposer: str | Path | None = None,
-    gmm: str | Path | None = None,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> FitResult:
-    """Fit the body model to the person in `photo` (or to everyone, `all_people`).
+@dataclass
+class FoundKeypoints:
+    """What the keypoint step found: the detections, the photo's size in pixels and the
+    focal length its EXIF (or the keypoint file) gives."""
 
-    Keypoints come from `keypoints_file` when given (any format `keypoints.formats`
-    reads; `photo` then only supplies the image size and EXIF focal length when the file
-    lacks them), else from the detector run on `photo`. `box` picks the person. The focal
-    length is `focal_px`, else the photo's EXIF, else the default field of view
-    (`camera.DEFAULT_FOCAL_35MM`). `progress(stage, fraction, message)` is called along
-    the way; `cancel()` is polled and True raises `errors.Cancelled`. `vposer` (a VPoser
-    v1 or v2 checkpoint) or `gmm` (SMPLify's GMM pickle), the user's licensed files,
-    replace the L2 body pose prior when given.
+    detections: Detections
+    width: int
+    height: int
+    exif_focal_px: float | None
+
+
+def fit_photo(
+    request: FitRequest,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    out_dir: str | Path | None = None,
+) -> FitResult:
+    """Fit the body model to the person (or people) `request` chooses.
+
+    Keypoints come from `request.keypoints` when given (any format `keypoints.formats`
+    reads), else from the detector run on the photo. With `request.overlay` the keypoints
+    found are written into `out_dir` as KEYPOINTS_FILE and drawn over the photo as
+    KEYPOINTS_PICTURE. `progress(stage, fraction, message)` is called along the way;
+    `cancel()` is polled and True raises `errors.Cancelled`.
     Raises CaptureError subclasses with messages for the user.
     """
-    if photo is None and keypoints_file is None:
-        raise CaptureError("Nothing to fit: give a photo or a keypoint file.")
-
-    def check_cancel() -> None:
-        if cancel is not None and cancel():
-            raise Cancelled("The fit was cancelled.")
+    if request.overlay and out_dir is None:
+        raise ValueError("fit_photo: a request with `overlay` needs `out_dir`, the folder to draw into.")
 
     def report(stage: str, fraction: float, message: str) -> None:
         if progress is not None:
@@ -85,172 +89,239 @@ def fit_photo(
 
     stages: list[Stage] = []
     started = time.perf_counter()
-    report("detect", 0.0, "reading keypoints" if keypoints_file else "detecting people")
-    detections, image_focal = _detections(photo, keypoints_file, box, all_people)
-    stages.append(
-        Stage("detect" if keypoints_file is None else "read-keypoints", time.perf_counter() - started)
-    )
-    check_cancel()
-    if detections.image_size is None:
-        raise FitError(
-            f"{keypoints_file}: the keypoint file does not give the image size; give the photo too "
-            "(--image PHOTO)."
-        )
-    width, height = (int(v) for v in detections.image_size)
-    people = _choose_people(detections.people, box, all_people)
-
-    import torch
-
-    from ..body_model.model import BodyModel
-    from ..keypoints.people import body_keypoints
-    from .keypoint_fit import fit_keypoints
+    report("detect", 0.0, "reading keypoints" if request.keypoints else "detecting people")
+    found = find_keypoints(request, out_dir)
+    stages.append(Stage("read-keypoints" if request.keypoints else "detect", time.perf_counter() - started))
+    _check_cancel(cancel)
+    people = choose_people(found.detections.people, request.person)
 
     started = time.perf_counter()
     report("load-model", 0.0, "loading the body model")
-    data = load_model(model, gender)
-    device = resolve_device(device)
-    num_expression = data.num_expression if data.expression_names else NUM_EXPRESSION
-    body = BodyModel(data, num_betas=NUM_BETAS, num_expression=num_expression, hand_pca=HAND_PCA,
-                     face_contour=data.has_face_contour).to(device)  # fmt: skip
+    data, body, device = load_body(request)
     stages.append(Stage("load-model", time.perf_counter() - started))
-    check_cancel()
+    _check_cancel(cancel)
 
-    if focal_px is not None:
-        if not (focal_px > 0 and np.isfinite(focal_px)):
-            raise FitError(f"The focal length must be a positive number of pixels, not {focal_px}.")
-        focal, source = float(focal_px), "user"
-    elif image_focal is not None:
-        focal, source = float(image_focal), "exif"
-    else:
-        focal, source = camera.default_focal(width, height), "default-fov"
-
+    focal, source = choose_focal(request.focal_px, found)
+    options, prior_name = _pose_prior_options(request.vposer, request.gmm, device)
     keypoints = np.stack([body_keypoints(person) for person in people])
-    count = len(people)
-    options, prior_name = _pose_prior_options(vposer, gmm, device)
-
-    fit = fit_keypoints(
-        body,
-        torch.as_tensor(keypoints, dtype=torch.float32),
-        torch.full((count,), focal),
-        torch.tensor([[width, height]] * count, dtype=torch.float32),
-        options,
-        progress=report,
-        cancel=cancel,
-    )
+    fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel)
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
-    used = keypoints[:, : len(names)]
-    residuals = fit.projected.cpu().numpy() - used[..., :2]
-    fits = []
-    for index, person in enumerate(people):
-        params = {k: v[index].cpu().numpy().astype(float).tolist() for k, v in fit.params.items()}
-        pose = fit.full_pose[index].cpu().numpy().astype(float)
-        fits.append(PersonFit(
-            betas=params["betas"],
-            expression=params["expression"],
-            global_orient=params["global_orient"],
-            body_pose=params["body_pose"],
-            jaw_pose=params["jaw_pose"],
-            leye_pose=params["leye_pose"],
-            reye_pose=params["reye_pose"],
-            left_hand_pose=pose[LEFT_HAND_JOINTS].reshape(-1).tolist(),
-            right_hand_pose=pose[RIGHT_HAND_JOINTS].reshape(-1).tolist(),
-            transl=params["transl"],
-            box=[float(v) for v in person.box] if person.box is not None else None,
-            residuals_px=[[round(float(dx), 3), round(float(dy), 3)] if used[index, k, 2] > 0 else None
-                          for k, (dx, dy) in enumerate(residuals[index])],
-            loss_per_stage=[float(v) for v in fit.loss_per_stage[index].cpu()],
-            converged=bool(fit.converged[index]),
-        ))  # fmt: skip
     return FitResult(
-        model=ModelIdentity(
-            kind=data.kind,
-            file=Path(data.path).name,
-            path=str(data.path),
-            sha256=data.sha256,
-            gender=data.gender,
-        ),
+        model=model_identity(data),
         image=ImageInfo(
-            path=str(photo) if photo is not None else detections.image_path, width=width, height=height
+            path=request.photo or found.detections.image_path, width=found.width, height=found.height
         ),
-        camera=Camera(focal_length_px=focal, principal_point_px=[width / 2, height / 2], source=source),
-        people=fits,
+        camera=Camera(
+            focal_length_px=focal, principal_point_px=[found.width / 2, found.height / 2], source=source
+        ),
+        people=person_fits(people, keypoints[:, : len(names)], fit),
         keypoint_names=list(names),
         stages=stages,
         device=device,
-        solver={
-            "method": "SMPLify-X, staged, batched L-BFGS (Armijo line search per person)",
-            "stages": ["camera", *(stage.name for stage in options.stages)],
-            "pose_prior": f"{prior_name} + elbow/knee bending + joint limits",
-            "collision": "capsule proxy",
-            "num_betas": body.num_betas,
-            "num_expression": body.num_expression,
-            "hand_pca": HAND_PCA,
-            "evaluations": fit.evaluations,
-            "hypotheses": [hypothesis.as_dict() for hypothesis in fit.hypotheses],
-            "keypoints": str(keypoints_file) if keypoints_file is not None else detections.detector,
-        },
+        solver=solver_settings(request, found, body, options, prior_name, fit),
     )
 
 
-def _pose_prior_options(
-    vposer: str | Path | None, gmm: str | Path | None, device: str
-) -> tuple[FitOptions, str]:
-    """The fit's options with the user's pose prior, and its name for the result."""
+def _check_cancel(cancel: Cancel | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("The fit was cancelled.")
+
+
+def find_keypoints(request: FitRequest, out_dir: str | Path | None) -> FoundKeypoints:
+    """The request's keypoints: read from its keypoint file, or detected in its photo
+    (everyone when the choice of person needs them all, inside the box for a box). With
+    `request.overlay`, written into `out_dir` and drawn over the photo."""
+    image = load_image(request.photo) if request.photo is not None else None
+    if request.keypoints is None:
+        detections, focal = _detect(image, request.person), image.focal_length_px
+    else:
+        detections = _read_keypoint_file(request.keypoints, image)
+        focal = detections.focal_length_px or (image.focal_length_px if image else None)
+    if detections.image_size is None:
+        raise FitError(
+            f"{request.keypoints}: the keypoint file does not give the image size; give the photo too "
+            "(--image PHOTO)."
+        )
+    if request.overlay:
+        _draw_keypoints(detections, image, Path(out_dir))
+    width, height = (int(v) for v in detections.image_size)
+    return FoundKeypoints(detections, width, height, focal)
+
+
+def _detect(image: LoadedImage, person: PersonChoice) -> Detections:
+    from ..keypoints.detect import Detector, detect
+
+    with Detector() as detector:
+        return detect(image, detector, box=person.box, all_people=person.kind in (NUMBER, EVERYONE))
+
+
+def _read_keypoint_file(path: str, image: LoadedImage | None) -> Detections:
+    """A keypoint file, checked against its photo's size when the photo is given."""
+    from ..keypoints.formats import read_keypoints
+
+    detections = read_keypoints(path, image_size=image.original_size if image else None)
+    if (
+        image is not None
+        and detections.image_size is not None
+        and (tuple(detections.image_size) != tuple(image.original_size))
+    ):
+        raise FitError(
+            f"{path} was made for a {detections.image_size[0]}x{detections.image_size[1]} image, "
+            f"but {image.path} is {image.original_size[0]}x{image.original_size[1]}: give the photo the "
+            "keypoints belong to."
+        )
+    return detections
+
+
+def _draw_keypoints(detections: Detections, image: LoadedImage, out_dir: Path) -> None:
+    from ..keypoints.formats import write_keypoints
+    from ..keypoints.overlay import write_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_keypoints(out_dir / KEYPOINTS_FILE, detections)
+    write_overlay(out_dir / KEYPOINTS_PICTURE, image.pixels, detections)
+
+
+def choose_people(people: list[Person], choice: PersonChoice) -> list[Person]:
+    """The people `choice` picks from those found (most prominent first): the N-th, the
+    one best overlapping the box, everyone, or else the first."""
+    if not people:
+        raise FitError("The keypoint input holds no person.")
+    if choice.kind == EVERYONE:
+        return list(people)
+    if choice.kind == NUMBER:
+        if choice.number > len(people):
+            found = "1 person was" if len(people) == 1 else f"{len(people)} people were"
+            raise FitError(
+                f"Person {choice.number} was asked for, but {found} found in the photo: choose a number "
+                f"from 1 to {len(people)}."
+            )
+        return [people[choice.number - 1]]
+    if choice.kind == BOX:
+        return [max(people, key=lambda person: _overlap(person.box, choice.box))]
+    return [people[0]]
+
+
+def _overlap(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Area shared by two boxes (x0, y0, x1, y1); 0 when one is missing."""
+    if a is None or b is None:
+        return 0.0
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0.0, width) * max(0.0, height)
+
+
+def load_body(request: FitRequest) -> tuple[BodyModelData, BodyModel, str]:
+    """The model file's data, the PyTorch body and the device it is on ("cpu" or "cuda")."""
+    data = load_model(request.model, request.gender)
+    device = resolve_device(request.device)
+    num_expression = data.num_expression if data.expression_names else NUM_EXPRESSION
+    body = BodyModel(data, num_betas=NUM_BETAS, num_expression=num_expression, hand_pca=HAND_PCA,
+                     face_contour=data.has_face_contour).to(device)  # fmt: skip
+    return data, body, device
+
+
+def choose_focal(focal_px: float | None, found: FoundKeypoints) -> tuple[float, str]:
+    """The focal length in pixels and where it came from: the user's, else the photo's
+    EXIF, else the default field of view (`camera.DEFAULT_FOCAL_35MM`)."""
+    if focal_px is not None:
+        return float(focal_px), "user"
+    if found.exif_focal_px is not None:
+        return float(found.exif_focal_px), "exif"
+    return camera.default_focal(found.width, found.height), "default-fov"
+
+
+def fit_people(
+    body: BodyModel,
+    keypoints: np.ndarray,
+    focal: float,
+    size: tuple[int, int],
+    options: FitOptions,
+    progress: Progress,
+    cancel: Cancel | None,
+) -> BatchFit:
+    """Fit every person's (K, 3) keypoints as one batch, all seen by the same camera."""
+    count = len(keypoints)
+    return fit_keypoints(
+        body,
+        torch.as_tensor(keypoints, dtype=torch.float32),
+        torch.full((count,), focal),
+        torch.tensor([size] * count, dtype=torch.float32),
+        options,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def model_identity(data: BodyModelData) -> ModelIdentity:
+    return ModelIdentity(
+        kind=data.kind, file=Path(data.path).name, path=str(data.path), sha256=data.sha256, gender=data.gender
+    )
+
+
+def person_fits(people: list[Person], used: np.ndarray, fit: BatchFit) -> list[PersonFit]:
+    """Each person's fitted parameters and residuals to the `used` (P, K, 3) keypoints."""
+    residuals = fit.projected.cpu().numpy() - used[..., :2]
+    return [_person_fit(fit, index, person.box, residuals[index], used[index, :, 2] > 0)
+            for index, person in enumerate(people)]  # fmt: skip
+
+
+def _person_fit(
+    fit: BatchFit, index: int, box: Sequence[float] | None, residuals: np.ndarray, seen: np.ndarray
+) -> PersonFit:
+    params = {k: v[index].cpu().numpy().astype(float).tolist() for k, v in fit.params.items()}
+    pose = fit.full_pose[index].cpu().numpy().astype(float)
+    return PersonFit(
+        betas=params["betas"],
+        expression=params["expression"],
+        global_orient=params["global_orient"],
+        body_pose=params["body_pose"],
+        jaw_pose=params["jaw_pose"],
+        leye_pose=params["leye_pose"],
+        reye_pose=params["reye_pose"],
+        left_hand_pose=pose[LEFT_HAND_JOINTS].reshape(-1).tolist(),
+        right_hand_pose=pose[RIGHT_HAND_JOINTS].reshape(-1).tolist(),
+        transl=params["transl"],
+        box=[float(v) for v in box] if box is not None else None,
+        residuals_px=[[round(float(dx), 3), round(float(dy), 3)] if seen[k] else None
+                      for k, (dx, dy) in enumerate(residuals)],
+        loss_per_stage=[float(v) for v in fit.loss_per_stage[index].cpu()],
+        converged=bool(fit.converged[index]),
+    )  # fmt: skip
+
+
+def solver_settings(
+    request: FitRequest,
+    found: FoundKeypoints,
+    body: BodyModel,
+    options: FitOptions,
+    prior_name: str,
+    fit: BatchFit,
+) -> dict:
+    """The result's free-form record of how the fit was made."""
+    return {
+        "method": "SMPLify-X, staged, batched L-BFGS (Armijo line search per person)",
+        "stages": ["camera", *(stage.name for stage in options.stages)],
+        "pose_prior": f"{prior_name} + elbow/knee bending + joint limits",
+        "collision": "capsule proxy",
+        "num_betas": body.num_betas,
+        "num_expression": body.num_expression,
+        "hand_pca": HAND_PCA,
+        "evaluations": fit.evaluations,
+        "hypotheses": [hypothesis.as_dict() for hypothesis in fit.hypotheses],
+        "keypoints": request.keypoints if request.keypoints is not None else found.detections.detector,
+    }
+
+
+def _pose_prior_options(vposer: str | None, gmm: str | None, device: str) -> tuple[FitOptions, str]:
+    """The fit's options with the user's pose prior (the request allows one at most), and
+    its name for the result."""
     from .learned_priors import load_gmm, load_vposer
 
-    if vposer is not None and gmm is not None:
-        raise CaptureError("Give one pose prior, VPoser or GMM, not both.")
     if vposer is not None:
         decoder = load_vposer(vposer, device)
         return FitOptions(vposer=decoder), f"VPoser {decoder.version} ({Path(vposer).name})"
     if gmm is not None:
         return FitOptions(gmm=load_gmm(gmm, device)), f"GMM ({Path(gmm).name})"
     return FitOptions(), "L2 about a relaxed pose"
-
-
-def _detections(photo, keypoints_file, box, all_people):
-    """(Detections, EXIF focal in pixels or None)."""
-    from ..keypoints.images import load_image
-
-    if keypoints_file is None:
-        from ..keypoints.detect import Detector, detect
-
-        image = load_image(photo)
-        with Detector() as detector:
-            return detect(image, detector, box=box, all_people=all_people), image.focal_length_px
-    from ..keypoints.formats import read_keypoints
-
-    image = load_image(photo) if photo is not None else None
-    detections = read_keypoints(keypoints_file, image_size=image.original_size if image else None)
-    if (
-        image is not None
-        and detections.image_size is not None
-        and tuple(detections.image_size) != tuple(image.original_size)
-    ):
-        raise FitError(
-            f"{keypoints_file} was made for a {detections.image_size[0]}x{detections.image_size[1]} image, "
-            f"but {photo} is {image.original_size[0]}x{image.original_size[1]}: give the photo the "
-            "keypoints belong to."
-        )
-    focal = detections.focal_length_px or (image.focal_length_px if image else None)
-    return detections, focal
-
-
-def _choose_people(people: list, box, all_people: bool) -> list:
-    """Everyone, the person best matching `box`, or the first (most prominent) person."""
-    if not people:
-        raise FitError("The keypoint input holds no person.")
-    if all_people:
-        return list(people)
-    if box is None or len(people) == 1:
-        return [people[0]]
-
-    def overlap(person) -> float:
-        if person.box is None:
-            return 0.0
-        x0, y0 = max(box[0], person.box[0]), max(box[1], person.box[1])
-        x1, y1 = min(box[2], person.box[2]), min(box[3], person.box[3])
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-    return [max(people, key=overlap)]

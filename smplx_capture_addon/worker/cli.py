@@ -19,28 +19,17 @@ from pathlib import Path
 
 from ..body_model.model_file import resolve_model_path
 from ..errors import Cancelled, CaptureError
-from . import protocol
+from . import protocol, request, runner
 
 _EXIF_ORIENTATION = 0x0112
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photo", help="the photo to fit")
-    parser.add_argument("--out", required=True, help="folder for result.json (and overlay.png)")
-    parser.add_argument("--keypoints", help="keypoints file to use instead of running the detector")
-    parser.add_argument("--model", help="body model file or SMPL-X folder (default: the open default body)")
-    parser.add_argument("--gender", default="neutral", choices=("neutral", "male", "female"))
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--focal-px", type=float, help="focal length in pixels (default: EXIF or a guess)")
-    parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
-                        help="fit the person inside this box (pixels)")  # fmt: skip
-    parser.add_argument("--all-people", action="store_true", help="fit every person found")
-    parser.add_argument("--person", type=int, metavar="N",
-                        help="fit the N-th person found (1 = the most prominent)")  # fmt: skip
-    parser.add_argument("--overlay", action="store_true", help="also draw the keypoints (keypoints.png)")
-    parser.add_argument("--vposer", help="a VPoser v1 or v2 checkpoint (folder or file) as the pose prior")
-    parser.add_argument("--gmm", help="SMPLify's GMM pose prior file (gmm_08.pkl) as the pose prior")
+    request.add_arguments(parser)
+    parser.add_argument(
+        "--out", required=True, help="folder for result.json (with --overlay also keypoints.json and .png)"
+    )
     parser.add_argument(
         "--stdin-control", action="store_true", help="stop when stdin says 'cancel' or closes (Blender's way)"
     )
@@ -70,17 +59,8 @@ def _watch_for_cancel(flag: threading.Event) -> None:
     flag.set()
 
 
-def bundled_site_packages() -> Path:
-    """Where Blender unpacked the extension's wheels, found from this package's own place
-    (EXTENSIONS/REPO/ID/worker/cli.py -> EXTENSIONS/.local/lib/pythonX.Y/site-packages),
-    so the worker finds them when started by hand too."""
-    extensions = Path(__file__).resolve().parents[3]
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return extensions / ".local" / "lib" / version / "site-packages"
-
-
 def run(args: argparse.Namespace) -> int:
-    bundled = bundled_site_packages()
+    bundled = runner.extension_site_packages()  # the bundled wheels, also when started by hand
     if bundled.is_dir():
         site.addsitedir(str(bundled))  # also runs the wheels' .pth files
     channel = _Channel()
@@ -122,37 +102,27 @@ def run(args: argparse.Namespace) -> int:
 def fit(
     args: argparse.Namespace, channel: _Channel, cancel: threading.Event
 ) -> tuple[Path, Path | None, Path | None]:
-    """Detect and fit (imports the solver, and so torch, only here)."""
-    photo = Path(args.photo)
-    if not photo.is_file():
-        raise CaptureError(f"The photo {photo} does not exist.")
+    """Fit the request the arguments describe (the solver, and so torch, is imported only
+    here, after the checks that need no solver)."""
+    fit_request = request.from_arguments(args)
+    for what, path in (("photo", fit_request.photo), ("keypoint file", fit_request.keypoints)):
+        if path is not None and not Path(path).is_file():
+            raise CaptureError(f"The {what} {path} does not exist.")
     # Fail fast, before the slow solver import, when the model cannot be found.
-    resolve_model_path(args.model, args.gender)
+    resolve_model_path(fit_request.model, fit_request.gender)
     channel.send(protocol.progress("loading", 0.0, "loading the solver"))
     from ..result_format import write_result
-    from ..solver.pipeline import fit_photo
+    from ..solver.pipeline import KEYPOINTS_PICTURE, fit_photo
 
     def progress(stage: str, fraction: float, message: str) -> None:
         channel.send(protocol.progress(stage, fraction, message))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    keypoints, overlay_path, box = args.keypoints, None, args.box
-    if (args.overlay or args.person) and keypoints is None:
-        # Detect once, draw what was found, and fit from that same keypoint file.
-        channel.send(protocol.progress("detect", 0.0, "detecting keypoints"))
-        everyone = args.all_people or args.person is not None
-        keypoints, overlay_path, detections = draw_keypoints(photo, out, box, everyone)
-        if args.person is not None:
-            box = person_box(detections, args.person)
-        if cancel.is_set():
-            raise Cancelled("Cancelled.")
-    result = fit_photo(
-        str(photo), keypoints, model=args.model, gender=args.gender, device=args.device,
-        focal_px=args.focal_px, box=box, all_people=args.all_people, vposer=args.vposer, gmm=args.gmm,
-        progress=progress, cancel=cancel.is_set,
-    )  # fmt: skip
-    return write_result(result, out / "result.json"), overlay_path, upright_photo(photo, out)
+    result = fit_photo(fit_request, progress, cancel.is_set, out_dir=out)
+    overlay = out / KEYPOINTS_PICTURE if fit_request.overlay else None
+    upright = upright_photo(Path(fit_request.photo), out) if fit_request.photo is not None else None
+    return write_result(result, out / "result.json"), overlay, upright
 
 
 def upright_photo(photo: Path, out: Path) -> Path | None:
@@ -166,34 +136,6 @@ def upright_photo(photo: Path, out: Path) -> Path | None:
         path = out / "photo_upright.png"
         ImageOps.exif_transpose(image).save(path)
     return path
-
-
-def person_box(detections, number: int) -> tuple[float, float, float, float]:
-    """The box of the `number`-th person found (1-based, most prominent first)."""
-    people = detections.people
-    if not 1 <= number <= len(people):
-        found = "1 person was" if len(people) == 1 else f"{len(people)} people were"
-        raise CaptureError(
-            f"Person {number} was asked for, but {found} found in the photo: choose a number from 1 to "
-            f"{len(people)}."
-        )
-    return tuple(people[number - 1].box)
-
-
-def draw_keypoints(photo: Path, out: Path, box, all_people: bool) -> tuple[Path, Path, object]:
-    """Detect keypoints into out/keypoints.json and draw them over the photo
-    (out/keypoints.png). Returns both paths and the detections."""
-    from ..keypoints.detect import Detector, detect
-    from ..keypoints.formats import write_keypoints
-    from ..keypoints.images import load_image
-    from ..keypoints.overlay import write_overlay
-
-    image = load_image(photo)
-    with Detector() as detector:
-        detections = detect(image, detector, box=tuple(box) if box else None, all_people=all_people)
-    write_keypoints(out / "keypoints.json", detections)
-    write_overlay(out / "keypoints.png", image.pixels, detections)
-    return out / "keypoints.json", out / "keypoints.png", detections
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,12 @@
 """The worker's line protocol: how a fit running in another process talks to Blender.
 
 Blender's process never imports torch or mediapipe. It starts a worker process
-(`python -m smplx_capture_addon.worker PHOTO --out DIR ...`, or the `worker` command)
-and reads its standard output, where the worker writes one JSON object per line
-(UTF-8, no other output: everything else the worker or its libraries print goes to
-standard error):
+(`python -m smplx_capture_addon.worker --stdin-control ARGUMENTS --out DIR`, or the
+`worker` command), where ARGUMENTS are the fit request's own command-line form
+(`request.FitRequest.to_arguments()`, read back by `request.from_arguments`: the same
+arguments as the `fit` command's), and reads its standard output, where the worker
+writes one JSON object per line (UTF-8, no other output: everything else the worker or
+its libraries print goes to standard error):
 
     {"type": "hello", "protocol": 1, "pid": 1234, "python": "3.11.7"}
     {"type": "progress", "stage": "detect", "fraction": 0.25, "message": "finding people"}
@@ -14,8 +16,10 @@ standard error):
     {"type": "cancelled"}
 
 `fraction` is the whole job's progress in [0, 1]. `overlay` is the photo with the
-keypoints found drawn on it (when asked for); `photo` an upright copy of a photo whose
-EXIF says to rotate it (Blender ignores EXIF orientation; the fit is in upright pixels).
+keypoints found drawn on it, DIR/keypoints.png beside DIR/keypoints.json (when the
+request asks for them with `--overlay`, else null); `photo` an upright copy of a photo
+whose EXIF says to rotate it (Blender ignores EXIF orientation; the fit is in upright
+pixels).
 A run ends with exactly one of `result`, `error` or `cancelled`; the exit status is then
 0, 2 or 3. A worker that exits without one of them has crashed; its standard error tells
 why.

@@ -3,7 +3,7 @@
 `JobState` and the functions that update it are plain: what a message or an exit does
 to the job. `WorkerJob` owns the process: threads read its output into a queue, and
 `poll()` (called from a Blender timer, or in a loop by the blocking path) applies what
-arrived. Nothing here imports bpy; `blender_ui` supplies the paths only Blender knows.
+arrived. Nothing here imports bpy: Blender's process and the worker both use it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ STDERR_TAIL_LINES = 20
 EXIT_WAIT_S = 3.0  # how long a worker that sent its final message may take to exit
 
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
+
+
+def extension_site_packages() -> Path:
+    """Where Blender unpacks the extension's bundled wheels, found from this package's
+    own place (EXTENSIONS/REPO/ID/worker/runner.py -> EXTENSIONS/.local/lib/pythonX.Y/
+    site-packages, what bpy.utils.user_resource("EXTENSIONS", path=...) names), so
+    Blender's process and a worker started by hand find the same folder without bpy."""
+    extensions = Path(__file__).resolve().parents[3]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return extensions / ".local" / "lib" / version / "site-packages"
 
 
 @dataclass

@@ -3,8 +3,11 @@ as it was), the worker's command line from the panel, re-fit, reset pose, rest p
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,11 +19,15 @@ from blender_helpers import evaluated_vertices_world, make_person, make_result
 
 from smplx_capture_addon.blender_builders import placement, rig
 from smplx_capture_addon.blender_builders.scene import PROP_ROLE
-from smplx_capture_addon.blender_ui import fitting
+from smplx_capture_addon.blender_ui import fit_job
+from smplx_capture_addon.blender_ui.operators import preference_path, request_from_context
 from smplx_capture_addon.body_model import numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES
+from smplx_capture_addon.errors import CaptureError
 from smplx_capture_addon.result_format import write_result
+from smplx_capture_addon.worker import request as fit_request
 from smplx_capture_addon.worker import runner
+from smplx_capture_addon.worker.request import FitRequest
 from smplx_capture_addon.worker.runner import JobState
 
 ADDON = "smplx_capture_addon"
@@ -38,9 +45,9 @@ def built_fit(small_model, tmp_path):
     """A fit built the way the operator builds one, from a finished job's result file."""
     result = make_result(small_model, [make_person(seed=11)], image=str(tmp_path / "photo.jpg"))
     path = write_result(result, tmp_path / "job" / "result.json")
-    request = fitting.FitRequest(image=str(tmp_path / "photo.jpg"), model=small_model.path)
+    request = FitRequest(photo=str(tmp_path / "photo.jpg"), model=small_model.path)
     state = JobState(status=runner.DONE, result_path=str(path))
-    return fitting.finish_fit(state, request), request, state
+    return fit_job.finish_fit(state, request), request, state
 
 
 def test_addon_registers_and_unregisters_cleanly():
@@ -121,36 +128,75 @@ def test_a_failing_fit_leaves_the_scene_as_it_was(addon, built_fit, tmp_path, fa
     assert not job.running
 
 
+def worker_request(arguments: list[str]) -> FitRequest:
+    """The request the worker reads from `arguments` (parsed by its own parser)."""
+    from smplx_capture_addon.worker import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return fit_request.from_arguments(parser.parse_args(arguments))
+
+
 def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
     settings = bpy.context.scene.smplx_capture
     settings.image = str(tmp_path / "me.jpg")
     settings.person, settings.box = "BOX", (10.0, 20.5, 300.0, 400.0)
     settings.model, settings.gender, settings.device = "SMPLX", "male", "cuda"
     settings.show_keypoints, settings.focal_px = True, 1500.0
-    from smplx_capture_addon.blender_ui.operators import request_from_context
 
-    with pytest.raises(fitting.CaptureError, match="preferences"):
+    with pytest.raises(CaptureError, match="preferences"):
         request_from_context(bpy.context)
     addon.smplx_folder = str(tmp_path)
     request = request_from_context(bpy.context)
-    assert request.worker_python is None
-    assert fitting.worker_arguments(request, "/out") == [
-        str(tmp_path / "me.jpg"), "--out", "/out", "--gender", "male", "--device", "cuda",
-        "--model", str(tmp_path), "--box", "10", "20.5", "300", "400", "--focal-px", "1500", "--overlay",
+    assert preference_path(bpy.context, "worker_python") is None
+    arguments = fit_job.worker_arguments(request, "/out")
+    assert arguments == [
+        str(tmp_path / "me.jpg"), "--model", str(tmp_path), "--gender", "male", "--device", "cuda",
+        "--focal", "1500.0", "--box", "10.0", "20.5", "300.0", "400.0", "--overlay", "--out", "/out",
     ]  # fmt: skip
+    assert worker_request(arguments) == request
     settings.person, settings.person_number, settings.show_keypoints = "NUMBER", 2, False
-    assert fitting.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
-        "--person", "2", "--focal-px", "1500",
+    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-6:] == [
+        "--focal", "1500.0", "--person", "2", "--out", "/out",
     ]  # fmt: skip
     addon.vposer, addon.gmm = str(tmp_path / "V02_05"), str(tmp_path / "gmm_08.pkl")
-    assert fitting.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
-        "--vposer", str(tmp_path / "V02_05"), "--gmm", str(tmp_path / "gmm_08.pkl"),
+    with pytest.raises(CaptureError, match="not both"):
+        request_from_context(bpy.context)
+    addon.gmm = ""
+    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
+        "--vposer", str(tmp_path / "V02_05"), "--out", "/out",
+    ]  # fmt: skip
+    addon.vposer, addon.gmm = "", str(tmp_path / "gmm_08.pkl")
+    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
+        "--gmm", str(tmp_path / "gmm_08.pkl"), "--out", "/out",
     ]  # fmt: skip
     addon.vposer = addon.gmm = ""
+    settings.person, settings.box = "BOX", (0.0, 0.0, 0.0, 0.0)  # the panel's untouched box
+    with pytest.raises(CaptureError, match="X0 < X1 and Y0 < Y1"):
+        request_from_context(bpy.context)
+
+
+def test_the_extension_site_packages_are_where_blender_puts_them(tmp_path):
+    """Found from the package's own place (no bpy), in an installed layout the folder is
+    the one Blender names: EXTENSIONS/.local/lib/pythonX.Y/site-packages."""
+    extensions = Path(bpy.utils.user_resource("EXTENSIONS"))
+    installed = extensions / "user_default" / "smplx_capture_site_check"
+    shutil.copytree(runner.PACKAGE_PARENT / runner.PACKAGE_NAME, installed,
+                    ignore=shutil.ignore_patterns("data", "docs", "__pycache__"))  # fmt: skip
+    sys.path.insert(0, str(installed.parent))
+    try:
+        copy = importlib.import_module("smplx_capture_site_check.worker.runner")
+        site = copy.extension_site_packages()
+    finally:
+        sys.path.remove(str(installed.parent))
+        for name in [m for m in sys.modules if m.split(".")[0] == "smplx_capture_site_check"]:
+            del sys.modules[name]
+        shutil.rmtree(installed)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = fitting.extension_site_packages()
+    expected = bpy.utils.user_resource("EXTENSIONS", path=f".local/lib/{version}/site-packages")
+    assert site == Path(expected).resolve()
     assert site.parts[-4:] == (".local", "lib", version, "site-packages")
-    assert str(site).startswith(os.environ["BLENDER_USER_RESOURCES"])
+    assert str(site).startswith(str(Path(os.environ["BLENDER_USER_RESOURCES"]).resolve()))
 
 
 def test_refit_replaces_only_the_fit(built_fit, small_model, tmp_path):
@@ -164,13 +210,13 @@ def test_refit_replaces_only_the_fit(built_fit, small_model, tmp_path):
     bpy.context.scene.collection.children.unlink(first.collection)
     material = bpy.data.materials.new("skin")
     first.people[0].mesh.data.materials.append(material)
-    other = fitting.finish_fit(state, request)  # a second, separate fit stays untouched
+    other = fit_job.finish_fit(state, request)  # a second, separate fit stays untouched
     other_names = sorted(o.name for o in other.collection.objects)
 
-    second_result = make_result(small_model, [make_person(seed=12)], image=request.image)
+    second_result = make_result(small_model, [make_person(seed=12)], image=request.photo)
     second_path = write_result(second_result, tmp_path / "r2.json")
     second_state = JobState(status=runner.DONE, result_path=str(second_path))
-    refit = fitting.finish_fit(second_state, request, replace=first.collection)
+    refit = fit_job.finish_fit(second_state, request, replace=first.collection)
 
     assert refit.collection.name == name
     assert list(folder.children) == [refit.collection]
@@ -189,8 +235,8 @@ def test_a_failed_job_builds_nothing(built_fit):
     before = snapshot()
     failed = JobState(status=runner.FAILED, error="No person found.")
     for state, message in ((failed, "No person found."), (JobState(status=runner.CANCELLED), "cancelled")):
-        with pytest.raises(fitting.CaptureError, match=re.escape(message)):
-            fitting.finish_fit(state, request)
+        with pytest.raises(CaptureError, match=re.escape(message)):
+            fit_job.finish_fit(state, request)
     assert snapshot() == before
 
 
@@ -198,7 +244,7 @@ def test_reset_pose_and_rest_pose_toggle(addon, built_fit, small_model):
     fit = built_fit[0]
     armature, mesh = fit.people[0].armature, fit.people[0].mesh
     bpy.context.view_layer.objects.active = mesh
-    assert fitting.person_objects(mesh) == (armature, mesh)
+    assert fit_job.person_objects(mesh) == (armature, mesh)
     posed = evaluated_vertices_world(mesh)
 
     # Rest position: the evaluated mesh is the basis plus the shape keys' mix, unposed

@@ -9,7 +9,7 @@ import numpy as np
 from blender_helpers import make_person, make_result, reference
 
 from smplx_capture_addon.blender_builders import placement
-from smplx_capture_addon.blender_ui import fitting
+from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model.names import JOINT_NAMES
 from smplx_capture_addon.cli import main
 from smplx_capture_addon.result_format import write_result
@@ -44,7 +44,7 @@ def test_blend_writes_the_scene_and_renders_it_over_the_photo(small_model, photo
     armature = next(o for o in collection.objects if o.type == "ARMATURE")
     assert sorted(b.name for b in armature.data.bones) == sorted(JOINT_NAMES)
     # Opened in Blender, the scene is a fit the panel can refine, as one made by the add-on.
-    assert fitting.fit_of(armature) == collection
+    assert fit_job.fit_of(armature) == collection
 
     overlay, original = read_png(png), read_png(photo)
     assert overlay.shape == original.shape

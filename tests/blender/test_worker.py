@@ -189,8 +189,7 @@ def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
         from smplx_capture.worker import runner
         command = runner.worker_command(None, [{str(tmp_path / "missing.jpg")!r}, "--out", "job"])
         print(command[2])
-        from smplx_capture.worker.cli import bundled_site_packages
-        print(bundled_site_packages())
+        print(runner.extension_site_packages())
         print(runner.WorkerJob(command, runner.worker_environment()).wait(interval=0.02).error)
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

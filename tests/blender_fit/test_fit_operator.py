@@ -18,11 +18,12 @@ from mathutils import Vector
 
 from smplx_capture_addon.blender_builders import rig
 from smplx_capture_addon.blender_builders.scene import PROP_RESULT, PROP_ROLE
-from smplx_capture_addon.blender_ui import fitting
+from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VERTEX_KEYPOINT_NAMES
 from smplx_capture_addon.result_format import read_result
 from smplx_capture_addon.worker import protocol, runner
+from smplx_capture_addon.worker.request import EVERYONE, NUMBER, FitRequest, PersonChoice
 
 ADDON = "smplx_capture_addon"
 
@@ -114,8 +115,8 @@ def _fitted_pixel(data, person, result, name) -> np.ndarray:
 
 
 def test_cancel_stops_a_real_fit(photo_dir):
-    request = fitting.FitRequest(image=str(photo_dir / "bus.jpg"), model=None, device="cpu", all_people=True)
-    job, out_dir = fitting.start_fit(request)
+    request = FitRequest(photo=str(photo_dir / "bus.jpg"), device="cpu", person=PersonChoice(EVERYONE))
+    job, out_dir = fit_job.start_fit(request)
     deadline = time.monotonic() + 120
     while job.poll().stage in ("starting", "loading", "detect") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -133,13 +134,15 @@ def test_choosing_the_second_person_found(photo_dir):
     """bus.jpg: two people are found; asking for the second fits the second, and asking
     for a fifth says in plain words how many there are."""
     photo = str(photo_dir / "bus.jpg")
-    missing = fitting.start_fit(fitting.FitRequest(image=photo, model=None, device="cpu", person=5))[0]
-    assert missing.wait(interval=0.05).error == (
+    fifth = FitRequest(photo=photo, device="cpu", person=PersonChoice(NUMBER, number=5))
+    assert fit_job.start_fit(fifth)[0].wait(interval=0.05).error == (
         "Person 5 was asked for, but 2 people were found in the photo: choose a number from 1 to 2."
     )
-    job, out_dir = fitting.start_fit(fitting.FitRequest(image=photo, model=None, device="cpu", person=2))
+    second = FitRequest(photo=photo, device="cpu", person=PersonChoice(NUMBER, number=2), overlay=True)
+    job, out_dir = fit_job.start_fit(second)
     state = job.wait(interval=0.05)
     assert state.status == runner.DONE, state.error
+    assert state.overlay_path == str(out_dir / "keypoints.png") and Path(state.overlay_path).is_file()
     found = json.loads((out_dir / "keypoints.json").read_text())["people"]
     fitted = read_result(state.result_path).people
     assert len(fitted) == 1 and fitted[0].box == pytest.approx(found[1]["box"], abs=1.0)
@@ -157,12 +160,12 @@ def test_a_photo_rotated_by_exif_shows_upright_behind_the_fit(photo_dir, tmp_pat
     upright.transpose(Image.Transpose.ROTATE_90).save(sideways, exif=exif, quality=95)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    request = fitting.FitRequest(image=str(sideways), model=None, device="cpu")
-    state = fitting.start_fit(request)[0].wait(interval=0.05)
+    request = FitRequest(photo=str(sideways), device="cpu")
+    state = fit_job.start_fit(request)[0].wait(interval=0.05)
     assert state.status == runner.DONE, state.error
     result = read_result(state.result_path)
     assert (result.image.width, result.image.height) == (405, 540)
-    built = fitting.finish_fit(state, request)
+    built = fit_job.finish_fit(state, request)
     assert built.collection.name == "sideways"
     image = built.camera.data.background_images[0].image
     assert tuple(image.size) == (405, 540)

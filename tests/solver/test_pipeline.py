@@ -1,7 +1,9 @@
-"""fit_photo end to end: keypoint files, the real detector on a real photo, the result
-file round trip, the overlay, and the errors a user can meet."""
+"""fit_photo end to end: keypoint files, the real detector on a real photo, the choice
+of people, the result file round trip, the overlays, and the errors a user can meet."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -14,7 +16,9 @@ from smplx_capture_addon.keypoints.layouts import LAYOUTS
 from smplx_capture_addon.keypoints.people import Detections, Person
 from smplx_capture_addon.result_format import read_result, write_result
 from smplx_capture_addon.solver.errors import FitError
-from smplx_capture_addon.solver.pipeline import fit_photo, render_overlay
+from smplx_capture_addon.solver.overlay import paint_fit_over_photo
+from smplx_capture_addon.solver.pipeline import choose_people, fit_photo
+from smplx_capture_addon.worker.request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 
 
 def _keypoint_file(path, cases, row=0, image_size=True):
@@ -36,9 +40,9 @@ def _keypoint_file(path, cases, row=0, image_size=True):
 
 def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, clean_cases):
     stages = []
-    result = fit_photo(None, _keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path,
-                       device="cpu", focal_px=float(clean_cases.focal[0]),
-                       progress=lambda stage, fraction, message: stages.append(stage))  # fmt: skip
+    request = FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path,
+                         device="cpu", focal_px=float(clean_cases.focal[0]))  # fmt: skip
+    result = fit_photo(request, progress=lambda stage, fraction, message: stages.append(stage))
     assert result.camera.source == "user" and result.model.sha256 and result.device == "cpu"
     person = result.people[0]
     assert len(person.left_hand_pose) == 45 and len(person.residuals_px) == len(result.keypoint_names)
@@ -47,36 +51,34 @@ def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, cle
     assert {"detect", "camera", "hands-face"} <= set(stages)
     back = read_result(write_result(result, tmp_path / "result.json"))
     assert back == result
-    overlay = render_overlay(back, None, tmp_path / "overlay.png")
+    overlay = paint_fit_over_photo(back, None, tmp_path / "overlay.png")
     assert overlay.stat().st_size > 1000
 
 
 def test_mismatched_model_file_is_refused(tmp_path, clean_cases):
     smpl_like = write_model(tmp_path / "SMPL_NEUTRAL.npz", kintree_table=np.array([[2**32 - 1, 0], [0, 1]]))
     with pytest.raises(ModelFileError, match="kinematic tree"):
-        fit_photo(None, _keypoint_file(tmp_path / "k.json", clean_cases), model=smpl_like, device="cpu")
+        fit_photo(FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases), model=smpl_like,
+                             device="cpu"))  # fmt: skip
 
 
 def test_keypoint_file_without_image_size_needs_the_photo(tmp_path, bench_model_path, clean_cases):
     with pytest.raises(FitError, match="image size"):
-        fit_photo(
-            None, _keypoint_file(tmp_path / "k.json", clean_cases, image_size=False), model=bench_model_path
-        )
+        fit_photo(FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases, image_size=False),
+                             model=bench_model_path))  # fmt: skip
 
 
 def test_cancel_before_fitting(tmp_path, bench_model_path, clean_cases):
     with pytest.raises(Cancelled):
         fit_photo(
-            None,
-            _keypoint_file(tmp_path / "k.json", clean_cases),
-            model=bench_model_path,
+            FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path),
             cancel=lambda: True,
         )
 
 
 def test_real_photo_with_the_default_body(tmp_path, photo_dir):
     photo = photo_dir / "astronaut.png"
-    result = fit_photo(photo, device="cpu")
+    result = fit_photo(FitRequest(photo=photo, device="cpu"))
     assert result.camera.source == "default-fov" and result.image.width == 512
     person = result.people[0]
     errors = [np.hypot(*r) for r in person.residuals_px if r is not None]
@@ -84,7 +86,7 @@ def test_real_photo_with_the_default_body(tmp_path, photo_dir):
     assert len(errors) > 40 and np.median(errors) < 15.0
     # The body stands in front of the camera at a plausible distance for a portrait.
     assert 0.5 < person.transl[2] < 6.0
-    overlay = render_overlay(result, photo, tmp_path / "overlay.png")
+    overlay = paint_fit_over_photo(result, photo, tmp_path / "overlay.png")
     import cv2
 
     drawn = cv2.imread(str(overlay))
@@ -93,3 +95,23 @@ def test_real_photo_with_the_default_body(tmp_path, photo_dir):
     # The mesh covers the person (the image centre), not the corners.
     assert changed[200:400, 180:330].mean() > 0.5
     assert changed[:60, :60].mean() < 0.05 and changed[:60, -60:].mean() < 0.05
+
+
+def test_the_second_person_by_number_is_the_one_the_old_box_matching_chose(tmp_path, photo_dir):
+    """zidane.jpg: `person` number 2 fits the second person found (the one the worker used
+    to pick by handing their box back to the pipeline), and draws everyone found."""
+    photo = photo_dir / "zidane.jpg"
+    request = FitRequest(photo=photo, device="cpu", person=PersonChoice(NUMBER, number=2), overlay=True)
+    result = fit_photo(request, out_dir=tmp_path)
+    found = json.loads((tmp_path / "keypoints.json").read_text())["people"]
+    assert len(found) >= 2 and (tmp_path / "keypoints.png").stat().st_size > 1000
+    assert len(result.people) == 1
+    assert result.people[0].box == pytest.approx(found[1]["box"], abs=0.01)  # the file rounds to 3 places
+    assert result.people[0].box != pytest.approx(found[0]["box"], abs=10.0)
+    people = [Person(tuple(person["box"])) for person in found]
+    assert choose_people(people, PersonChoice(BOX, box=tuple(found[1]["box"]))) == [people[1]]
+    assert choose_people(people, PersonChoice(NUMBER, number=2)) == [people[1]]
+    assert choose_people(people, PersonChoice()) == [people[0]]
+    assert choose_people(people, PersonChoice(EVERYONE)) == people
+    with pytest.raises(FitError, match=f"Person 9 was asked for, but {len(found)} people were found"):
+        choose_people(people, PersonChoice(NUMBER, number=9))

@@ -18,6 +18,7 @@ from smplx_capture_addon.solver.keypoint_fit import fit_keypoints
 from smplx_capture_addon.solver.learned_priors import load_gmm, load_vposer
 from smplx_capture_addon.solver.options import FitOptions
 from smplx_capture_addon.solver.schedule import default_stages
+from smplx_capture_addon.worker.request import FitRequest
 
 
 def _quick(**kwargs) -> FitOptions:
@@ -97,9 +98,12 @@ def test_with_vposer_the_pose_is_what_it_decodes(bench_model, clean_cases, l2_po
 def test_fit_photo_uses_the_users_gmm_file_and_names_it(tmp_path, bench_model_path, clean_cases, prior_pose):
     keypoints = _keypoint_file(tmp_path / "k.json", clean_cases)
     gmm = _write_gmm(tmp_path / "gmm_08.pkl", prior_pose, 1e-7)
-    result = pipeline.fit_photo(None, keypoints, model=bench_model_path, device="cpu", gmm=gmm)
+    request = FitRequest(keypoints=keypoints, model=bench_model_path, device="cpu", gmm=gmm)
+    result = pipeline.fit_photo(request)
     assert result.solver["pose_prior"].startswith("GMM (gmm_08.pkl)")
     pose = np.asarray(result.people[0].body_pose).reshape(21, 3)
     assert _angle(pose, prior_pose).max() < 0.02
     with pytest.raises(CaptureError, match="not both"):
-        pipeline.fit_photo(None, keypoints, model=bench_model_path, device="cpu", vposer=tmp_path, gmm=gmm)
+        pipeline.fit_photo(
+            FitRequest(keypoints=keypoints, model=bench_model_path, device="cpu", vposer=tmp_path, gmm=gmm)
+        )
