@@ -23,7 +23,8 @@ from bench_body_model import arguments, time_step
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.solver import bench, collision, fitting, priors, synthetic_cases
+from smplx_capture_addon.devtools import bench, synthetic_cases
+from smplx_capture_addon.solver import collision, fitting, priors
 from smplx_capture_addon.solver.schedule import default_stages
 
 

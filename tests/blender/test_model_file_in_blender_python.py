@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model import model_file
+from smplx_capture_addon.devtools import synthetic_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_npz_and_pickle_read_alike_under_this_python_and_numpy(tmp_path):
-    npz = model_file.load_model(synthetic.write_model(tmp_path / "SMPLX_MALE.npz"))
-    pkl = model_file.load_model(synthetic.write_model(tmp_path / "SMPLX_MALE.pkl"))
+    npz = model_file.load_model(synthetic_model.write_model(tmp_path / "SMPLX_MALE.npz"))
+    pkl = model_file.load_model(synthetic_model.write_model(tmp_path / "SMPLX_MALE.pkl"))
     for name in ("v_template", "weights", "j_regressor", "shapedirs", "posedirs", "hand_mean_right"):
         np.testing.assert_array_equal(getattr(npz, name), getattr(pkl, name), err_msg=name)
     assert npz.gender == pkl.gender == "male"

@@ -27,9 +27,10 @@ from ..body_model.model import BodyModel
 from ..body_model.model_file import load_model
 from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from ..errors import CaptureError
-from . import collision, motions, priors, synthetic_cases
-from .fitting import BODY, FACE, HANDS, FitOptions, fit_keypoints
-from .schedule import default_stages
+from ..solver import collision, priors
+from ..solver.fitting import BODY, FACE, HANDS, FitOptions, fit_keypoints
+from ..solver.schedule import default_stages
+from . import motions, synthetic_cases
 
 _J = JOINT_NAMES.index
 BODY_JOINTS = list(range(22))
@@ -96,7 +97,7 @@ def _collision_pose() -> tuple[np.ndarray, np.ndarray]:
     """A relaxed pose with the left forearm and hand pushed deep into the torso: of a
     grid of shoulder and elbow rotations, the one whose forearm and hand overlap the
     abdomen and chest capsules most."""
-    from ..body_model.synthetic import rest_joints
+    from .synthetic_model import rest_joints
 
     grid = np.array(np.meshgrid(np.linspace(-1.5, 1.5, 7), np.linspace(-1.5, 1.5, 7), (-1.2, -0.6, 0.0),
                                 (-1.5, -2.0, -2.5), indexing="ij")).reshape(4, -1).T  # fmt: skip
