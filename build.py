@@ -501,7 +501,8 @@ def build_extensions(
                 wheel_names.add(wheel.name)
         stage = stage_root / f"cp{python}"
         shutil.rmtree(stage, ignore_errors=True)
-        left_out = shutil.ignore_patterns("__pycache__", "*.pyc", "docs")  # docs/: the README's pictures
+        # docs/: the README's pictures; devtools/: benchmark, test fixtures, the open body's generator
+        left_out = shutil.ignore_patterns("__pycache__", "*.pyc", "docs", "devtools")
         shutil.copytree(EXTENSION_PACKAGE, stage, ignore=left_out)
         for name in wheel_names:
             link_or_copy(wheels_dir / name, stage / "wheels" / name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from .errors import CaptureError
@@ -21,8 +22,18 @@ COMMANDS: dict[str, str] = {
     "export": ".export.cli",
     "worker": ".worker.cli",
     "fit": ".solver.cli_fit",
-    "bench": ".solver.cli_bench",
 }
+# Development commands, offered only where their package is: devtools/ is left out of the extension zips.
+DEVELOPMENT_COMMANDS: dict[str, str] = {
+    "bench": ".devtools.cli_bench",
+}
+
+
+def available_commands() -> dict[str, str]:
+    """COMMANDS, and in a checkout (where devtools/ exists) the development commands too."""
+    if importlib.util.find_spec(".devtools", __package__) is None:
+        return dict(COMMANDS)
+    return {**COMMANDS, **DEVELOPMENT_COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SMPL-X Capture: fit an SMPL-X body to a photo and build a Blender rig.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
+    for name, module_name in available_commands().items():
         module = importlib.import_module(module_name, __package__)
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command_parser)

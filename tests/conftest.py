@@ -29,9 +29,9 @@ def photo_dir() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder laid out like the SMPL-X download, with synthetic 2019-layout files."""
-    from smplx_capture_addon.body_model import synthetic
+    from smplx_capture_addon.devtools import synthetic_model
 
     folder = tmp_path_factory.mktemp("models")
     for index, gender in enumerate(("NEUTRAL", "MALE", "FEMALE")):
-        synthetic.write_model(folder / "smplx" / f"SMPLX_{gender}.npz", seed=index)
+        synthetic_model.write_model(folder / "smplx" / f"SMPLX_{gender}.npz", seed=index)
     return folder

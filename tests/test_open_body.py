@@ -18,7 +18,7 @@ from smplx_capture_addon.body_model.names import (
     VERTEX_KEYPOINT_NAMES,
     keypoint_index,
 )
-from smplx_capture_addon.body_model.open_body import MODEL_KIND, source_sha256
+from smplx_capture_addon.devtools.open_body import MODEL_KIND, source_sha256
 
 J = JOINT_NAMES.index
 
@@ -53,8 +53,8 @@ def test_file_comes_from_the_current_generator():
     with np.load(model_file.DEFAULT_MODEL_PATH, allow_pickle=False) as archive:
         recorded = str(archive["generator_sha256"])
     assert recorded == source_sha256(), (
-        "the generator changed since the bundled body was made: run "
-        "`.cache/anny-venv/bin/python -m smplx_capture_addon.body_model.open_body.generate`"
+        "the generator changed since the bundled body was made: run `OPENBLAS_CORETYPE=Haswell "
+        ".cache/anny-venv/bin/python -m smplx_capture_addon.devtools.open_body.generate` (see its docstring)"
     )
 
 

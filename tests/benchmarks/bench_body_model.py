@@ -20,8 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model import model_file
 from smplx_capture_addon.body_model.model import BodyModel
+from smplx_capture_addon.devtools import synthetic_model
 
 
 def time_step(step, device: str, repeats: int) -> float:
@@ -56,7 +57,7 @@ def main() -> None:
     args = arguments(__doc__, [1, 16, 64])
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        path = synthetic.write_model(Path(tmp) / "SMPLX_NEUTRAL.npz", layout="2020")
+        path = synthetic_model.write_model(Path(tmp) / "SMPLX_NEUTRAL.npz", layout="2020")
         ours = BodyModel(model_file.load_model(path)).to(args.device)
         reference = smplx.SMPLX(str(path), ext="npz", num_pca_comps=12).to(args.device)
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")

@@ -23,7 +23,8 @@ from bench_body_model import arguments, time_step
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.solver import bench, collision, priors, synthetic_cases
+from smplx_capture_addon.devtools import bench, synthetic_cases
+from smplx_capture_addon.solver import collision, priors
 from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT
 from smplx_capture_addon.solver.objective import StageObjective
 from smplx_capture_addon.solver.options import FitOptions

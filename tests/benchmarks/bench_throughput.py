@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.solver import bench, motions, synthetic_cases
+from smplx_capture_addon.devtools import bench, motions, synthetic_cases
 from smplx_capture_addon.solver.fit_result import BatchFit
 from smplx_capture_addon.solver.keypoint_fit import fit_keypoints
 

@@ -9,8 +9,9 @@ import bpy
 import numpy as np
 import pytest
 
-from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model import model_file
 from smplx_capture_addon.body_model.model_file import BodyModelData
+from smplx_capture_addon.devtools import synthetic_model
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def empty_scene():
 
 def write_small_model(path: Path, seed: int = 0, **overrides) -> Path:
     """A synthetic SMPL-X-layout file with a small mesh (fast to build in Blender)."""
-    arrays = synthetic.make_model_arrays(num_vertices=1500, num_faces=3000, seed=seed)
+    arrays = synthetic_model.make_model_arrays(num_vertices=1500, num_faces=3000, seed=seed)
     arrays["vertex_keypoint_ids"] = np.arange(21)
     # Small triangles, each between vertices around one joint (vertex i belongs to joint
     # i % 55), rather than random ones across the body: renders stay fast.

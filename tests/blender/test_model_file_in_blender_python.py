@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model import model_file
+from smplx_capture_addon.devtools import synthetic_model
 from smplx_capture_addon.errors import ModelFileError
 from smplx_capture_addon.result_format import Camera, FitResult, ImageInfo, ModelIdentity, model_for_result
 
@@ -18,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_npz_and_pickle_read_alike_under_this_python_and_numpy(tmp_path):
-    npz = model_file.load_model(synthetic.write_model(tmp_path / "SMPLX_MALE.npz"))
-    pkl = model_file.load_model(synthetic.write_model(tmp_path / "SMPLX_MALE.pkl"))
+    npz = model_file.load_model(synthetic_model.write_model(tmp_path / "SMPLX_MALE.npz"))
+    pkl = model_file.load_model(synthetic_model.write_model(tmp_path / "SMPLX_MALE.pkl"))
     for name in ("v_template", "weights", "j_regressor", "shapedirs", "posedirs", "hand_mean_right"):
         np.testing.assert_array_equal(getattr(npz, name), getattr(pkl, name), err_msg=name)
     assert npz.gender == pkl.gender == "male"
@@ -38,8 +39,8 @@ def test_a_result_loads_the_model_it_was_fitted_with_and_refuses_another(tmp_pat
     """model_for_result: the file the result names, or the one given, when its checksum
     is the result's; another file (or the default body in place of a file that is gone)
     is refused with a message that says what to do."""
-    fitted = model_file.load_model(synthetic.write_model(tmp_path / "a" / "SMPLX_NEUTRAL.npz", seed=0))
-    other = synthetic.write_model(tmp_path / "b" / "SMPLX_NEUTRAL.npz", seed=1)
+    fitted = model_file.load_model(synthetic_model.write_model(tmp_path / "a" / "SMPLX_NEUTRAL.npz", seed=0))
+    other = synthetic_model.write_model(tmp_path / "b" / "SMPLX_NEUTRAL.npz", seed=1)
     identity = ModelIdentity("smplx", "SMPLX_NEUTRAL.npz", fitted.path, fitted.sha256, "neutral")
     result = FitResult(identity, ImageInfo("photo.jpg", 10, 10), Camera(10.0, [5.0, 5.0], "user"), [])
     assert model_for_result(result).sha256 == fitted.sha256

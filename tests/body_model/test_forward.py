@@ -7,7 +7,7 @@ import pytest
 import smplx
 import torch
 
-from smplx_capture_addon.body_model import lbs, model_file, synthetic
+from smplx_capture_addon.body_model import lbs, model_file
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.names import (
     FACE_LANDMARK_NAMES,
@@ -15,11 +15,12 @@ from smplx_capture_addon.body_model.names import (
     KEYPOINT_NAMES_WITH_CONTOUR,
     NUM_JOINTS,
 )
+from smplx_capture_addon.devtools import synthetic_model
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    return synthetic.write_model(tmp_path_factory.mktemp("m") / "SMPLX_NEUTRAL.npz")
+    return synthetic_model.write_model(tmp_path_factory.mktemp("m") / "SMPLX_NEUTRAL.npz")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_agrees_with_the_smplx_package(model_path, data, hand_pca, flat_hand_mea
 
 
 def test_agrees_with_smplx_on_the_2020_layout(tmp_path):
-    path = synthetic.write_model(tmp_path / "SMPLX_MALE.npz", layout="2020")
+    path = synthetic_model.write_model(tmp_path / "SMPLX_MALE.npz", layout="2020")
     ours = BodyModel(model_file.load_model(path), num_betas=300, num_expression=100, hand_pca=6)
     reference = smplx.SMPLX(str(path), ext="npz", num_betas=300, num_expression_coeffs=100)
     params = random_params(ours, 2, seed=2, scale=0.2)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from smplx_capture_addon.body_model import jacobian, lbs, model_file, synthetic
+from smplx_capture_addon.body_model import jacobian, lbs, model_file
 from smplx_capture_addon.body_model.model import BodyModel
+from smplx_capture_addon.devtools import synthetic_model
 
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
-    return model_file.load_model(synthetic.write_model(tmp_path_factory.mktemp("m") / "SMPLX_NEUTRAL.npz"))
+    path = synthetic_model.write_model(tmp_path_factory.mktemp("m") / "SMPLX_NEUTRAL.npz")
+    return model_file.load_model(path)
 
 
 def _params(model: BodyModel, batch: int, seed: int) -> dict[str, torch.Tensor]:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smplx_capture_addon.body_model import model_file, synthetic
+from smplx_capture_addon.body_model import model_file
 from smplx_capture_addon.body_model.names import JOINT_PARENTS
+from smplx_capture_addon.devtools import synthetic_model
 from smplx_capture_addon.errors import ModelFileError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("layouts")
     return {
-        "2019.npz": synthetic.write_model(folder / "SMPLX_NEUTRAL.npz", layout="2019"),
-        "2019.pkl": synthetic.write_model(folder / "SMPLX_NEUTRAL.pkl", layout="2019"),
-        "2020.npz": synthetic.write_model(folder / "SMPLX_FEMALE.npz", layout="2020", seed=1),
+        "2019.npz": synthetic_model.write_model(folder / "SMPLX_NEUTRAL.npz", layout="2019"),
+        "2019.pkl": synthetic_model.write_model(folder / "SMPLX_NEUTRAL.pkl", layout="2019"),
+        "2020.npz": synthetic_model.write_model(folder / "SMPLX_FEMALE.npz", layout="2020", seed=1),
     }
 
 
@@ -57,7 +58,7 @@ def test_folder_laid_out_like_the_download_finds_each_gender(synthetic_model_dir
 
 
 def _write_npz(path: Path, **changes) -> Path:
-    arrays = synthetic.make_model_arrays(num_vertices=10475)
+    arrays = synthetic_model.make_model_arrays(num_vertices=10475)
     for key, value in changes.items():
         if value is None:
             del arrays[key]
@@ -95,7 +96,7 @@ def test_wrong_array_shape_is_named(tmp_path):
 
 
 def test_non_finite_values(tmp_path):
-    template = synthetic.make_model_arrays()["v_template"]
+    template = synthetic_model.make_model_arrays()["v_template"]
     template[5, 1] = np.nan
     assert "NaN" in _message(_write_npz(tmp_path / "m.npz", v_template=template))
 

@@ -128,6 +128,8 @@ def test_zip_holds_the_add_on_its_data_and_only_its_wheels(family: Family, linux
     assert data <= names
     assert (PACKAGE / "docs" / "panel_workflow.png").is_file()
     assert not any(name.startswith("docs/") for name in names)  # the README's pictures stay out
+    assert (PACKAGE / "devtools" / "bench.py").is_file()
+    assert not any(name.startswith("devtools/") for name in names)  # development tools stay out
     wheels = {name.removeprefix("wheels/") for name in names if name.startswith("wheels/")}
     packages = {build.normalized(name.split("-")[0]) for name in wheels}
     assert {"mediapipe", "opencv-python-headless", "absl-py", "flatbuffers"} <= packages

@@ -10,7 +10,7 @@ import torch
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.solver import synthetic_cases
+from smplx_capture_addon.devtools import synthetic_cases
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,8 +11,9 @@ import torch
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
+from smplx_capture_addon.devtools import bench, synthetic_cases
 from smplx_capture_addon.errors import Cancelled
-from smplx_capture_addon.solver import bench, camera, collision, priors, stages, synthetic_cases
+from smplx_capture_addon.solver import camera, collision, priors, stages
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.fit_result import BatchFit
 from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, rows_within
@@ -295,7 +296,7 @@ def test_a_body_behind_the_camera_is_a_divergence(bench_model):
 
 
 def test_side_views_are_fitted_both_ways_and_the_better_kept(bench_model):
-    from smplx_capture_addon.solver import synthetic_cases
+    from smplx_capture_addon.devtools import synthetic_cases
 
     orient, pose = synthetic_cases.random_body_poses(1, seed=5, scale=0.1)
     cases = synthetic_cases.make_cases(bench_model, orient, pose, seed=6, noise_px=0.0, drop=0.0)

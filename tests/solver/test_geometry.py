@@ -8,7 +8,7 @@ import torch
 
 from smplx_capture_addon.body_model.lbs import axis_angle_to_matrix
 from smplx_capture_addon.body_model.names import JOINT_NAMES
-from smplx_capture_addon.body_model.synthetic import rest_joints
+from smplx_capture_addon.devtools.synthetic_model import rest_joints
 from smplx_capture_addon.solver import camera, collision, priors
 
 

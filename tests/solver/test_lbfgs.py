@@ -6,6 +6,7 @@ import itertools
 
 import torch
 
+from smplx_capture_addon.devtools.reference_lbfgs import minimize_strong_wolfe
 from smplx_capture_addon.solver import lbfgs
 
 
@@ -76,7 +77,7 @@ def test_the_reference_optimiser_solves_the_batch_as_one_problem_and_keeps_the_m
     def loss(x: torch.Tensor) -> torch.Tensor:
         return rosenbrock(x[:, :2]) + x[:, 2].square()
 
-    result = lbfgs.minimize_strong_wolfe(loss, start, mask, max_iterations=300)
+    result = minimize_strong_wolfe(loss, start, mask, max_iterations=300)
     torch.testing.assert_close(result.x[:, :2], torch.ones(2, 2, dtype=torch.float64), atol=1e-4, rtol=0)
     assert torch.equal(result.x[:, 2], start[:, 2])
     assert result.loss.shape == (2,) and result.evaluations >= result.iterations > 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
-from smplx_capture_addon.body_model.synthetic import write_model
+from smplx_capture_addon.devtools.synthetic_model import write_model
 from smplx_capture_addon.errors import Cancelled, ModelFileError
 from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.layouts import LAYOUTS

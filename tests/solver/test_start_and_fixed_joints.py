@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from smplx_capture_addon.body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
+from smplx_capture_addon.devtools import bench
 from smplx_capture_addon.result_format import PersonFit
-from smplx_capture_addon.solver import bench, camera
+from smplx_capture_addon.solver import camera
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.keypoint_fit import fit_keypoints
 from smplx_capture_addon.solver.options import FitOptions, warm_start_options

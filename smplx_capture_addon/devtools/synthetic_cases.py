@@ -4,7 +4,7 @@ A case is a body with known parameters (a pose from a motion clip or random, ran
 shape, hands, expression), seen by a random camera; its keypoints are projected, given
 pixel noise and partly dropped. Fitting them must bring back the body.
 
-The SMPL-X-layout test model of `body_model.synthetic` picks its face landmarks and
+The SMPL-X-layout test model of `synthetic_model` picks its face landmarks and
 surface keypoints at random places of the body (its nose may sit on a hand). For fitting
 problems that look like real ones, `write_bench_model` writes such a file whose surface
 keypoints and face landmarks lie on the parts they are named after.
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..body_model import synthetic
 from ..body_model.model import BodyModel
 from ..body_model.names import JOINT_NAMES, NUM_JOINTS, VERTEX_KEYPOINT_NAMES
-from . import camera
+from ..solver import camera
+from . import synthetic_model
 
 _J = JOINT_NAMES.index
 # Surface keypoint -> joint whose vertices carry it.
@@ -44,7 +44,7 @@ def _vertices_of(joint: int, count: int, start: int = 0) -> np.ndarray:
 def write_bench_model(path: str | Path, seed: int = 0) -> Path:
     """A synthetic 2019-layout SMPL-X file with surface keypoints and face landmarks on
     the right body parts: mouth landmarks on the jaw, the rest of the face on the head."""
-    arrays = synthetic.make_model_arrays(seed=seed)
+    arrays = synthetic_model.make_model_arrays(seed=seed)
     faces = arrays["f"].astype(np.int64)
     ids = [int(_vertices_of(_J(_VERTEX_KEYPOINT_OWNERS[name]), 1, 2 + k)[0])
            for k, name in enumerate(VERTEX_KEYPOINT_NAMES)]  # fmt: skip
@@ -55,7 +55,7 @@ def write_bench_model(path: str | Path, seed: int = 0) -> Path:
     for index in range(17):  # the contour: jaw line
         faces[51 + index] = _vertices_of(_J("jaw"), 3, 20 + index % 6 * 3)
     contour = np.broadcast_to(51 + np.arange(17), (79, 17)).copy()
-    return synthetic.write_model(
+    return synthetic_model.write_model(
         path,
         seed=seed,
         shapedirs=_body_like_directions(arrays["v_template"], np.random.default_rng(seed + 1)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..names import JOINT_NAMES
+from ...body_model.names import JOINT_NAMES
 
 _FINGER_BONES = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}  # MakeHuman finger numbers
 

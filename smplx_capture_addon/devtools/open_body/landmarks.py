@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..names import JOINT_NAMES
+from ...body_model.names import JOINT_NAMES
 from .anny_source import PART_NAMES, AnnySource
 
 UPPER_LIP_HEIGHT = 0.18  # of the mouth width, at the middle

@@ -1,7 +1,7 @@
 """Render the open default body in its rest pose and four test poses, to check the skin.
 
     BLENDER_USER_RESOURCES=$(mktemp -d) \
-        .venv/bin/python -m smplx_capture_addon.body_model.open_body.render out/open_body
+        .venv/bin/python -m smplx_capture_addon.devtools.open_body.render out/open_body
 
 Writes rest.png, arms_bent.png, knees_bent.png, fists.png and face.png (mouth open and a
 smile) plus close-ups (elbows, knees, hands, face) into the folder. Needs torch (the
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model_file import load_model
-from ..names import JOINT_NAMES
+from ...body_model.model_file import load_model
+from ...body_model.names import JOINT_NAMES
 
 FINGERS = ("index", "middle", "ring", "pinky")
 # Close-ups per pose: (file suffix, joint at the centre, width in metres, view).
@@ -72,7 +72,7 @@ def posed_body(
     """Vertices (V, 3), joints (55, 3) and faces (F, 3) of the body in a pose."""
     import torch
 
-    from ..model import BodyModel
+    from ...body_model.model import BodyModel
 
     data = load_model(model_path)
     model = BodyModel(

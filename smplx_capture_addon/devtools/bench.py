@@ -16,7 +16,7 @@ import os
 import resource
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,30 +27,19 @@ from ..body_model.model import BodyModel
 from ..body_model.model_file import load_model
 from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from ..errors import CaptureError
-from . import collision, motions, priors, synthetic_cases
-from .keypoint_fit import fit_keypoints
-from .keypoint_groups import BODY, FACE, HANDS
-from .lbfgs import LbfgsResult, minimize_strong_wolfe
-from .options import FitOptions
-from .schedule import default_stages
+from ..solver import collision, priors
+from ..solver.keypoint_fit import fit_keypoints
+from ..solver.keypoint_groups import BODY, FACE, HANDS
+from ..solver.options import FitOptions
+from ..solver.schedule import default_stages
+from . import motions, synthetic_cases
+from .reference_lbfgs import StrongWolfeLbfgs
 
 _J = JOINT_NAMES.index
 BODY_JOINTS = list(range(22))
 HAND_JOINTS = {"left": [_J("left_wrist"), *range(55)[LEFT_HAND_JOINTS]],
                "right": [_J("right_wrist"), *range(55)[RIGHT_HAND_JOINTS]]}  # fmt: skip
 FACE_LANDMARKS = list(range(76, 127))
-
-
-@dataclass(frozen=True)
-class StrongWolfeLbfgs:
-    """The reference's optimiser as a stage optimiser (see optimisers): torch.optim.LBFGS
-    with its strong-Wolfe line search on the sum of the rows' losses, as one problem."""
-
-    history: int = 60
-
-    def minimize(self, objective, rows, x, mask, iterations, callback) -> LbfgsResult:
-        return minimize_strong_wolfe(lambda x: objective.loss(x, *rows), x, mask, max_iterations=iterations,
-                                     history=self.history, callback=callback)  # fmt: skip
 
 
 def procrustes(pred: Tensor, true: Tensor) -> Tensor:
@@ -111,7 +100,7 @@ def _collision_pose() -> tuple[np.ndarray, np.ndarray]:
     """A relaxed pose with the left forearm and hand pushed deep into the torso: of a
     grid of shoulder and elbow rotations, the one whose forearm and hand overlap the
     abdomen and chest capsules most."""
-    from ..body_model.synthetic import rest_joints
+    from .synthetic_model import rest_joints
 
     grid = np.array(np.meshgrid(np.linspace(-1.5, 1.5, 7), np.linspace(-1.5, 1.5, 7), (-1.2, -0.6, 0.0),
                                 (-1.5, -2.0, -2.5), indexing="ij")).reshape(4, -1).T  # fmt: skip
