@@ -13,9 +13,9 @@ from ..blender_builders import rig
 from ..blender_builders import scene as builders
 from ..blender_builders.refit import replace_fit
 from ..errors import CaptureError
+from ..fit_request import FitRequest
 from ..result_format import model_for_result, read_result
 from ..worker import runner
-from ..worker.request import FitRequest
 from ..worker.runner import JobState, WorkerJob
 
 

@@ -18,7 +18,7 @@ from bpy_extras.io_utils import ExportHelper
 from ..blender_builders import scene as builders
 from ..errors import CaptureError
 from ..export import exporter, presets
-from ..worker.request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
+from ..fit_request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
 from ..worker.runner import CANCELLED, JobState, WorkerJob
 from . import fit_job
 from .preferences import preferences

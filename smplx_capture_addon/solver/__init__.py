@@ -5,7 +5,7 @@ takes keypoints as a plain array (B, K, 3) of (x, y, confidence) per name of
 `body_model.names.KEYPOINT_NAMES_WITH_CONTOUR` (or `KEYPOINT_NAMES`), with a pinhole
 camera per row, and optimises all people of a batch at once, from scratch or from a given
 start, with chosen joints held. `pipeline.fit_photo` takes one
-fit request (`worker.request.FitRequest`), puts a detector in front of the core and turns
+fit request (`fit_request.FitRequest`), puts a detector in front of the core and turns
 its output into the project's result file.
 
 Where things are:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..worker import request
+from .. import fit_request as request
 
 HELP = "fit the body model to a photo or a keypoint file; writes result.json and overlay.png"
 

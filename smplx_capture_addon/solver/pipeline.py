@@ -23,10 +23,10 @@ from ..body_model.names import (
     RIGHT_HAND_JOINTS,
 )
 from ..errors import Cancelled, CaptureError
+from ..fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from ..keypoints.images import LoadedImage, load_image
 from ..keypoints.people import Detections, Person, body_keypoints
 from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage
-from ..worker.request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from . import camera
 from .errors import FitError
 from .fit_result import BatchFit

@@ -17,9 +17,10 @@ import threading
 import traceback
 from pathlib import Path
 
+from .. import fit_request as request
 from ..body_model.model_file import resolve_model_path
 from ..errors import Cancelled, CaptureError
-from . import protocol, request, runner
+from . import protocol, runner
 
 _EXIF_ORIENTATION = 0x0112
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"

@@ -3,7 +3,7 @@
 Blender's process never imports torch or mediapipe. It starts a worker process
 (`python -m smplx_capture_addon.worker --stdin-control ARGUMENTS --out DIR`, or the
 `worker` command), where ARGUMENTS are the fit request's own command-line form
-(`request.FitRequest.to_arguments()`, read back by `request.from_arguments`: the same
+(`fit_request.FitRequest.to_arguments()`, read back by `fit_request.from_arguments`: the same
 arguments as the `fit` command's), and reads its standard output, where the worker
 writes one JSON object per line (UTF-8, no other output: everything else the worker or
 its libraries print goes to standard error):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from blender_helpers import evaluated_vertices_world, make_person, make_result
 
+from smplx_capture_addon import fit_request
 from smplx_capture_addon.blender_builders import placement, rig
 from smplx_capture_addon.blender_builders.scene import PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
@@ -24,10 +25,9 @@ from smplx_capture_addon.blender_ui.operators import preference_path, request_fr
 from smplx_capture_addon.body_model import numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES
 from smplx_capture_addon.errors import CaptureError
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.result_format import write_result
-from smplx_capture_addon.worker import request as fit_request
 from smplx_capture_addon.worker import runner
-from smplx_capture_addon.worker.request import FitRequest
 from smplx_capture_addon.worker.runner import JobState
 
 ADDON = "smplx_capture_addon"

@@ -21,9 +21,9 @@ from smplx_capture_addon.blender_builders.scene import PROP_RESULT, PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VERTEX_KEYPOINT_NAMES
+from smplx_capture_addon.fit_request import EVERYONE, NUMBER, FitRequest, PersonChoice
 from smplx_capture_addon.result_format import read_result
 from smplx_capture_addon.worker import protocol, runner
-from smplx_capture_addon.worker.request import EVERYONE, NUMBER, FitRequest, PersonChoice
 
 ADDON = "smplx_capture_addon"
 

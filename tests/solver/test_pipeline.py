@@ -11,6 +11,7 @@ import pytest
 from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
 from smplx_capture_addon.devtools.synthetic_model import write_model
 from smplx_capture_addon.errors import Cancelled, ModelFileError
+from smplx_capture_addon.fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.layouts import LAYOUTS
 from smplx_capture_addon.keypoints.people import Detections, Person
@@ -18,7 +19,6 @@ from smplx_capture_addon.result_format import read_result, write_result
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.overlay import paint_fit_over_photo
 from smplx_capture_addon.solver.pipeline import choose_people, fit_photo
-from smplx_capture_addon.worker.request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 
 
 def _keypoint_file(path, cases, row=0, image_size=True):

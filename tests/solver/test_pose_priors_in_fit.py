@@ -13,12 +13,12 @@ from test_pipeline import _keypoint_file
 
 from smplx_capture_addon.body_model.lbs import axis_angle_to_matrix
 from smplx_capture_addon.errors import CaptureError
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.solver import keypoint_groups, pipeline
 from smplx_capture_addon.solver.keypoint_fit import fit_keypoints
 from smplx_capture_addon.solver.learned_priors import load_gmm, load_vposer
 from smplx_capture_addon.solver.options import FitOptions
 from smplx_capture_addon.solver.schedule import default_stages
-from smplx_capture_addon.worker.request import FitRequest
 
 
 def _quick(**kwargs) -> FitOptions:

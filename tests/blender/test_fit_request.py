@@ -9,10 +9,11 @@ import json
 
 import pytest
 
+from smplx_capture_addon import fit_request as request
 from smplx_capture_addon.cli import build_parser
 from smplx_capture_addon.errors import CaptureError
-from smplx_capture_addon.worker import request, runner
-from smplx_capture_addon.worker.request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
+from smplx_capture_addon.fit_request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
+from smplx_capture_addon.worker import runner
 
 CHOICES = [
     PersonChoice(),

@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import CaptureError
+from .errors import CaptureError
 
 GENDERS = ("neutral", "male", "female")
 DEVICES = ("auto", "cpu", "cuda")
