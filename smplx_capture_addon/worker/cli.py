@@ -37,19 +37,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Channel:
-    """Protocol output on a private copy of stdout; fd 1 itself is pointed at stderr."""
+    """Protocol output on a private copy of stdout; fd 1 itself is pointed at stderr.
 
-    def __init__(self) -> None:
+    From the first progress on, a thread repeats the last progress every `heartbeat_s`
+    seconds until the final message, so Blender hears from a worker busy in a long stage
+    (see protocol.INACTIVITY_TIMEOUT_S). Nothing is sent after the final message."""
+
+    def __init__(self, heartbeat_s: float = protocol.HEARTBEAT_S) -> None:
         sys.stdout.flush()
         self._stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
         self._lock = threading.Lock()
+        self._heartbeat_s = heartbeat_s
+        self._last_progress: str | None = None
+        self._ended = threading.Event()
 
     def send(self, line: str) -> None:
+        message = protocol.decode(line)
         with self._lock:
+            if self._ended.is_set():
+                return
             self._stream.write(line)
             self._stream.flush()
+            if message is not None and message.type in protocol.FINAL_TYPES:
+                self._ended.set()
+            elif message is not None and message.type == "progress":
+                if self._last_progress is None:
+                    threading.Thread(target=self._beat, daemon=True).start()
+                self._last_progress = line
+
+    def _beat(self) -> None:
+        while not self._ended.wait(self._heartbeat_s):
+            self.send(self._last_progress)
 
 
 def _watch_for_cancel(flag: threading.Event) -> None:

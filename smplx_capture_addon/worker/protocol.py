@@ -24,6 +24,13 @@ A run ends with exactly one of `result`, `error` or `cancelled`; the exit status
 0, 2 or 3. A worker that exits without one of them has crashed; its standard error tells
 why.
 
+Until its final message the worker repeats its last `progress` at least every
+HEARTBEAT_S seconds, also inside a long stage. Blender stops a worker it has not heard
+from for INACTIVITY_TIMEOUT_S seconds (the job fails: the worker stopped responding).
+Only valid messages count: a line that is not one (not JSON, an unknown type, a field of
+the wrong type, longer than MAX_LINE_CHARS) is ignored, and named in the job's message if
+the job then fails.
+
 Blender starts the worker with `--stdin-control` and talks back on its standard input:
 the line `cancel` asks it to stop at the next check; end of input (Blender went away)
 means the same. A worker that does not stop within a few seconds is killed. SIGTERM also
@@ -35,12 +42,18 @@ Only the standard library, so both sides can use it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 1
 CANCEL_LINE = "cancel"
 FINAL_TYPES = ("result", "error", "cancelled")
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
+HEARTBEAT_S = 5.0
+# Twelve missed heartbeats: slack for a slow start (Python, then the bundled wheels) on a
+# loaded machine, while a stuck worker is still noticed within a minute.
+INACTIVITY_TIMEOUT_S = 60.0
+MAX_LINE_CHARS = 64 * 1024  # far above any real message (paths and one error message)
 
 
 @dataclass
@@ -58,19 +71,45 @@ def encode(message_type: str, **fields) -> str:
 
 
 def decode(line: str) -> Message | None:
-    """The message on `line`, or None for a line that is not one (blank, not JSON, or a
-    JSON value without a string "type")."""
+    """The message on `line`, or None for a line that is not a valid one: blank, longer
+    than MAX_LINE_CHARS, not a JSON object, of an unknown type, or with a field of the
+    wrong type (a fraction that is not a finite number, a result without a path...). A
+    message returned has the fields its type promises."""
     line = line.strip()
-    if not line.startswith("{"):
+    if not line.startswith("{") or len(line) > MAX_LINE_CHARS:
         return None
     try:
         raw = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number too long to convert, deep nesting
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+    if not isinstance(raw, dict):
         return None
-    kind = raw.pop("type")
-    return Message(kind, raw)
+    message_type = raw.pop("type", None)
+    if not _valid_fields(message_type, raw):
+        return None
+    return Message(message_type, raw)
+
+
+def _valid_fields(message_type, fields: dict) -> bool:
+    """Whether `fields` hold what a message of type `message_type` promises (False for a
+    type this protocol does not have)."""
+    if message_type == "progress":
+        return (
+            isinstance(fields.get("stage"), str)
+            and _is_fraction(fields.get("fraction"))
+            and isinstance(fields.get("message", ""), str)
+        )
+    if message_type == "result":
+        path, others = fields.get("path"), (fields.get("overlay"), fields.get("photo"))
+        return isinstance(path, str) and bool(path) and all(o is None or isinstance(o, str) for o in others)
+    if message_type == "error":
+        return isinstance(fields.get("message"), str) and isinstance(fields.get("kind", ""), str)
+    return message_type in ("hello", "cancelled")
+
+
+def _is_fraction(value) -> bool:
+    # bool is an int in Python, and json reads NaN and Infinity: none of them is a fraction.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def progress(stage: str, fraction: float, message: str = "") -> str:

@@ -1,6 +1,8 @@
 """The worker protocol and runner: messages, progress and cancel as plain functions, and
 real worker processes (small scripts speaking the protocol, and the real worker module)
-that finish, crash, get killed, honour or ignore a cancel."""
+that finish, crash, get killed, honour or ignore a cancel, fall silent or write what is
+not a message. tests/faults/test_worker_faults.py runs more of these through Blender's
+Fit operator."""
 
 from __future__ import annotations
 
@@ -35,6 +37,46 @@ def test_lines_round_trip_and_garbage_is_ignored():
         assert protocol.decode(garbage) is None
 
 
+MALFORMED_LINES = [
+    '{"type": "progress", "stage": "fit", "fraction": "half", "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": null, "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": NaN, "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": Infinity, "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": [0.5], "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": true, "message": ""}',
+    '{"type": "progress", "stage": "fit", "message": "no fraction"}',
+    '{"type": "progress", "stage": 5, "fraction": 0.5, "message": ""}',
+    '{"type": "progress", "stage": "fit", "fraction": 0.5, "message": {"text": "hi"}}',
+    '{"type": "result", "overlay": null, "photo": null}',
+    '{"type": "result", "path": 5}',
+    '{"type": "result", "path": ""}',
+    '{"type": "result", "path": "/r.json", "overlay": 3}',
+    '{"type": "error", "message": null}',
+    '{"type": "error", "message": ["boom"]}',
+    '{"type": "error", "message": "boom", "kind": 3}',
+    '{"type": "shout", "message": "unknown type"}',
+    '{"type": ["progress"], "stage": "fit", "fraction": 0.5}',
+    '{"stage": "fit", "fraction": 0.5, "message": "no type"}',
+    '{"type": "progress", "stage": "fit", "fraction": 0.5, "n": ' + "9" * 5000 + "}",  # over int limits
+    '{"type": "progress", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than json recurses
+    protocol.progress("fit", 0.5, "x" * protocol.MAX_LINE_CHARS),  # longer than any real message
+]
+
+
+def test_only_valid_messages_decode():
+    """A field of the wrong type, an unknown type or an absurd line is not a message: the
+    runner can rely on every message it gets."""
+    for line in MALFORMED_LINES:
+        assert protocol.decode(line) is None, line[:80]
+    valid = [
+        protocol.encode("progress", stage="fit", fraction=1, message="a whole number is a fraction too"),
+        protocol.result("/r.json"), protocol.error("boom"), protocol.cancelled(),
+        protocol.encode("hello", protocol=1, pid=2, python="3.11"),
+    ]  # fmt: skip
+    for line in valid:
+        assert protocol.decode(line) is not None, line
+
+
 def test_progress_only_moves_forward_and_the_end_is_final():
     state = JobState()
     apply_message(state, message(protocol.progress("detect", 0.3, "finding people")))
@@ -64,13 +106,13 @@ def test_exit_after_a_cancel_request_counts_as_cancelled():
     assert state.status == runner.CANCELLED and state.status_text() == "Cancelled."
 
 
-def script_job(tmp_path: Path, body: str, cancel_grace: float = runner.CANCEL_GRACE_S) -> WorkerJob:
+def script_job(tmp_path: Path, body: str) -> WorkerJob:
     """A real process running `body` (with `protocol` and `sys` imported)."""
     script = tmp_path / "worker_script.py"
     script.write_text(
         "import os, sys, time\nfrom smplx_capture_addon.worker import protocol\n" + textwrap.dedent(body)
     )
-    return WorkerJob([sys.executable, str(script)], runner.worker_environment(), cancel_grace=cancel_grace)
+    return WorkerJob([sys.executable, str(script)], runner.worker_environment())
 
 
 def test_runner_follows_progress_to_the_result(tmp_path):
@@ -93,7 +135,7 @@ def test_runner_poll_never_blocks(tmp_path):
     job = script_job(tmp_path, """
         sys.stdout.write(protocol.progress("fit", 0.5, "half")); sys.stdout.flush()
         time.sleep(30)
-    """, cancel_grace=0.5)
+    """)
     start = time.monotonic()
     for _ in range(20):
         assert not job.poll().finished
@@ -138,13 +180,14 @@ def test_cancel_is_honoured_by_a_listening_worker(tmp_path):
     assert state.status == runner.CANCELLED and job.process.returncode == protocol.EXIT_CANCELLED
 
 
-def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_time(tmp_path):
+def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "CANCEL_GRACE_S", 0.3)
     job = script_job(tmp_path, """
         import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stdout.write(protocol.progress("fit", 0.1, "busy")); sys.stdout.flush()
         time.sleep(60)
-    """, cancel_grace=0.3)
+    """)
     while job.poll().stage != "fit":
         time.sleep(0.01)
     start = time.monotonic()
@@ -153,6 +196,135 @@ def test_a_worker_that_ignores_cancel_is_killed_after_the_grace_time(tmp_path):
     assert state.status == runner.CANCELLED
     assert time.monotonic() - start < 5.0
     assert job.process.returncode == -9
+
+
+def test_malformed_messages_are_ignored_and_never_raise_out_of_poll(tmp_path):
+    (tmp_path / "lines.txt").write_text("\n".join(MALFORMED_LINES) + "\n")
+    job = script_job(tmp_path, f"""
+        sys.stdout.write(protocol.progress("fit", 0.25, "before"))
+        sys.stdout.write(open({str(tmp_path / "lines.txt")!r}).read())
+        sys.stdout.write(protocol.progress("fit", 0.5, "after"))
+        sys.stdout.write(protocol.result("/tmp/x/result.json"))
+    """)
+    seen = []
+    state = job.wait(lambda s: seen.append((s.stage, s.fraction, s.message)), interval=0.01)
+    assert state.status == runner.DONE and state.result_path == "/tmp/x/result.json"
+    assert {entry[:2] for entry in seen} <= {("starting", 0.0), ("fit", 0.25), ("fit", 0.5), ("fit", 1.0)}
+    assert state.bad_lines == len(MALFORMED_LINES)
+
+
+def test_a_silent_worker_is_stopped_by_the_watchdog(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "INACTIVITY_TIMEOUT_S", 0.5)
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.3, "working")); sys.stdout.flush()
+        time.sleep(60)
+    """)
+    start = time.monotonic()
+    state = job.wait(interval=0.01)
+    assert state.status == runner.FAILED
+    assert state.error == "The fitting process stopped responding (no message for 0.5 s), so it was stopped."
+    assert 0.5 <= time.monotonic() - start < 5.0
+    assert job.process.returncode == -9
+
+
+def test_output_that_is_not_a_message_is_no_sign_of_life(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "INACTIVITY_TIMEOUT_S", 0.5)
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.3, "working")); sys.stdout.flush()
+        while True:
+            print('{"type": "progress", "stage": "fit", "fraction": "more"}', flush=True)
+            time.sleep(0.02)
+    """)
+    state = job.wait(interval=0.01)
+    assert state.status == runner.FAILED and job.process.returncode == -9
+    assert state.error.startswith("The fitting process stopped responding (no message for 0.5 s)")
+    assert state.bad_lines > 5
+    assert f"Its output had {state.bad_lines} lines that are not protocol messages (the last: " in state.error
+    assert """"fraction": "more"}')""" in state.error
+
+
+def test_poll_does_not_wait_for_the_exit_after_the_final_message(tmp_path, monkeypatch):
+    """A worker that says it is done but does not exit: poll() stays quick, and the worker
+    is killed after EXIT_WAIT_S, its result standing."""
+    monkeypatch.setattr(runner, "EXIT_WAIT_S", 0.5)
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.result("/tmp/x/result.json")); sys.stdout.flush()
+        time.sleep(60)
+    """)
+    start, slowest = time.monotonic(), 0.0
+    while not job.state.finished and time.monotonic() - start < 10:
+        before = time.monotonic()
+        job.poll()
+        slowest = max(slowest, time.monotonic() - before)
+        time.sleep(0.01)
+    assert job.state.status == runner.DONE and job.state.result_path == "/tmp/x/result.json"
+    assert slowest < 0.2
+    assert job.process.returncode == -9
+
+
+def test_wait_stops_a_job_that_does_not_finish_in_time(tmp_path):
+    job = script_job(tmp_path, """
+        while True:
+            sys.stdout.write(protocol.progress("fit", 0.5, "still going")); sys.stdout.flush()
+            time.sleep(0.05)
+    """)
+    start = time.monotonic()
+    state = job.wait(interval=0.01, timeout=0.5)
+    assert state.status == runner.FAILED
+    assert state.error == "The fit did not finish within 0.5 s, so it was stopped."
+    assert time.monotonic() - start < 5.0 and job.process.returncode == -9
+
+
+def test_close_ends_a_running_job_at_once(tmp_path):
+    job = script_job(tmp_path, """
+        sys.stdout.write(protocol.progress("fit", 0.3, "working")); sys.stdout.flush()
+        time.sleep(60)
+    """)
+    while job.poll().stage != "fit":
+        time.sleep(0.01)
+    start = time.monotonic()
+    assert job.close().status == runner.CANCELLED
+    assert time.monotonic() - start < 2.0 and job.process.returncode == -9
+    assert job.poll().status == runner.CANCELLED and job.close().status == runner.CANCELLED
+
+
+def test_an_overlong_line_is_skipped_and_the_next_message_read(tmp_path):
+    job = script_job(tmp_path, """
+        sys.stdout.write("x" * 1_000_000 + "\\n")
+        sys.stdout.write('{"type": "error", "message": "' + "y" * 1_000_000 + '"}\\n')
+        sys.stdout.write(protocol.error("The real message."))
+        sys.exit(protocol.EXIT_ERROR)
+    """)
+    state = job.wait(interval=0.01)
+    assert state.status == runner.FAILED and state.error == "The real message."
+    assert state.bad_lines == 2 and state.last_bad_line == '{"type": "error", "message": "' + "y" * 50
+
+
+def test_the_worker_repeats_its_progress_while_busy_and_nothing_after_its_end(tmp_path, monkeypatch):
+    """The heartbeat: a stage that sends nothing for longer than the watchdog allows
+    keeps the job alive, and the worker sends nothing after its final message."""
+    script = tmp_path / "busy_worker.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from smplx_capture_addon.worker import cli, protocol
+
+        channel = cli._Channel(heartbeat_s=0.1)
+        channel.send(protocol.progress("fit", 0.5, "a long stage"))
+        time.sleep(float(sys.argv[1]))  # the stage sends nothing itself
+        channel.send(protocol.result("/tmp/x/result.json"))
+        time.sleep(0.3)
+    """))
+    monkeypatch.setattr(protocol, "INACTIVITY_TIMEOUT_S", 1.0)
+    job = WorkerJob([sys.executable, str(script), "2.0"], runner.worker_environment())
+    assert job.wait(interval=0.01).status == runner.DONE, job.state.error
+
+    done = subprocess.run([sys.executable, str(script), "0.6"], capture_output=True, text=True, timeout=30,
+                          env=runner.worker_environment())  # fmt: skip
+    messages = [protocol.decode(line) for line in done.stdout.splitlines()]
+    assert len(messages) > 4 and messages[-1].type == "result"
+    assert {(m.type, m.get("stage"), m.get("fraction"), m.get("message")) for m in messages[:-1]} == {
+        ("progress", "fit", 0.5, "a long stage")
+    }
 
 
 def test_a_python_that_does_not_exist_fails_clearly():
