@@ -3,11 +3,14 @@
 The Fit operator has two paths. `invoke` (a click in Blender) starts the worker and
 follows it from a timer in a modal handler, so Blender stays responsive. `execute`
 (scripts, and the bpy module, which has no event loop to run timers) blocks until the
-worker ends. Both end in `fit_job.finish_fit`, which builds only after success.
+worker ends. Both end in `fit_job.finish_fit`, which builds only after success, and
+whatever ends a job (its end, an error, Blender cancelling the operator) leaves no
+timer, no worker and no active job behind: Fit is available again.
 """
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +39,10 @@ POLL_INTERVAL_S = 0.1
 
 
 def cancel_running() -> None:
-    """Stop a fit in progress (the add-on is being disabled)."""
+    """Stop a fit in progress (the add-on is being disabled: nothing will follow it)."""
     running = _ACTIVE.pop("job", None)
     if running is not None:
-        running.job.cancel()
+        running.job.close()
 
 
 _PERSON_KINDS = {"LARGEST": FIRST, "NUMBER": NUMBER, "BOX": BOX, "ALL": EVERYONE}  # panel -> request
@@ -131,34 +134,61 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         running = self._start(context)
         if running is None:
             return {"CANCELLED"}
-        state = running.job.wait(lambda s: show_state(context.window_manager, s), POLL_INTERVAL_S)
-        return self._finish(context, running, state)
+        try:
+            state = running.job.wait(lambda s: show_state(context.window_manager, s), POLL_INTERVAL_S)
+            return self._finish(context, running, state)
+        finally:
+            self._end(context, running)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         running = self._start(context)
         if running is None:
             return {"CANCELLED"}
+        self._running, self._timer = running, None
         _ACTIVE["job"] = running
-        show_state(context.window_manager, running.job.state)
-        self._timer = context.window_manager.event_timer_add(POLL_INTERVAL_S, window=context.window)
-        context.window_manager.modal_handler_add(self)
+        try:
+            show_state(context.window_manager, running.job.state)
+            self._timer = context.window_manager.event_timer_add(POLL_INTERVAL_S, window=context.window)
+            context.window_manager.modal_handler_add(self)
+        except BaseException:
+            self._end(context, running)
+            raise
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        running = _ACTIVE.get("job")
-        if running is None:  # the add-on was disabled meanwhile (and the job cancelled)
-            context.window_manager.event_timer_remove(self._timer)
-            return {"CANCELLED"}
-        state = running.job.poll()
-        show_state(context.window_manager, state)
-        _redraw(context)
-        if not state.finished:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        del _ACTIVE["job"]
-        return self._finish(context, running, state)
+        running = self._running
+        ended = True  # unless the job is seen still running: whatever happens below, clean up
+        try:
+            if _ACTIVE.get("job") is not running:  # the add-on was disabled meanwhile (the job ended there)
+                return {"CANCELLED"}
+            state = running.job.poll()
+            show_state(context.window_manager, state)
+            _redraw(context)
+            ended = state.finished
+            return self._finish(context, running, state) if ended else {"PASS_THROUGH"}
+        except Exception as error:  # a bug: a message in the panel, the traceback for a report
+            traceback.print_exc()
+            return self._fail(context, f"The fit stopped on an internal error ({type(error).__name__}: "
+                                       f"{error}); the system console has the details.")  # fmt: skip
+        finally:
+            if ended:
+                self._end(context, running)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator itself (a file is loaded, Blender quits)."""
+        self._end(context, self._running)
+
+    def _end(self, context: bpy.types.Context, running: _Running) -> None:
+        """However the job ended: its worker gone, no active job, Fit available, no timer."""
+        if _ACTIVE.get("job") is running:
+            del _ACTIVE["job"]
+        running.job.close()
+        context.window_manager.smplx_capture_job.running = False
+        timer, self._timer = getattr(self, "_timer", None), None
+        if timer is not None:
+            context.window_manager.event_timer_remove(timer)
 
     def _finish(self, context: bpy.types.Context, running: _Running, state: JobState) -> set[str]:
         if state.status == CANCELLED:
