@@ -252,16 +252,14 @@ def _read_pickle(path: Path) -> dict:
 
 
 def _as_array(path: Path, key: str, value) -> np.ndarray:
-    if isinstance(value, StandIn):
-        try:
-            array = value.array()
-        except (ValueError, TypeError, IndexError) as error:  # BadArray says what is wrong
-            what = error if isinstance(error, BadArray) else "a damaged array"
-            raise ModelFileError(f"{path}: key '{key}' holds {what}: download the file again.") from None
-        if array is None:
-            raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
-        return array
-    return np.asarray(value)
+    try:
+        array = value.array() if isinstance(value, StandIn) else np.asarray(value)
+    except (ValueError, TypeError, IndexError) as error:  # BadArray says what is wrong; else ragged lists
+        what = error if isinstance(error, BadArray) else "a damaged array"
+        raise ModelFileError(f"{path}: key '{key}' holds {what}: download the file again.") from None
+    if array is None:
+        raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
+    return array
 
 
 # --- checking --------------------------------------------------------------------

@@ -255,3 +255,16 @@ def test_other_bodies_of_the_smpl_family_are_named(tmp_path, body, joints, verti
 def test_a_bad_shape_space_dim_is_refused(tmp_path, value):
     message = _message(_write_npz(tmp_path / "m.npz", posedirs=None, shape_space_dim=value))
     assert "key 'shape_space_dim' must be a whole number from 1 to 20" in message
+
+
+@pytest.mark.parametrize("shape", ["ragged", "nested too deep"])
+def test_pickled_lists_that_make_no_array_are_refused(tmp_path, shape):
+    """np.asarray raised ValueError on these (inhomogeneous, or more than 64 dimensions)."""
+    value: list = [[1.0, 2.0, 3.0], [4.0]]
+    if shape == "nested too deep":
+        value = [0.0]
+        for _ in range(100):
+            value = [value]
+    path = tmp_path / "SMPLX_NEUTRAL.pkl"
+    path.write_bytes(pickle.dumps({"v_template": value}, protocol=2))
+    assert f"{path}: key 'v_template' holds a damaged array" in _message(path)
