@@ -108,18 +108,25 @@ def make_model_arrays(
 
 
 def write_model(
-    path: str | Path, layout: str = "2019", seed: int = 0, sparse_state: dict | None = None, **overrides
+    path: str | Path,
+    layout: str = "2019",
+    seed: int = 0,
+    sparse_state: dict | None = None,
+    num_vertices: int = SMPLX_NUM_VERTICES,
+    **overrides,
 ) -> Path:
     """Write a synthetic model file; `.npz` or `.pkl` by the suffix of `path`.
 
     layout "2019": 10 shape + 10 expression directions; "2020": 300 + 100.
+    `num_vertices` other than SMPL-X's makes a small file for quick tests (it then needs
+    `vertex_keypoint_ids` among the overrides to load).
     `overrides` replace or (with value None) remove keys before writing.
     A `.pkl` stores `shapedirs` as a chumpy object and `J_regressor` as a scipy.sparse
     CSC matrix, as the official pickles may: neither package is needed to write them.
     `sparse_state` replaces entries of that matrix's pickled state (a damaged file).
     """
     sizes = {"2019": (10, 10), "2020": (300, 100)}[layout]
-    arrays = make_model_arrays(*sizes, seed=seed)
+    arrays = make_model_arrays(*sizes, num_vertices=num_vertices, seed=seed)
     for key, value in overrides.items():
         if value is None:
             arrays.pop(key, None)
