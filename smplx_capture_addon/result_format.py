@@ -32,6 +32,10 @@ Conventions:
   camera space; a point (x, y, z) projects to (f x / z + cx, f y / z + cy) pixels.
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
+- Every field is checked on reading and on writing: its type, its size and a plausible
+  magnitude (the limits below POSE_SIZES). A bad one is a ResultFormatError that names
+  the file and the field (`people[0].transl[2]`); keys of other tools at the top level
+  are ignored, unknown keys inside are refused.
 
 Only the standard library and numpy (with the package's name tables and model reader):
 Blender's process, the worker and the solver all read it.
@@ -41,18 +45,30 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from .body_model.model_file import BodyModelData, load_model
 from .body_model.names import POSE_BLOCKS
 from .errors import CaptureError, ModelFileError
+from .json_fields import JsonFields, as_float, shown
 
 FORMAT = "smplx-capture-result"
 VERSION = 1
 
 # Every pose parameter's width in the file (hands as full 15 x 3 poses), and transl's.
 POSE_SIZES = {**{name: 3 * joints for name, joints in POSE_BLOCKS}, "transl": 3}
+
+# What a reader can do about a bad result file.
+_REMEDY = "Fit the photo again, or correct the file."
+# Plausible magnitudes. A focal length below 1/36 of the image width is a lens under 1 mm
+# on a 36 mm wide sensor (Blender's shortest, 174 degrees across); 30,000 widths is past
+# the longest lens EXIF can state (65,535 mm) at any aspect ratio.
+FOCAL_RANGE_IN_WIDTHS = (1 / 36, 30_000)
+MAX_IMAGE_SIDE_PX = 1_000_000
+MAX_TRANSLATION_M = 10_000.0  # a person 10 km away is not in a photo
+MAX_TURN_RAD = 8 * math.pi  # fits stay within a turn of rest; four turns is not a pose
+MAX_COEFFICIENT = 100.0  # shape and expression coefficients are in standard deviations
 
 
 class ResultFormatError(CaptureError):
@@ -160,12 +176,14 @@ def read_result(path: str | Path) -> FitResult:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ResultFormatError(f"Result file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    # ValueError: bad JSON, or an integer of over 4,300 digits; RecursionError: lists nested too deep
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ResultFormatError(f"{path}: not a readable result file ({error}).") from None
     return result_from_dict(raw, str(path))
 
 
 def result_from_dict(raw: dict, where: str = "result") -> FitResult:
+    """A result from its JSON form, every field checked (`where` names the file in messages)."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ResultFormatError(f"{where}: not an SMPL-X Capture result (no format '{FORMAT}').")
     if raw.get("version") != VERSION:
@@ -173,35 +191,87 @@ def result_from_dict(raw: dict, where: str = "result") -> FitResult:
             f"{where}: result version {raw.get('version')} is not supported (this version reads "
             f"{VERSION}); update the extension or fit again."
         )
-    try:
-        result = FitResult(
-            model=ModelIdentity(**raw["model"]),
-            image=ImageInfo(**raw["image"]),
-            camera=Camera(**raw["camera"]),
-            people=[PersonFit(**person) for person in raw["people"]],
-            keypoint_names=list(raw.get("keypoint_names", [])),
-            stages=[Stage(**stage) for stage in raw.get("stages", [])],
-            device=raw.get("device", "cpu"),
-            solver=dict(raw.get("solver", {})),
-        )
-    except (KeyError, TypeError) as error:
-        raise ResultFormatError(f"{where}: a required field is missing or unknown ({error}).") from None
+    check = JsonFields(where, ResultFormatError, _REMEDY)
+    raw = check.fields("the result", raw, _field_names(FitResult)[0], None)  # other tools' keys: ignored
+    people = check.array("people", raw["people"])
+    stages = check.array("stages", raw.get("stages", []))
+    result = FitResult(
+        model=_from_json(check, "model", raw["model"], ModelIdentity),
+        image=_from_json(check, "image", raw["image"], ImageInfo),
+        camera=_from_json(check, "camera", raw["camera"], Camera),
+        people=[_from_json(check, f"people[{k}]", person, PersonFit) for k, person in enumerate(people)],
+        keypoint_names=raw.get("keypoint_names", []),
+        stages=[_from_json(check, f"stages[{k}]", stage, Stage) for k, stage in enumerate(stages)],
+        device=raw.get("device", "cpu"),
+        solver=raw.get("solver", {}),
+    )
     _check(result, where)
     return result
 
 
+def _from_json(check: JsonFields, where: str, value: object, kind: type):
+    """Dataclass `kind` made from the JSON object `value`, which must give every field
+    without a default and no other."""
+    required, optional = _field_names(kind)
+    return kind(**check.fields(where, value, required, optional))
+
+
+def _field_names(kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields of dataclass `kind`: those without a default, and those with one."""
+    required = tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
+    return required, tuple(f.name for f in fields(kind) if f.name not in required)
+
+
 def _check(result: FitResult, where: str) -> None:
-    if not result.people:
+    """Every field of `result` of its type, size and a plausible magnitude."""
+    check = JsonFields(where, ResultFormatError, _REMEDY)
+    for name in ("kind", "file", "path", "sha256", "gender"):
+        check.text(f"model.{name}", getattr(result.model, name))
+    check.text("image.path", result.image.path)
+    width = check.whole("image.width", result.image.width, 1, MAX_IMAGE_SIDE_PX)
+    height = check.whole("image.height", result.image.height, 1, MAX_IMAGE_SIDE_PX)
+    low, high = (width * ratio for ratio in FOCAL_RANGE_IN_WIDTHS)
+    check.number("camera.focal_length_px", result.camera.focal_length_px, low, high)
+    centre = check.array("camera.principal_point_px", result.camera.principal_point_px, 2)
+    for axis, (value, size) in enumerate(zip(centre, (width, height), strict=True)):
+        check.number(f"camera.principal_point_px[{axis}]", value, -size, 2 * size)  # within an image of it
+    check.text("camera.source", result.camera.source)
+    if not check.array("people", result.people):
         raise ResultFormatError(f"{where}: the result holds no fitted person.")
-    if result.camera.focal_length_px <= 0 or len(result.camera.principal_point_px) != 2:
-        raise ResultFormatError(f"{where}: the camera is invalid.")
     for index, person in enumerate(result.people):
-        for name, size in POSE_SIZES.items():
-            values = getattr(person, name)
-            if len(values) != size:
-                raise ResultFormatError(
-                    f"{where}: person {index} '{name}' has {len(values)} values, expected {size}."
+        _check_person(check, f"people[{index}]", person)
+    for index, name in enumerate(check.array("keypoint_names", result.keypoint_names)):
+        check.text(f"keypoint_names[{index}]", name)
+    for index, stage in enumerate(check.array("stages", result.stages)):
+        check.text(f"stages[{index}].name", stage.name)
+        check.number(f"stages[{index}].seconds", stage.seconds, 0.0)
+    check.text("device", result.device)
+    check.mapping("solver", result.solver)
+
+
+def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
+    for name, size in POSE_SIZES.items():
+        if name == "transl":
+            check.numbers(f"{where}.transl", person.transl, size, -MAX_TRANSLATION_M, MAX_TRANSLATION_M)
+            continue
+        values = check.numbers(f"{where}.{name}", getattr(person, name), size)
+        for first in range(0, size, 3):
+            turn = math.hypot(*values[first : first + 3])
+            if turn > MAX_TURN_RAD:
+                raise check.fail(
+                    f"{where}.{name}[{first}:{first + 3}]",
+                    f"a turn of {turn:g} radians is not a pose (at most {MAX_TURN_RAD:g})",
                 )
-        numbers = [v for name in (*POSE_SIZES, "betas", "expression") for v in getattr(person, name)]
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
-            raise ResultFormatError(f"{where}: person {index} has non-finite parameters.")
+    for name in ("betas", "expression"):
+        values = check.array(f"{where}.{name}", getattr(person, name))
+        check.numbers(f"{where}.{name}", values, len(values), -MAX_COEFFICIENT, MAX_COEFFICIENT)
+    if person.box is not None:
+        check.numbers(f"{where}.box", person.box, 4)
+    for index, residual in enumerate(check.array(f"{where}.residuals_px", person.residuals_px)):
+        if residual is not None:
+            check.numbers(f"{where}.residuals_px[{index}]", residual, 2)
+    for index, loss in enumerate(check.array(f"{where}.loss_per_stage", person.loss_per_stage)):
+        if as_float(loss) is None:  # a diverged stage may have left an infinite loss: kept as a record
+            raise check.fail(f"{where}.loss_per_stage[{index}]", f"must be a number, found {shown(loss)}")
+    if not isinstance(person.converged, bool):
+        raise check.fail(f"{where}.converged", f"must be true or false, found {shown(person.converged)}")

@@ -23,8 +23,10 @@ arrays and stand-ins for chumpy and scipy.sparse objects, never running other co
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .names import JOINT_PARENTS, NUM_JOINTS, VERTEX_KEYPOINT_NAMES
-from .safe_pickle import RefusedPickle, StandIn, unpickle_arrays
+from .safe_pickle import MAX_ARRAY_ELEMENTS, BadArray, RefusedPickle, StandIn, unpickle_arrays
 
 GENDERS = ("neutral", "male", "female")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -49,6 +51,12 @@ SMPLX_VERTEX_KEYPOINT_IDS = (
     8079, 7669, 7794, 7905, 8022,  # right thumb, index, middle, ring, pinky tips
 )  # fmt: skip
 SMPLX_SHAPE_SPACE_DIM = 300  # 2020 files: expression directions start at column 300
+
+# The other bodies of the SMPL family, by (joints, vertices): their files share keys with
+# SMPL-X's, so naming the body tells the user more than naming a key it lacks.
+OTHER_BODY_MODELS = {
+    (24, 6890): "an SMPL", (52, 6890): "an SMPL+H", (16, 778): "a MANO", (5, 5023): "a FLAME",
+}  # fmt: skip
 
 REQUIRED_KEYS = (
     "v_template", "f", "weights", "J_regressor", "kintree_table", "shapedirs",
@@ -193,12 +201,34 @@ def _read_npz(path: Path) -> dict:
         archive = np.load(path, allow_pickle=False)
         # Read only what we use: other members (such as pickled dicts) are never touched.
         wanted = [k for k in archive.files if k in _KNOWN_KEYS]
+        for key in wanted:
+            if _npz_member_size(archive, key) > MAX_ARRAY_ELEMENTS:
+                raise ModelFileError(
+                    f"{path}: key '{key}' claims more values than any body model holds: the file is "
+                    "damaged; download the model file again."
+                )
         return {key: archive[key] for key in wanted}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
         raise ModelFileError(
             f"{path}: the archive is corrupt or truncated ({type(error).__name__}): download "
             "the model file again."
         ) from None
+
+
+def _npz_member_size(archive, key: str) -> int:
+    """How many values member `key` of an open .npz claims, read from its header alone
+    (a damaged or hostile header may claim terabytes). Raises ValueError when unreadable."""
+    name = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+    formats = np.lib.format
+    with archive.zip.open(name) as member:
+        version = formats.read_magic(member)
+        read_header = {(1, 0): formats.read_array_header_1_0, (2, 0): formats.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"unknown .npy version {version}")
+        shape = read_header[version](member)[0]
+    if any(size < 0 for size in shape):
+        raise ValueError(f"negative shape {shape}")
+    return math.prod(shape)
 
 
 def _read_pickle(path: Path) -> dict:
@@ -222,12 +252,14 @@ def _read_pickle(path: Path) -> dict:
 
 
 def _as_array(path: Path, key: str, value) -> np.ndarray:
-    if isinstance(value, StandIn):
-        array = value.array()
-        if array is None:
-            raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
-        return array
-    return np.asarray(value)
+    try:
+        array = value.array() if isinstance(value, StandIn) else np.asarray(value)
+    except (ValueError, TypeError, IndexError) as error:  # BadArray says what is wrong; else ragged lists
+        what = error if isinstance(error, BadArray) else "a damaged array"
+        raise ModelFileError(f"{path}: key '{key}' holds {what}: download the file again.") from None
+    if array is None:
+        raise ModelFileError(f"{path}: key '{key}' holds an object that is not plain data.")
+    return array
 
 
 # --- checking --------------------------------------------------------------------
@@ -240,6 +272,7 @@ _KNOWN_KEYS = frozenset(REQUIRED_KEYS + _OPTIONAL_KEYS)
 
 
 def _to_model_data(path: Path, raw: dict) -> BodyModelData:
+    _refuse_other_body_models(path, raw)
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
         raise ModelFileError(
@@ -247,8 +280,10 @@ def _to_model_data(path: Path, raw: dict) -> BodyModelData:
             "SMPL-X model file (use the SMPL-X download's SMPLX_*.npz or .pkl)."
         )
     check = _ShapeChecker(path, raw)
+    if (vertices := _vertex_count(raw)) is not None:
+        check.sizes["V"] = vertices
     v_template = check.array("v_template", ("V", 3), np.float32)
-    faces = check.array("f", ("F", 3), np.int64)
+    faces = check.indices("f", ("F", 3), "V", "vertices")
     kintree = check.array("kintree_table", (2, "J"), np.int64)
     parents = kintree[0].copy()
     parents[0] = -1  # the root is stored as -1 or as 2**32 - 1
@@ -260,16 +295,14 @@ def _to_model_data(path: Path, raw: dict) -> BodyModelData:
     weights = check.array("weights", ("V", "J"), np.float32)
     j_regressor = check.array("J_regressor", ("J", "V"), np.float32)
     dirs = check.array("shapedirs", ("V", 3, "D"), np.float32)
-    if int(faces.min()) < 0 or int(faces.max()) >= check.sizes["V"]:
-        raise ModelFileError(f"{path}: key 'f' indexes vertices that do not exist.")
-    shape_dim = _shape_space_dim(raw, check.sizes["D"])
+    shape_dim = _shape_space_dim(path, raw, check.sizes["D"])
     posedirs = None
     if "posedirs" in raw:
         posedirs = check.array("posedirs", ("V", 3, 9 * (NUM_JOINTS - 1)), np.float32)
     vertex_kp = _vertex_keypoint_ids(path, raw, check)
     contour_faces = contour_bary = None
     if "dynamic_lmk_faces_idx" in raw and "dynamic_lmk_bary_coords" in raw:
-        contour_faces = check.array("dynamic_lmk_faces_idx", (79, 17), np.int64)
+        contour_faces = check.indices("dynamic_lmk_faces_idx", (79, 17), "F", "faces")
         contour_bary = check.array("dynamic_lmk_bary_coords", (79, 17, 3), np.float32)
     return BodyModelData(
         path=str(path),
@@ -289,7 +322,7 @@ def _to_model_data(path: Path, raw: dict) -> BodyModelData:
         hand_mean_left=check.array("hands_meanl", (45,), np.float32),
         hand_mean_right=check.array("hands_meanr", (45,), np.float32),
         vertex_keypoint_ids=vertex_kp,
-        landmark_faces=check.array("lmk_faces_idx", (51,), np.int64),
+        landmark_faces=check.indices("lmk_faces_idx", (51,), "F", "faces"),
         landmark_bary=check.array("lmk_bary_coords", (51, 3), np.float32),
         contour_faces=contour_faces,
         contour_bary=contour_bary,
@@ -297,6 +330,37 @@ def _to_model_data(path: Path, raw: dict) -> BodyModelData:
         expression_names=_names(raw.get("expression_names")),
         attribution=_text(raw.get("attribution"), ""),
     )
+
+
+def _refuse_other_body_models(path: Path, raw: dict) -> None:
+    """Name the body when the file holds SMPL, SMPL+H, MANO or FLAME instead of SMPL-X."""
+    joints = _axis(raw, "kintree_table", 1) or _axis(raw, "weights", 1) or _axis(raw, "J_regressor", 0)
+    vertices = _axis(raw, "v_template", 0)
+    body = OTHER_BODY_MODELS.get((joints, vertices))
+    if body:
+        raise ModelFileError(
+            f"{path}: this is {body} file, not SMPL-X: it has {joints} joints and {vertices:,} vertices, "
+            f"where SMPL-X has {NUM_JOINTS} and {SMPLX_NUM_VERTICES:,}. Use the SMPL-X download's "
+            "SMPLX_*.npz or .pkl (https://smpl-x.is.tue.mpg.de)."
+        )
+
+
+def _vertex_count(raw: dict) -> int | None:
+    """The vertex count most of the per-vertex arrays agree on, so that the one array
+    that disagrees is the one blamed (v_template's own, on a tie)."""
+    counts = [count for key, axis in _VERTEX_AXES if (count := _axis(raw, key, axis)) is not None]
+    tally = Counter(counts)
+    return next((count for count in counts if tally[count] == max(tally.values())), None)
+
+
+# Where each array keeps one entry per vertex, v_template first.
+_VERTEX_AXES = (("v_template", 0), ("weights", 0), ("shapedirs", 0), ("posedirs", 0), ("J_regressor", 1))
+
+
+def _axis(raw: dict, key: str, axis: int) -> int | None:
+    """The size of `axis` of array `key`, or None when it is absent or has no such axis."""
+    shape = np.shape(raw[key]) if key in raw else ()
+    return int(shape[axis]) if axis < len(shape) else None
 
 
 class _ShapeChecker:
@@ -323,10 +387,28 @@ class _ShapeChecker:
             raise ModelFileError(f"{self.path}: key '{key}' contains NaN or infinite values.")
         return np.ascontiguousarray(value, dtype=dtype)
 
+    def indices(self, key: str, pattern: tuple, size: str, what: str) -> np.ndarray:
+        """An index array (int64) whose every value picks one of the `size` `what` (an
+        index past them would crash the fit, a negative one pick the wrong one silently)."""
+        value = self.array(key, pattern, np.float64)
+        count = self.sizes[size]
+        if value.size and (not np.all(value == np.round(value)) or value.min() < 0 or value.max() >= count):
+            raise ModelFileError(
+                f"{self.path}: key '{key}' indexes {what} that do not exist (the file has {count}, "
+                f"numbered from 0): the file is damaged; download the model file again."
+            )
+        return value.astype(np.int64)
 
-def _shape_space_dim(raw: dict, num_dirs: int) -> int:
+
+def _shape_space_dim(path: Path, raw: dict, num_dirs: int) -> int:
     if "shape_space_dim" in raw:
-        return int(np.asarray(raw["shape_space_dim"]))
+        value = np.asarray(raw["shape_space_dim"])
+        if value.shape != () or value.dtype.kind not in "iu" or not 0 < value <= num_dirs:
+            raise ModelFileError(
+                f"{path}: key 'shape_space_dim' must be a whole number from 1 to {num_dirs} (the "
+                f"directions in 'shapedirs'), found {value!r}."
+            )
+        return int(value)
     if num_dirs > SMPLX_SHAPE_SPACE_DIM:
         return SMPLX_SHAPE_SPACE_DIM
     return num_dirs // 2  # the 2019 files: 10 shape + 10 expression
@@ -335,17 +417,13 @@ def _shape_space_dim(raw: dict, num_dirs: int) -> int:
 def _vertex_keypoint_ids(path: Path, raw: dict, check: _ShapeChecker) -> np.ndarray:
     count = len(VERTEX_KEYPOINT_NAMES)
     if "vertex_keypoint_ids" in raw:
-        ids = check.array("vertex_keypoint_ids", (count,), np.int64)
-    elif check.sizes["V"] == SMPLX_NUM_VERTICES:
-        ids = np.array(SMPLX_VERTEX_KEYPOINT_IDS, dtype=np.int64)
-    else:
-        raise ModelFileError(
-            f"{path}: {check.sizes['V']} vertices is not the SMPL-X mesh, and the file has no "
-            "'vertex_keypoint_ids' to say where the nose, toes and finger tips are."
-        )
-    if int(ids.min()) < 0 or int(ids.max()) >= check.sizes["V"]:
-        raise ModelFileError(f"{path}: 'vertex_keypoint_ids' index vertices that do not exist.")
-    return ids
+        return check.indices("vertex_keypoint_ids", (count,), "V", "vertices")
+    if check.sizes["V"] == SMPLX_NUM_VERTICES:
+        return np.array(SMPLX_VERTEX_KEYPOINT_IDS, dtype=np.int64)
+    raise ModelFileError(
+        f"{path}: {check.sizes['V']} vertices is not the SMPL-X mesh, and the file has no "
+        "'vertex_keypoint_ids' to say where the nose, toes and finger tips are."
+    )
 
 
 def _text(value, default: str) -> str:

@@ -27,7 +27,8 @@ class StandIn:
 
     def array(self) -> np.ndarray | None:
         """The array the object stood for (a chumpy value, a scipy.sparse csc or csr
-        matrix made dense), or None when its state is not one of those."""
+        matrix made dense), or None when its state is not one of those. Raises BadArray
+        for a sparse matrix that does not make sense."""
         if "x" in self.state:  # chumpy Ch: the value is its `x`
             return np.asarray(self.state["x"])
         if {"data", "indices", "indptr"} <= self.state.keys():
@@ -53,6 +54,16 @@ def _numpy_global(name: str):
 
 class RefusedPickle(pickle.UnpicklingError):
     """The pickle names code, not data."""
+
+
+class BadArray(ValueError):
+    """A stand-in's state does not make a sensible array (a sparse matrix with a negative
+    or a huge shape, or indices outside it)."""
+
+
+# 800 MB as float64: past any body model array (SMPL-X's largest, posedirs, has 15 million
+# values), so a file claiming more is damaged and is refused before anything is allocated.
+MAX_ARRAY_ELEMENTS = 100_000_000
 
 
 def unpickle_arrays(handle: BinaryIO) -> object:
@@ -90,14 +101,54 @@ def _reconstruct_stand_in(cls, base, state):
 
 
 def _dense_from_sparse(state: dict) -> np.ndarray:
-    shape = tuple(state.get("_shape") or state.get("shape"))
-    fmt = state.get("format") or ("csr" if shape[0] + 1 == len(state["indptr"]) else "csc")
-    dense = np.zeros(shape, dtype=np.asarray(state["data"]).dtype)
     indptr, indices, data = (np.asarray(state[k]) for k in ("indptr", "indices", "data"))
-    for outer in range(len(indptr) - 1):
-        span = slice(indptr[outer], indptr[outer + 1])
+    shape = _sparse_shape(next((state[k] for k in ("_shape", "shape") if state.get(k) is not None), None))
+    fmt = state.get("format") or ("csr" if indptr.shape == (shape[0] + 1,) else "csc")
+    if fmt not in ("csr", "csc"):
+        raise BadArray(f"a sparse matrix in the {fmt!r} format; only csr and csc are read")
+    outer, inner = shape if fmt == "csr" else shape[::-1]
+    _check_sparse_structure(indptr, indices, data, outer, inner, "columns" if fmt == "csr" else "rows")
+    dense = np.zeros(shape, dtype=data.dtype)
+    for row in range(outer):
+        span = slice(indptr[row], indptr[row + 1])
         if fmt == "csr":
-            dense[outer, indices[span]] = data[span]
+            dense[row, indices[span]] = data[span]
         else:
-            dense[indices[span], outer] = data[span]
+            dense[indices[span], row] = data[span]
     return dense
+
+
+def _sparse_shape(shape: object) -> tuple[int, int]:
+    """The (rows, columns) a sparse matrix claims, refused before anything is allocated
+    when they are not two sizes or would make a dense array past MAX_ARRAY_ELEMENTS."""
+    if (
+        not isinstance(shape, tuple | list)
+        or len(shape) != 2
+        or not all(isinstance(size, int | np.integer) and size >= 0 for size in shape)
+    ):
+        raise BadArray(f"a sparse matrix with the shape {shape!r}, not two whole numbers of zero or more")
+    rows, columns = int(shape[0]), int(shape[1])
+    if rows * columns > MAX_ARRAY_ELEMENTS:
+        raise BadArray(f"a sparse matrix of {rows} x {columns}, larger than any model array")
+    return rows, columns
+
+
+def _check_sparse_structure(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, outer: int, inner: int, inner_name: str
+) -> None:
+    """indptr: outer + 1 offsets rising from 0 to the number of values; indices: one per
+    value, each inside the matrix (a negative one would silently count from the end)."""
+    if (
+        indptr.shape != (outer + 1,)
+        or indices.shape != data.shape
+        or indices.ndim != 1
+        or indptr.dtype.kind not in "iu"
+        or indices.dtype.kind not in "iu"
+        or data.dtype.kind not in "biuf"
+        or indptr[0] != 0
+        or indptr[-1] != len(indices)
+        or np.any(np.diff(indptr) < 0)
+    ):
+        raise BadArray("a sparse matrix whose index arrays do not fit together")
+    if len(indices) and (indices.min() < 0 or indices.max() >= inner):
+        raise BadArray(f"a sparse matrix with indices outside its {inner} {inner_name}")

@@ -107,16 +107,26 @@ def make_model_arrays(
     }
 
 
-def write_model(path: str | Path, layout: str = "2019", seed: int = 0, **overrides) -> Path:
+def write_model(
+    path: str | Path,
+    layout: str = "2019",
+    seed: int = 0,
+    sparse_state: dict | None = None,
+    num_vertices: int = SMPLX_NUM_VERTICES,
+    **overrides,
+) -> Path:
     """Write a synthetic model file; `.npz` or `.pkl` by the suffix of `path`.
 
     layout "2019": 10 shape + 10 expression directions; "2020": 300 + 100.
+    `num_vertices` other than SMPL-X's makes a small file for quick tests (it then needs
+    `vertex_keypoint_ids` among the overrides to load).
     `overrides` replace or (with value None) remove keys before writing.
     A `.pkl` stores `shapedirs` as a chumpy object and `J_regressor` as a scipy.sparse
     CSC matrix, as the official pickles may: neither package is needed to write them.
+    `sparse_state` replaces entries of that matrix's pickled state (a damaged file).
     """
     sizes = {"2019": (10, 10), "2020": (300, 100)}[layout]
-    arrays = make_model_arrays(*sizes, seed=seed)
+    arrays = make_model_arrays(*sizes, num_vertices=num_vertices, seed=seed)
     for key, value in overrides.items():
         if value is None:
             arrays.pop(key, None)
@@ -128,11 +138,11 @@ def write_model(path: str | Path, layout: str = "2019", seed: int = 0, **overrid
         np.savez(path, **arrays)
     else:
         with open(path, "wb") as handle:
-            _dump_pickle(arrays, handle)
+            _dump_pickle(arrays, handle, sparse_state or {})
     return path
 
 
-def _with_foreign_objects(arrays: dict, fake_modules: dict) -> dict:
+def _with_foreign_objects(arrays: dict, fake_modules: dict, sparse_state: dict) -> dict:
     """Wrap arrays as chumpy / scipy.sparse lookalikes that pickle under those modules."""
     out = dict(arrays)
     if "shapedirs" in out:
@@ -142,7 +152,7 @@ def _with_foreign_objects(arrays: dict, fake_modules: dict) -> dict:
         rows, cols = np.nonzero(dense.T)  # CSC: column-major
         indptr = np.searchsorted(rows, np.arange(dense.shape[1] + 1))
         state = {"data": dense.T[rows, cols], "indices": cols, "indptr": indptr, "_shape": dense.shape,
-                 "format": "csc", "maxprint": 50}  # fmt: skip
+                 "format": "csc", "maxprint": 50, **sparse_state}  # fmt: skip
         out["J_regressor"] = _foreign(fake_modules, "scipy.sparse._csc", "csc_matrix", state)
     return out
 
@@ -159,9 +169,9 @@ def _foreign(fake_modules: dict, module_name: str, class_name: str, state: dict)
     return obj
 
 
-def _dump_pickle(arrays: dict, handle) -> None:
+def _dump_pickle(arrays: dict, handle, sparse_state: dict) -> None:
     fake_modules: dict[str, types.ModuleType] = {}
-    data = _with_foreign_objects(arrays, fake_modules)
+    data = _with_foreign_objects(arrays, fake_modules, sparse_state)
     saved = {name: sys.modules.get(name) for name in fake_modules}
     sys.modules.update(fake_modules)  # only while dumping: pickle looks the classes up
     try:

@@ -29,10 +29,12 @@ Each key of ``keypoints`` is a layout of :mod:`.layouts`, which says what its po
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
+from ..json_fields import JsonFields, as_float, shown
 from .errors import KeypointFileError
 from .layouts import LAYOUTS
 from .people import Detections, Person, body_keypoints, box_of_points
@@ -144,37 +146,49 @@ def _from_project_document(path: str | Path, document: dict) -> Detections:
             f"{path}: keypoint file version {document.get('version')}; this add-on reads version "
             f"{FORMAT_VERSION}. Run the detection again with this version."
         )
-    image = document.get("image", {})
-    size = (int(image["width"]), int(image["height"])) if image.get("width") and image.get("height") else None
-    people = []
-    for person in document.get("people", []):
-        sets = {name: _points(path, name, rows) for name, rows in person.get("keypoints", {}).items()}
-        people.append(
-            Person(
-                box=tuple(float(v) for v in person["box"]), keypoint_sets=sets, score=person.get("score", 0.0)
-            )
-        )
+    check = _checks(path)
+    image = check.mapping("image", document.get("image", {}))
+    people = check.array("people", document.get("people", []))
+    focal = image.get("focal_length_px")
     return Detections(
-        image_path=str(image.get("path", "")),
-        image_size=size,
-        people=people,
-        detector=str(document.get("detector", "")),
-        focal_length_px=image.get("focal_length_px"),
+        image_path=_optional_text(check, "image.path", image.get("path")),
+        image_size=_image_size(check, "image", image),
+        people=[_project_person(check, f"people[{index}]", person) for index, person in enumerate(people)],
+        detector=_optional_text(check, "detector", document.get("detector")),
+        focal_length_px=None if focal is None else check.number("image.focal_length_px", focal, 1.0),
+    )
+
+
+def _project_person(check: JsonFields, where: str, person: object) -> Person:
+    person = check.mapping(where, person)
+    if "box" not in person:
+        raise check.fail(where, "the field 'box' ([x0, y0, x1, y1] in pixels) is missing")
+    sets = {}
+    for name, rows in check.mapping(f"{where}.keypoints", person.get("keypoints", {})).items():
+        set_where = f"{where}.keypoints.{name}"
+        sets[name] = _points(check, set_where, name, _rows(check, set_where, rows))
+    return Person(
+        box=_box(check, f"{where}.box", person["box"]),
+        keypoint_sets=sets,
+        score=check.number(f"{where}.score", person.get("score", 0.0), 0.0, 1.0),
     )
 
 
 def _from_openpose_document(
     path: str | Path, document: dict, image_size: tuple[int, int] | None
 ) -> Detections:
+    check = _checks(path)
     people = []
-    for entry in document["people"]:
+    for index, entry in enumerate(check.array("people", document["people"])):
+        where = f"people[{index}]"
+        entry = check.mapping(where, entry)
         sets = {}
         for key, set_name in _OPENPOSE_SETS.items():
-            values = entry.get(key) or []
+            values = entry.get(key) or []  # absent, null or empty: not detected
             if values:
-                sets[set_name] = _points(path, set_name, np.asarray(values, dtype=np.float64).reshape(-1, 3))
+                sets[set_name] = _points(check, f"{where}.{key}", set_name, values)
         if "openpose_body_25" not in sets:
-            raise KeypointFileError(f"{path}: a person has no pose_keypoints_2d; OpenPose BODY_25 is needed.")
+            raise check.fail(where, "the person has no pose_keypoints_2d; OpenPose BODY_25 is needed")
         people.append(_person_from_sets(sets))
     return Detections(str(path), image_size, people, detector="OpenPose JSON")
 
@@ -192,30 +206,46 @@ def _from_coco_document(
     """COCO-WholeBody annotations ({"images", "annotations"} with the parts in separate
     fields), COCO results (a list with 133 x 3 flat "keypoints") or MMPose predictions
     (a list with "keypoints" [[x, y], ...] and "keypoint_scores")."""
-    entries = document["annotations"] if isinstance(document, dict) else document
-    image_path = str(path)
-    if isinstance(document, dict) and document.get("images"):
-        first = document["images"][0]
-        image_path = first.get("file_name", image_path)
-        image_size = image_size or (int(first["width"]), int(first["height"]))
-    people = [_person_from_sets({"coco_wholebody_133": _coco_points(path, entry)}) for entry in entries]
+    check = _checks(path)
+    image_path, entries, prefix = str(path), document, ""
+    if isinstance(document, dict):
+        entries, prefix = check.array("annotations", document["annotations"]), "annotations"
+        images = check.array("images", document.get("images") or [])
+        if images:
+            first = check.mapping("images[0]", images[0])
+            image_path = _optional_text(check, "images[0].file_name", first.get("file_name")) or image_path
+            image_size = image_size or _coco_image_size(check, first)
+    people = []
+    for index, entry in enumerate(entries):
+        where = f"{prefix}[{index}]"
+        points = _coco_points(check, where, check.mapping(where, entry))
+        people.append(_person_from_sets({"coco_wholebody_133": points}))
     return Detections(image_path, image_size, people, detector="COCO-WholeBody JSON")
 
 
-def _coco_points(path: str | Path, entry: dict) -> np.ndarray:
+def _coco_image_size(check: JsonFields, image: dict) -> tuple[int, int]:
+    for side in ("width", "height"):
+        if image.get(side) is None:
+            raise check.fail(
+                "images[0]", f"the image's '{side}' is missing: add its width and height, or give the photo "
+                "too (--image PHOTO)"
+            )
+    return _image_size(check, "images[0]", image)
+
+
+def _coco_points(check: JsonFields, where: str, entry: dict) -> np.ndarray:
     if "keypoint_scores" in entry:  # MMPose: positions and scores apart
-        xy = np.asarray(entry["keypoints"], dtype=np.float64).reshape(-1, 2)
-        return _points(path, "coco_wholebody_133", np.column_stack([xy, entry["keypoint_scores"]]))
+        xy = _rows(check, f"{where}.keypoints", entry.get("keypoints"), _AXES[:2])
+        scores = check.array(f"{where}.keypoint_scores", entry["keypoint_scores"], len(xy) // 2)
+        values = [value for k, score in enumerate(scores) for value in (xy[2 * k], xy[2 * k + 1], score)]
+        return _points(check, where, "coco_wholebody_133", values, _SCORE)
     if "foot_kpts" in entry:  # annotation: visibility flag 0 (unlabelled), 1, 2
-        parts = [
-            np.asarray(entry.get(part) or [0.0] * 3 * count, dtype=np.float64) for part, count in _COCO_PARTS
-        ]
-        rows = np.concatenate(parts).reshape(-1, 3)
-        rows[:, 2] = rows[:, 2] > 0
-        return _points(path, "coco_wholebody_133", rows)
-    return _points(
-        path, "coco_wholebody_133", np.asarray(entry["keypoints"], dtype=np.float64).reshape(-1, 3)
-    )
+        values = []
+        for part, count in _COCO_PARTS:
+            given = entry.get(part) or [0.0] * 3 * count  # absent, null or empty: unlabelled
+            values += check.array(f"{where}.{part}", given, 3 * count)
+        return _points(check, where, "coco_wholebody_133", values, _FLAG)
+    return _points(check, f"{where}.keypoints", "coco_wholebody_133", entry.get("keypoints"), _SCORE)
 
 
 def _person_from_sets(sets: dict[str, np.ndarray]) -> Person:
@@ -227,18 +257,104 @@ def _person_from_sets(sets: dict[str, np.ndarray]) -> Person:
     return Person(box=tuple(float(v) for v in box), keypoint_sets=sets)
 
 
-def _points(path: str | Path, set_name: str, rows: object) -> np.ndarray:
-    """Validated (n, 3) float array for a set of a known layout."""
+# --- checking what a file holds ------------------------------------------------------
+
+_REMEDY = "Correct the file, or write it again with the tool that made it."
+_MAX_PIXELS = 1e6  # no photo is a million pixels across: a coordinate or size beyond is damage
+_AXES = ("x", "y", "confidence")
+# What a file's third value of a point is: a confidence in [0, 1]; a detector's score,
+# which may run over 1 (RTMPose-based detectors such as RTMW and DWPose score a point by
+# its SimCC peak: mmpose issues 2755 and 3122) and is read as at most 1; or COCO's
+# visibility flag: 0 unlabelled, 1 labelled but hidden, 2 labelled and visible.
+_CONFIDENCE, _SCORE, _FLAG = "confidence", "score", "visibility flag"
+_MAX_SCORE = 2.0
+
+
+def _checks(path: str | Path) -> JsonFields:
+    return JsonFields(path, KeypointFileError, _REMEDY)
+
+
+def _points(
+    check: JsonFields, where: str, set_name: str, values: object, third: str = _CONFIDENCE
+) -> np.ndarray:
+    """The (n, 3) points of set `set_name` from `values`: x, y and the third value (see
+    `third`) of one point after another, every one checked."""
     if set_name not in LAYOUTS:
-        raise KeypointFileError(f"{path}: unknown keypoint set '{set_name}'. Known: {', '.join(LAYOUTS)}.")
-    points = np.asarray(rows, dtype=np.float64)
-    expected = LAYOUTS[set_name].size
-    if points.shape != (expected, 3) or not np.isfinite(points).all():
-        raise KeypointFileError(
-            f"{path}: set '{set_name}' must hold {expected} finite (x, y, confidence) rows, found shape "
-            f"{points.shape}. The file is damaged or of another layout."
-        )
+        raise check.fail(where, f"unknown keypoint set '{set_name}'. Known: {', '.join(LAYOUTS)}")
+    size = LAYOUTS[set_name].size
+    values = check.array(where, values)
+    if len(values) != 3 * size:
+        raise check.fail(
+            where, f"set '{set_name}' must hold {size} points of x, y and {third} ({3 * size} values), "
+            f"found {len(values)} values; the file is damaged or of another layout"
+        )  # fmt: skip
+    numbers = [as_float(value) for value in values]
+    for index, number in enumerate(numbers):
+        if number is None:
+            problem = f"{_AXES[index % 3]} must be a number, found {shown(values[index])}"
+            raise check.fail(_point_where(where, set_name, index // 3), problem)
+    points = np.array(numbers, dtype=np.float64).reshape(size, 3)
+    for index, point in enumerate(points):
+        problem = _point_problem(point, third)
+        if problem:
+            raise check.fail(_point_where(where, set_name, index), problem)
+    if third == _FLAG:
+        points[:, 2] = points[:, 2] > 0
+    elif third == _SCORE:
+        points[:, 2] = np.minimum(points[:, 2], 1.0)
     return points
+
+
+def _point_problem(point: np.ndarray, third: str) -> str | None:
+    """What is wrong with one (x, y, third value) point, or None."""
+    for axis, value in zip(("x", "y", third), point, strict=True):
+        if not math.isfinite(value):
+            return f"{axis} is {shown(float(value))}, not a finite number"
+    for axis, value in zip("xy", point[:2], strict=True):
+        if abs(value) > _MAX_PIXELS:
+            return f"{axis} = {value:g} pixels lies beyond any photo"
+    value = point[2]
+    if third == _FLAG:
+        return None if value in (0.0, 1.0, 2.0) else f"the visibility flag {value:g} is not 0, 1 or 2"
+    high = _MAX_SCORE if third == _SCORE else 1.0
+    return None if 0.0 <= value <= high else f"the {third} {value:g} is outside [0, {high:g}]"
+
+
+def _point_where(where: str, set_name: str, index: int) -> str:
+    """`where` with the point named: its number in the layout and what it stands for."""
+    names = [name for point, name, _ in LAYOUTS[set_name].mapping if point == index]
+    return f"{where}, point {index}" + (f" ({names[0]})" if names else "")
+
+
+def _rows(check: JsonFields, where: str, rows: object, axes: tuple[str, ...] = _AXES) -> list:
+    """The values of `rows`, a list of [x, y, confidence] (or `axes`) lists, one after another."""
+    values = []
+    for index, row in enumerate(check.array(where, rows)):
+        if not isinstance(row, list) or len(row) != len(axes):
+            raise check.fail(f"{where}[{index}]", f"must be [{', '.join(axes)}], found {shown(row)}")
+        values += row
+    return values
+
+
+def _box(check: JsonFields, where: str, value: object) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = check.numbers(where, value, 4, -_MAX_PIXELS, _MAX_PIXELS)
+    if x1 < x0 or y1 < y0:
+        raise check.fail(where, f"[x0, y0, x1, y1] must have x0 <= x1 and y0 <= y1, found {[x0, y0, x1, y1]}")
+    return x0, y0, x1, y1
+
+
+def _image_size(check: JsonFields, where: str, image: dict) -> tuple[int, int] | None:
+    """(width, height) in pixels, or None when the file gives neither."""
+    if image.get("width") is None and image.get("height") is None:
+        return None
+    return (
+        check.whole(f"{where}.width", image.get("width"), 1, int(_MAX_PIXELS)),
+        check.whole(f"{where}.height", image.get("height"), 1, int(_MAX_PIXELS)),
+    )
+
+
+def _optional_text(check: JsonFields, where: str, value: object) -> str:
+    return "" if value is None else check.text(where, value)
 
 
 def _rounded_rows(points: np.ndarray) -> list[list[float]]:
@@ -251,5 +367,6 @@ def _load_json(path: str | Path) -> object:
         raise KeypointFileError(f"{path}: no such keypoint file. Check the path.")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    # ValueError: bad JSON, or an integer of over 4,300 digits; RecursionError: lists nested too deep
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise KeypointFileError(f"{path}: not valid JSON ({error}). Is it a keypoint file?") from None

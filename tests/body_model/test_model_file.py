@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,126 @@ def test_model_info_command_prints_facts_and_clean_errors(files, tmp_path):
     bad = subprocess.run([*command, str(tmp_path / "nope.npz")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: Model file not found") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "key, value, names",
+    [
+        ("lmk_faces_idx", np.full(51, 20908), "faces"),  # one past the last face
+        ("lmk_faces_idx", np.full(51, -1), "faces"),  # would silently pick the last face
+        ("dynamic_lmk_faces_idx", np.full((79, 17), 10**6), "faces"),
+        ("vertex_keypoint_ids", np.arange(21) + 10475, "vertices"),
+        ("vertex_keypoint_ids", np.arange(21) + 0.5, "vertices"),  # not whole: no vertex
+    ],
+)
+def test_indices_into_faces_or_vertices_that_do_not_exist_are_refused(tmp_path, key, value, names):
+    """They used to pass model-info and crash the fit (faces[lmk_faces_idx] in the body model)."""
+    path = _write_npz(tmp_path / "SMPLX_NEUTRAL.npz", posedirs=None, **{key: value})
+    count = 20908 if names == "faces" else 10475
+    expected = f"key '{key}' indexes {names} that do not exist (the file has {count}, numbered from 0)"
+    assert expected in _message(path)
+    info = subprocess.run([sys.executable, "-m", "smplx_capture_addon", "model-info", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert info.returncode == 2 and expected in info.stderr and "Traceback" not in info.stderr
+
+
+@pytest.mark.parametrize(
+    "state, expected",
+    [
+        ({"_shape": (10**7, 10**7)}, "a sparse matrix of 10000000 x 10000000, larger than any model array"),
+        ({"_shape": (-55, 10475)}, "a sparse matrix with the shape (-55, 10475), not two whole numbers"),
+        ({"_shape": None}, "a sparse matrix with the shape None, not two whole numbers"),
+        ({"indices": np.full(10475, 55)}, "a sparse matrix with indices outside its 55 rows"),
+        ({"indices": np.full(10475, -1)}, "a sparse matrix with indices outside its 55 rows"),
+        ({"indptr": np.arange(5)}, "a sparse matrix whose index arrays do not fit together"),
+    ],
+)
+def test_a_damaged_sparse_matrix_is_refused_before_anything_is_allocated(tmp_path, state, expected):
+    """A huge shape used to allocate terabytes (MemoryError), a negative one or indices past
+    the shape raised a traceback, negative indices counted silently from the end."""
+    path = synthetic_model.write_model(tmp_path / "SMPLX_NEUTRAL.pkl", posedirs=None, sparse_state=state)
+    message = _message(path)
+    assert message.startswith(f"{path}: key 'J_regressor' holds {expected}") and "download" in message
+
+
+def test_an_npz_member_claiming_terabytes_is_refused_from_its_header(tmp_path):
+    header = io.BytesIO()
+    claim = {"descr": "<f8", "fortran_order": False, "shape": (10**7, 10**7)}  # 728 TiB
+    np.lib.format.write_array_header_1_0(header, claim)
+    path = tmp_path / "SMPLX_NEUTRAL.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in synthetic_model.make_model_arrays().items():
+            if key == "posedirs":
+                continue  # optional, and the largest
+            if key == "weights":
+                archive.writestr("weights.npy", header.getvalue() + bytes(64))
+            else:
+                member = io.BytesIO()
+                np.save(member, value)
+                archive.writestr(f"{key}.npy", member.getvalue())
+    assert "key 'weights' claims more values than any body model holds" in _message(path)
+
+
+def test_a_wrong_v_template_is_blamed_on_v_template(tmp_path):
+    """The vertex count comes from what most per-vertex arrays agree on, not from v_template alone."""
+    message = _message(_write_npz(tmp_path / "m.npz", posedirs=None, v_template=np.zeros((100, 3))))
+    assert "key 'v_template' has shape 100x3, expected 10475x3" in message
+
+
+SMPLH_HAND_KEYS = ("hands_componentsl", "hands_meanl", "hands_componentsr", "hands_meanr")
+
+
+def _other_body(joints: int, vertices: int, extra_keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The keys and shapes of an SMPL-family file that is not SMPL-X (zeros will do)."""
+    kintree = np.array([[2**32 - 1, *range(joints - 1)], range(joints)])
+    arrays = {
+        "v_template": np.zeros((vertices, 3)),
+        "f": np.zeros((100, 3), np.uint32),
+        "kintree_table": kintree,
+        "weights": np.zeros((vertices, joints)),
+        "J_regressor": np.zeros((joints, vertices)),
+        "shapedirs": np.zeros((vertices, 3, 10)),
+        "posedirs": np.zeros((vertices, 3, 9 * (joints - 1))),
+    }
+    arrays.update({key: np.zeros(45) if "mean" in key else np.eye(45) for key in extra_keys})
+    return arrays
+
+
+@pytest.mark.parametrize(
+    "body, joints, vertices, extra_keys, suffix",
+    [
+        ("an SMPL", 24, 6890, (), ".pkl"),
+        ("an SMPL+H", 52, 6890, SMPLH_HAND_KEYS, ".npz"),
+        ("a MANO", 16, 778, ("hands_components", "hands_mean"), ".pkl"),
+        ("a FLAME", 5, 5023, (), ".npz"),
+    ],
+)
+def test_other_bodies_of_the_smpl_family_are_named(tmp_path, body, joints, vertices, extra_keys, suffix):
+    arrays = _other_body(joints, vertices, extra_keys)
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **arrays)
+    else:
+        path.write_bytes(pickle.dumps(arrays, protocol=2))
+    message = _message(path)
+    assert f"this is {body} file, not SMPL-X: it has {joints} joints and {vertices:,} vertices" in message
+    assert "missing key" not in message and "SMPLX_*.npz" in message
+
+
+@pytest.mark.parametrize("value", [np.array("ten"), np.array(-3), np.array(21), np.array([10, 10])])
+def test_a_bad_shape_space_dim_is_refused(tmp_path, value):
+    message = _message(_write_npz(tmp_path / "m.npz", posedirs=None, shape_space_dim=value))
+    assert "key 'shape_space_dim' must be a whole number from 1 to 20" in message
+
+
+@pytest.mark.parametrize("shape", ["ragged", "nested too deep"])
+def test_pickled_lists_that_make_no_array_are_refused(tmp_path, shape):
+    """np.asarray raised ValueError on these (inhomogeneous, or more than 64 dimensions)."""
+    value: list = [[1.0, 2.0, 3.0], [4.0]]
+    if shape == "nested too deep":
+        value = [0.0]
+        for _ in range(100):
+            value = [value]
+    path = tmp_path / "SMPLX_NEUTRAL.pkl"
+    path.write_bytes(pickle.dumps({"v_template": value}, protocol=2))
+    assert f"{path}: key 'v_template' holds a damaged array" in _message(path)

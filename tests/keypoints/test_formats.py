@@ -151,3 +151,165 @@ def test_bad_keypoint_files_raise_a_clear_error(tmp_path, content, message):
     (tmp_path / "bad.json").write_text(content)
     with pytest.raises(KeypointFileError, match=message):
         read_keypoints(tmp_path / "bad.json")
+
+
+def _project_document(**image) -> dict:
+    rows = random_points(np.random.default_rng(5), "mediapipe_pose_33").tolist()
+    person = {"box": [10.0, 20.0, 300.0, 900.0], "score": 0.9, "keypoints": {"mediapipe_pose_33": rows}}
+    image = {"width": 810, "height": 1080, **image}
+    return {"format": "smplx-capture-keypoints", "version": 1, "image": image, "people": [person]}
+
+
+def _openpose_with(change) -> dict:
+    document = openpose_document(np.random.default_rng(6), unseen=0.0)
+    change(document["people"][0])
+    return document
+
+
+def _project_with(change) -> dict:
+    document = _project_document()
+    change(document)
+    return document
+
+
+def _set_value(values: list, index: int, value) -> list:
+    values[index] = value
+    return values
+
+
+# (malformed document, what its message must name): the person, then the point or field
+BAD_STRUCTURES = {
+    "five values per point (OpenPose)": (
+        _openpose_with(lambda p: p.update(pose_keypoints_2d=[1.0] * 125)),
+        ["people[0].pose_keypoints_2d", "must hold 25 points", "found 125 values"],
+    ),
+    "five values per point (project)": (
+        _project_with(lambda d: d["people"][0]["keypoints"]["mediapipe_pose_33"][3].extend([1.0, 2.0])),
+        ["people[0].keypoints.mediapipe_pose_33[3]", "must be [x, y, confidence]", "a list of 5"],
+    ),
+    "people not a list": ({"people": {"pose_keypoints_2d": []}}, ["people: must be a list", "an object"]),
+    "strings as numbers": (
+        _openpose_with(lambda p: _set_value(p["pose_keypoints_2d"], 13, "12.5")),
+        ["people[0].pose_keypoints_2d, point 4 (right_wrist)", "y must be a number", "the text '12.5'"],
+    ),
+    "a person that is not an object (OpenPose)": (
+        {"people": [[1, 2, 3]]}, ["people[0]", "must be an object", "a list of 3"],
+    ),
+    "a person that is not an object (project)": (
+        _project_with(lambda d: d["people"].append("somebody")),
+        ["people[1]", "must be an object", "the text 'somebody'"],
+    ),
+    "a project file without box": (
+        _project_with(lambda d: d["people"][0].pop("box")),
+        ["people[0]", "'box'", "is missing"],
+    ),
+    "width: wide": (_project_document(width="wide"), ["image.width", "whole number", "the text 'wide'"]),
+    "a zero height": (_project_document(height=0), ["image.height", "whole number from 1", "found 0"]),
+    "COCO without a width": (
+        {"images": [{"file_name": "bus.jpg", "height": 1080}], "annotations": []},
+        ["images[0]", "'width' is missing", "--image PHOTO"],
+    ),
+    "keypoints not an object": (
+        _project_with(lambda d: d["people"][0].update(keypoints=[[1, 2, 0.5]])),
+        ["people[0].keypoints", "must be an object"],
+    ),
+    "a box of three numbers": (
+        _project_with(lambda d: d["people"][0].update(box=[1, 2, 3])),
+        ["people[0].box", "must hold 4 values"],
+    ),
+    "a score that is text": (
+        _project_with(lambda d: d["people"][0].update(score="high")),
+        ["people[0].score", "the text 'high'"],
+    ),
+    "a focal length that is text": (
+        _project_document(focal_length_px="35mm"), ["image.focal_length_px", "the text '35mm'"],
+    ),
+    "a point that is null": (
+        _openpose_with(lambda p: _set_value(p["hand_left_keypoints_2d"], 0, None)),
+        ["people[0].hand_left_keypoints_2d, point 0 (left_wrist)", "x must be a number, found null"],
+    ),
+    "MMPose scores of another length": (
+        [{"keypoints": [[1.0, 2.0]] * 133, "keypoint_scores": [0.5] * 132}],
+        ["[0].keypoint_scores", "must hold 133 values, found 132"],
+    ),
+    "annotations not a list": ({"annotations": {"keypoints": []}}, ["annotations: must be a list"]),
+    "an annotation part of the wrong length": (
+        {"annotations": [{"keypoints": [0.0] * 51, "foot_kpts": [0.0] * 15}]},
+        ["annotations[0].foot_kpts", "must hold 18 values, found 15"],
+    ),
+    "a COCO visibility flag of 7": (
+        {"annotations": [{"keypoints": [5.0, 6.0, 7.0] + [0.0] * 48, "foot_kpts": [0.0] * 18}]},
+        ["annotations[0], point 0 (nose)", "visibility flag 7 is not 0, 1 or 2"],
+    ),
+    "a coordinate of 1e12 pixels": (
+        _openpose_with(lambda p: _set_value(p["face_keypoints_2d"], 3, 1e12)),
+        ["people[0].face_keypoints_2d, point 1 (face_01)", "x = 1e+12 pixels"],
+    ),
+    "an integer of 400 digits": (
+        _openpose_with(lambda p: _set_value(p["pose_keypoints_2d"], 0, 10**400)),
+        ["people[0].pose_keypoints_2d, point 0 (nose)", "x is inf, not a finite number"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STRUCTURES)
+def test_malformed_keypoint_files_name_the_file_the_person_and_the_field(tmp_path, case):
+    document, expected = BAD_STRUCTURES[case]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeypointFileError) as caught:
+        read_keypoints(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    for fragment in expected:
+        assert fragment in message
+    assert message.endswith("Correct the file, or write it again with the tool that made it.")
+
+
+@pytest.mark.parametrize("confidence", [-5.0, 1e9, 1.0001])
+def test_confidences_outside_0_to_1_are_refused_naming_the_point(tmp_path, confidence):
+    """Not clamped: a confidence outside [0, 1] means the file is not what it claims to be."""
+    openpose = _openpose_with(lambda p: _set_value(p["pose_keypoints_2d"], 3 * 9 + 2, confidence))
+    project = _project_document()
+    project["people"][0]["keypoints"]["mediapipe_pose_33"][25] = [4.0, 5.0, confidence]
+    for document, where in (
+        (openpose, "people[0].pose_keypoints_2d, point 9 (right_hip)"),
+        (project, "people[0].keypoints.mediapipe_pose_33, point 25 (left_knee)"),
+    ):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(document))
+        with pytest.raises(KeypointFileError) as caught:
+            read_keypoints(path)
+        expected = f"{path}: {where}: the confidence {confidence:g} is outside [0, 1]."
+        assert str(caught.value).startswith(expected)
+
+
+def test_nan_names_the_file_the_person_and_the_point(tmp_path):
+    document = _openpose_with(lambda p: None)
+    second = _openpose_with(lambda p: _set_value(p["hand_right_keypoints_2d"], 22, np.nan))["people"][0]
+    document["people"].append(second)
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(document))  # json writes the token NaN, which Python's reader accepts
+    with pytest.raises(KeypointFileError) as caught:
+        read_keypoints(path)
+    assert str(caught.value).startswith(
+        f"{path}: people[1].hand_right_keypoints_2d, point 7 (right_index3): y is NaN, not a finite number."
+    )
+
+
+def test_detector_scores_a_little_over_1_read_as_1_and_wild_ones_are_refused(tmp_path):
+    """RTMW and DWPose (MMPose, SimCC) score points up to about 1.1: their files are read,
+    the score capped at 1; a score past 2 is damage."""
+    rows = random_points(np.random.default_rng(7), "coco_wholebody_133", unseen=0.0)
+    scores = rows[:, 2].copy()
+    scores[:3] = (1.08, 1.2, 1.0)
+    document = [{"keypoints": rows[:, :2].tolist(), "keypoint_scores": scores.tolist()}]
+    (tmp_path / "rtmw.json").write_text(json.dumps(document))
+    points = read_keypoints(tmp_path / "rtmw.json").people[0].keypoint_sets["coco_wholebody_133"]
+    assert points[:3, 2].tolist() == [1.0, 1.0, 1.0]
+    assert np.array_equal(points[3:], np.column_stack([rows[3:, :2], scores[3:]]))
+    document[0]["keypoint_scores"][5] = 7.5
+    (tmp_path / "wild.json").write_text(json.dumps(document))
+    with pytest.raises(KeypointFileError) as caught:
+        read_keypoints(tmp_path / "wild.json")
+    assert ": [0], point 5 (left_shoulder): the score 7.5 is outside [0, 2]." in str(caught.value)
