@@ -29,6 +29,7 @@ class _Running:
     job: WorkerJob
     request: FitRequest
     replace: str | None  # name of the fit collection to replace
+    out_dir: Path  # the job's folder, removed when the job ends
 
 
 _ACTIVE: dict[str, _Running] = {}  # "job" -> the fit in progress (one at a time)
@@ -40,6 +41,7 @@ def cancel_running() -> None:
     running = _ACTIVE.pop("job", None)
     if running is not None:
         running.job.cancel()
+        fit_job.remove_job_folder(running.out_dir)
 
 
 _PERSON_KINDS = {"LARGEST": FIRST, "NUMBER": NUMBER, "BOX": BOX, "ALL": EVERYONE}  # panel -> request
@@ -120,12 +122,12 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         status.error = ""
         try:
             request = request_from_context(context)
-            job, _ = fit_job.start_fit(request, preference_path(context, "worker_python"))
+            job, out_dir = fit_job.start_fit(request, preference_path(context, "worker_python"))
         except CaptureError as error:
             self._fail(context, str(error))
             return None
         target = fit_job.fit_of(context.active_object) if self.replace else None
-        return _Running(job, request, target.name if target is not None else None)
+        return _Running(job, request, target.name if target is not None else None, out_dir)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         running = self._start(context)
@@ -161,6 +163,12 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         return self._finish(context, running, state)
 
     def _finish(self, context: bpy.types.Context, running: _Running, state: JobState) -> set[str]:
+        try:
+            return self._build(context, running, state)
+        finally:
+            fit_job.remove_job_folder(running.out_dir)
+
+    def _build(self, context: bpy.types.Context, running: _Running, state: JobState) -> set[str]:
         if state.status == CANCELLED:
             show_state(context.window_manager, state)
             self.report({"INFO"}, "SMPL-X Capture: fit cancelled, nothing changed")
@@ -174,6 +182,8 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
             return self._fail(context, str(error))
         show_state(context.window_manager, state)
         context.window_manager.smplx_capture_job.status = f"Built '{built.collection.name}'."
+        for warning in built.warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"SMPL-X Capture: built '{built.collection.name}'")
         return {"FINISHED"}
 
