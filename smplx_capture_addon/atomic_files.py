@@ -122,19 +122,15 @@ def is_temporary(name: str) -> bool:
     return _TEMPORARY.match(name) is not None
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+def remove_stale_temporaries(folder: str | Path) -> None:
     """Remove the temporary files in `folder` whose writing process is gone (it was killed
-    mid-write); those of running writers stay. Returns what was removed."""
-    removed = []
+    mid-write); those of running writers stay."""
     with suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             match = _TEMPORARY.match(entry.name)
-            if match is None or process_running(int(match.group(1))):
-                continue
-            with suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-    return removed
+            if match is not None and not process_running(int(match.group(1))):
+                with suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def process_running(pid: int) -> bool:

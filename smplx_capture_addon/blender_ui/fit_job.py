@@ -57,16 +57,13 @@ def remove_job_folder(out_dir: str | Path) -> None:
     shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def remove_stale_job_folders() -> list[Path]:
+def remove_stale_job_folders() -> None:
     """Delete the job folders of Blender sessions that are no longer running."""
-    removed = []
     with suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
         for entry in entries:
             match = _JOB_FOLDER.match(entry.name)
             if match and entry.is_dir(follow_symlinks=False) and not process_running(int(match.group(1))):
                 remove_job_folder(entry.path)
-                removed.append(Path(entry.path))
-    return removed
 
 
 def finish_fit(
