@@ -70,10 +70,12 @@ class Tally:
 def tally(request) -> Tally:
     counts = Tally()
     yield counts
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = f"write faults: {counts.cases} fault cases run, {counts.invariants} invariants checked, all held"
-    if reporter is not None:
-        reporter.write_line(line)
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown, not captured
+            reporter.write_line(f"\nwrite faults: {counts.cases} fault cases run, {counts.invariants} "
+                                "invariants checked, all held")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
