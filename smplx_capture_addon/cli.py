@@ -12,7 +12,8 @@ import importlib
 import importlib.util
 import sys
 
-from .errors import CaptureError
+from .errors import Cancelled, CaptureError
+from .worker.protocol import EXIT_CANCELLED
 
 # command name -> module (relative to this package) that implements it
 COMMANDS: dict[str, str] = {
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except (Cancelled, KeyboardInterrupt):  # Ctrl-C: the writers leave nothing half-written
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
     except CaptureError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

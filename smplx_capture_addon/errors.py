@@ -11,5 +11,9 @@ class ModelFileError(CaptureError):
     """A body model file is missing, unreadable or not of the expected layout."""
 
 
+class OutputError(CaptureError):
+    """An output file or folder cannot be written (no permission, a file in the way, a full disk)."""
+
+
 class Cancelled(CaptureError):
     """The user cancelled the job; nothing was written."""

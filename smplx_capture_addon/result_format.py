@@ -48,6 +48,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .atomic_files import write_text
 from .body_model.model_file import BodyModelData, load_model
 from .body_model.names import POSE_BLOCKS
 from .errors import CaptureError, ModelFileError
@@ -160,14 +161,10 @@ def model_for_result(result: FitResult, model: str | Path | None = None) -> Body
 
 
 def write_result(result: FitResult, path: str | Path) -> Path:
-    """Write `result` as JSON, atomically (a reader never sees half a file)."""
+    """Write `result` as JSON, atomically (a reader never sees half a file; of writers at
+    the same time, one's whole result wins)."""
     _check(result, str(path))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(result.to_dict(), indent=1))
-    partial.replace(path)
-    return path
+    return write_text(path, json.dumps(result.to_dict(), indent=1))
 
 
 def read_result(path: str | Path) -> FitResult:

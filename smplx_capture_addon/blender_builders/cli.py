@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+from ..atomic_files import atomic_output, check_output_file, os_error_in
+from ..errors import OutputError
+from ..interrupts import interrupts_deferred
 
 HELP = "build the Blender scene of a fit result (rig, mesh, camera) and save it as a .blend"
 
@@ -21,26 +26,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import bpy
-
+    output = check_output_file(Path(args.output).resolve())  # before Blender is even imported
+    if args.render:
+        check_output_file(args.render)
     from ..result_format import model_for_result, read_result
-    from .render import render_scene_over_photo
-    from .scene import build_fit
 
     result = read_result(args.result)
     data = model_for_result(result, args.model)
-    image = Path(args.image or result.image.path)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    photo = args.image or result.image.path or None
+    with interrupts_deferred():  # Blender's start-up would print a Ctrl-C as a traceback and go on
+        import bpy
+
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    from .render import render_scene_over_photo
+    from .scene import build_fit
+
     start = time.perf_counter()
-    built = build_fit(result, data, image_path=image, result_path=Path(args.result).resolve(),
-                      num_expressions=args.expressions)  # fmt: skip
+    built = build_fit(result, data, image_path=photo, num_expressions=args.expressions)
+    for warning in built.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"built '{built.collection.name}' in {time.perf_counter() - start:.2f} s")
-    output = Path(args.output).resolve()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(output))
+    save_blend(output)
     print(f"saved {output}")
     if args.render:
         start = time.perf_counter()
-        render_scene_over_photo(built, args.render, image if image.is_file() else None)
+        render_scene_over_photo(built, args.render, photo if photo and Path(photo).is_file() else None)
         print(f"rendered {args.render} in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def save_blend(output: Path) -> None:
+    """Save the open scene to `output` whole or not at all (see atomic_files)."""
+    import bpy
+
+    with atomic_output(output) as temporary:
+        temporary.unlink()  # Blender would keep an existing file, empty as it is, as a .blend1 backup
+        try:
+            # A copy: the open file keeps its name, not the temporary one.
+            bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
+        except RuntimeError as error:  # Blender says why in words; an OSError lets atomic_output advise
+            failure = os_error_in(str(error)) or OutputError(f"Blender could not save {output}: {error}")
+            raise failure from None

@@ -6,13 +6,14 @@ than with the compositor, whose Python API changed in Blender 5.0.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from .scene import BuiltFit
+from ..atomic_files import atomic_output, os_error_in, scratch_file
+from ..errors import OutputError
+from .scene import BuiltFit, load_upright_image
 
 BODY_OPACITY = 0.75
 _RESTORED = ("engine", "film_transparent", "resolution_percentage", "filepath")
@@ -27,8 +28,9 @@ def render_scene_over_photo(
     scene: bpy.types.Scene | None = None,
 ) -> Path:
     """Render `built` with Cycles through its camera to `out_png`, over `photo` when
-    given (the solver's quick painter of the mesh is `solver.overlay.paint_fit_over_photo`).
-    The scene's render settings are restored afterwards; a temporary light is removed."""
+    given, upright whatever its EXIF says (the solver's quick painter of the mesh is
+    `solver.overlay.paint_fit_over_photo`). The scene's render settings are restored
+    afterwards; a temporary light is removed."""
     scene = scene or bpy.context.scene
     render = scene.render
     saved = {name: getattr(render, name) for name in _RESTORED}
@@ -45,10 +47,10 @@ def render_scene_over_photo(
         render.resolution_percentage = max(1, min(100, int(100 * max_size / max(width, height))))
         render.image_settings.file_format = "PNG"
         render.image_settings.color_mode = "RGBA"
-        with tempfile.TemporaryDirectory() as tmp:
-            render.filepath = str(Path(tmp) / "body.png")
+        with scratch_file(out_png) as body_png:  # the body alone, on a transparent film
+            render.filepath = str(body_png)
             bpy.ops.render.render(write_still=True, scene=scene.name)
-            body = _read_pixels(render.filepath)
+            body = _read_pixels(body_png)
     finally:
         for name, value in saved.items():
             setattr(render, name, value)
@@ -75,8 +77,8 @@ def _camera_light(camera: bpy.types.Object, scene: bpy.types.Scene) -> bpy.types
 
 
 def _read_pixels(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """(H, W, 4) float pixels of an image file, top row first, resized to `size`."""
-    image = bpy.data.images.load(str(path))
+    """(H, W, 4) float pixels of an image file, upright, top row first, resized to `size`."""
+    image = load_upright_image(path, check_existing=False)
     try:
         if size is not None and tuple(image.size) != size:
             image.scale(*size)
@@ -89,15 +91,18 @@ def _read_pixels(path: str | Path, size: tuple[int, int] | None = None) -> np.nd
 
 
 def _write_png(pixels: np.ndarray, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     height, width = pixels.shape[:2]
     image = bpy.data.images.new("smplx-capture overlay", width, height, alpha=True)
     try:
         image.pixels.foreach_set(np.ascontiguousarray(pixels[::-1]).ravel())
-        image.filepath_raw = str(path)
         image.file_format = "PNG"
-        image.save()
+        with atomic_output(path) as temporary:
+            image.filepath_raw = str(temporary)
+            try:
+                image.save()
+            except RuntimeError as error:  # as an OSError, atomic_output says what to do
+                failure = os_error_in(str(error)) or OutputError(f"Blender could not write {path}: {error}")
+                raise failure from None
     finally:
         bpy.data.images.remove(image)
-    return path
+    return Path(path)

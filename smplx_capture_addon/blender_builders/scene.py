@@ -1,10 +1,16 @@
 """Build the whole scene of a fit: one collection with a camera and, per person, a
 posed armature and its skinned mesh. Plain functions: the operator, the command line
-and the tests call `build_fit` directly."""
+and the tests call `build_fit` directly.
+
+The scene needs no file of the fit beside it: the result itself is kept in the .blend
+(`result_of` reads it back), and a photo Blender would show sideways (EXIF) becomes an
+upright image packed into the .blend.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
@@ -13,13 +19,14 @@ from mathutils import Matrix
 
 from ..body_model import numpy_body
 from ..body_model.model_file import BodyModelData
-from ..result_format import FitResult, PersonFit
+from ..keypoints.images import exif_orientation, upright_pixels
+from ..result_format import FitResult, PersonFit, read_result, result_from_dict
 from . import placement, rig
 
 # Custom properties the builders leave on objects (the UI and re-fits read them).
 PROP_ROLE = "smplx_capture_role"  # "camera" | "armature" | "mesh"
 PROP_FIT = "smplx_capture_fit"  # on the collection: a fit the panel can refine
-PROP_RESULT = "smplx_capture_result"  # result.json path, on the collection
+PROP_RESULT = "smplx_capture_result"  # the result's JSON, on the collection (see result_of)
 PROP_PERSON = "smplx_capture_person"
 PROP_IMAGE_SIZE = "smplx_capture_image_size"
 DEFAULT_EXPRESSIONS = 10
@@ -38,6 +45,7 @@ class BuiltFit:
     collection: bpy.types.Collection
     camera: bpy.types.Object
     people: list[BuiltPerson]
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
 def _expression_names(data: BodyModelData, count: int) -> list[str]:
@@ -52,17 +60,19 @@ def build_fit(
     *,
     image_path: str | Path | None = None,
     name: str | None = None,
-    result_path: str | Path | None = None,
     num_expressions: int | None = None,
     num_shapes: int = DEFAULT_SHAPES,
     scene: bpy.types.Scene | None = None,
 ) -> BuiltFit:
     """Build a fit into a new collection of `scene` (the current one by default). Nothing
     existing is touched except the scene's camera and render size, which follow the fit.
-    Expression keys: `num_expressions`, by default as many as the fit used (at least 10)."""
+    Expression keys: `num_expressions`, by default as many as the fit used (at least 10).
+    A photo that is missing or that Blender cannot read leaves the camera without a
+    background and says so in the BuiltFit's `warnings`."""
     scene = scene or bpy.context.scene
-    image_path = Path(image_path or result.image.path)
-    name = name or image_path.stem or "fit"
+    photo = image_path or result.image.path
+    image_path = Path(photo) if photo else None
+    name = name or (image_path.stem if image_path else "") or "fit"
     people_params = []
     for person in result.people:
         rest_vertices = numpy_body.shaped_vertices(data, person.betas)
@@ -76,11 +86,11 @@ def build_fit(
     collection = bpy.data.collections.new(name)
     scene.collection.children.link(collection)
     collection[PROP_FIT] = True
-    if result_path is not None:
-        collection[PROP_RESULT] = str(result_path)
+    collection[PROP_RESULT] = json.dumps(result.to_dict())
     saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y
+    warnings = []
     try:
-        camera = build_camera(f"{name} camera", result, image_path, world_from_cam, collection)
+        camera = build_camera(f"{name} camera", result, image_path, world_from_cam, collection, warnings)
         set_scene_camera(scene, camera)
         built = []
         for index, (person, rest_vertices, rest_joints, cam_from_model) in enumerate(people_params):
@@ -97,7 +107,15 @@ def build_fit(
         scene.camera, scene.render.resolution_x, scene.render.resolution_y = saved_view
         raise
     bpy.context.view_layer.update()
-    return BuiltFit(collection, camera, built)
+    return BuiltFit(collection, camera, built, warnings)
+
+
+def result_of(collection: bpy.types.Collection) -> FitResult:
+    """The fit result a collection was built from, kept in the .blend."""
+    kept = collection[PROP_RESULT]
+    if not kept.lstrip().startswith("{"):  # scenes saved by earlier versions kept the file's path
+        return read_result(kept)
+    return result_from_dict(json.loads(kept), f"the fit '{collection.name}'")
 
 
 def remove_objects(objects: list[bpy.types.Object]) -> None:
@@ -154,11 +172,13 @@ def _build_person(
 def build_camera(
     name: str,
     result: FitResult,
-    image_path: Path,
+    image_path: Path | None,
     world_from_cam: np.ndarray,
     collection: bpy.types.Collection,
+    warnings: list[str],
 ) -> bpy.types.Object:
-    """The fitted pinhole camera, with the photo as its background when it exists."""
+    """The fitted pinhole camera, with the photo as its background when it can be read
+    (else a line in `warnings`)."""
     data = bpy.data.cameras.new(name)
     fitted = result.camera
     settings = placement.camera_intrinsics(
@@ -172,21 +192,57 @@ def build_camera(
     obj.matrix_world = Matrix(placement.blender_camera_matrix(world_from_cam).tolist())
     obj[PROP_ROLE] = "camera"
     obj[PROP_IMAGE_SIZE] = [result.image.width, result.image.height]
-    if image_path.is_file():
+    if image_path is None:
+        warnings.append("The fit names no photo: the camera shows no photo behind the body.")
+        return obj
+    if not image_path.is_file():
+        warnings.append(
+            f"The photo {image_path} is missing: the camera shows no photo behind the body (give the "
+            "photo, or put it back)."
+        )
+        return obj
+    try:
         add_camera_background(obj, image_path)
+    except RuntimeError as error:
+        warnings.append(f"Blender cannot read the photo {image_path} ({error}): the camera shows no photo.")
     return obj
 
 
-def add_camera_background(camera: bpy.types.Object, image_path: str | Path) -> None:
-    """Show an image (the photo, or the keypoints drawn over it) behind what `camera`
-    sees, stretched to its frame. Raises RuntimeError, adding nothing, when Blender
-    cannot read the image."""
-    image = bpy.data.images.load(str(image_path), check_existing=True)
+def add_camera_background(camera: bpy.types.Object, image_path: str | Path) -> bpy.types.Image:
+    """Show an image (the photo, or the keypoints drawn over it) upright behind what
+    `camera` sees, stretched to its frame. Raises RuntimeError, adding nothing, when
+    Blender cannot read the image."""
+    image = load_upright_image(image_path)
     background = camera.data.background_images.new()
     background.image = image
     background.frame_method = "STRETCH"
     background.alpha = 1.0
     camera.data.show_background_images = True
+    return image
+
+
+def load_upright_image(path: str | Path, check_existing: bool = True) -> bpy.types.Image:
+    """An image file as a viewer shows it. Blender ignores EXIF orientation: a photo
+    stored sideways becomes a new upright image, packed into the .blend (the file is
+    loaded as it is otherwise, as an image already loaded from it when `check_existing`).
+    Raises RuntimeError when Blender cannot read the file."""
+    orientation = exif_orientation(path)
+    stored = bpy.data.images.load(str(path), check_existing=check_existing and orientation == 1)
+    if orientation == 1:
+        return stored
+    try:
+        width, height = stored.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        stored.pixels.foreach_get(pixels)
+        # Blender lists rows bottom first; upright_pixels takes them top first.
+        turned = upright_pixels(pixels.reshape(height, width, 4)[::-1], orientation)[::-1]
+        upright = bpy.data.images.new(f"{Path(path).stem} (upright)", turned.shape[1], turned.shape[0],
+                                      alpha=False)  # fmt: skip
+        upright.pixels.foreach_set(np.ascontiguousarray(turned).ravel())
+        upright.pack()
+    finally:
+        bpy.data.images.remove(stored)
+    return upright
 
 
 def set_scene_camera(scene: bpy.types.Scene, camera: bpy.types.Object) -> None:

@@ -1,14 +1,26 @@
 """What the Fit button does, as plain functions the operators call and tests run:
 start a worker on a fit request and follow the job, and turn a finished job into a
-scene (or into a message, leaving the scene untouched)."""
+scene (or into a message, leaving the scene untouched).
+
+Each job writes into a folder of its own (JOB_FOLDER_PREFIX, Blender's process id, a
+random part) in the system's temporary folder. The scene keeps nothing from it (the
+result is kept in the .blend, the worker's pictures are packed into it), so the folder
+goes once the job has ended (`remove_job_folder`); folders left by Blender sessions that
+are gone (a crash) are removed when the next fit starts.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
 import bpy
 
+from ..atomic_files import process_running
 from ..blender_builders import rig
 from ..blender_builders import scene as builders
 from ..blender_builders.refit import replace_fit
@@ -18,6 +30,9 @@ from ..result_format import model_for_result, read_result
 from ..worker import runner
 from ..worker.runner import JobState, WorkerJob
 
+JOB_FOLDER_PREFIX = "smplx-capture-job-"
+_JOB_FOLDER = re.compile(rf"^{re.escape(JOB_FOLDER_PREFIX)}(\d+)-")
+
 
 def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
     """The worker's arguments after its `--stdin-control`: the request's, and the job folder."""
@@ -26,13 +41,29 @@ def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
 
 def start_fit(request: FitRequest, worker_python: str | None = None) -> tuple[WorkerJob, Path]:
     """Start a worker for `request` with `worker_python` (None: the Python running
-    Blender); its files go to a new temporary folder."""
-    out_dir = Path(tempfile.mkdtemp(prefix="smplx-capture-job-"))
+    Blender); its files go to a new temporary folder, for `remove_job_folder` once the
+    job has ended."""
+    remove_stale_job_folders()
+    out_dir = Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
     extra = [] if worker_python else [runner.extension_site_packages()]
     command = runner.worker_command(worker_python, worker_arguments(request, out_dir))
     return WorkerJob(command, runner.worker_environment(extra)), out_dir
+
+
+def remove_job_folder(out_dir: str | Path) -> None:
+    """Delete a job's folder: once it has ended, built or not, nothing needs its files."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def remove_stale_job_folders() -> None:
+    """Delete the job folders of Blender sessions that are no longer running."""
+    with suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            match = _JOB_FOLDER.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False) and not process_running(int(match.group(1))):
+                remove_job_folder(entry.path)
 
 
 def finish_fit(
@@ -43,7 +74,8 @@ def finish_fit(
 ) -> builders.BuiltFit:
     """Build the scene of a finished job. Raises CaptureError (scene untouched) when the
     job failed or was cancelled. With `replace`, that fit's collection is swapped for the
-    new one (same name; objects the artist added to it are kept)."""
+    new one (same name; objects the artist added to it are kept). The pictures the
+    worker made are packed into the .blend, so the job's folder can go."""
     if state.status == runner.CANCELLED:
         raise CaptureError("The fit was cancelled.")
     if state.status != runner.DONE or not state.result_path:
@@ -51,13 +83,18 @@ def finish_fit(
     result = read_result(state.result_path)
     data = model_for_result(result, request.model)
     name = replace.name if replace is not None else Path(request.photo).stem
-    built = builders.build_fit(result, data, image_path=state.photo_path or request.photo,
-                               result_path=state.result_path, name=name, scene=scene)  # fmt: skip
+    built = builders.build_fit(result, data, image_path=state.photo_path or request.photo, name=name,
+                               scene=scene)  # fmt: skip
     if state.overlay_path and Path(state.overlay_path).is_file():
         try:
             builders.add_camera_background(built.camera, state.overlay_path)
         except RuntimeError:  # an unreadable drawing only loses the drawing, not the fit
             pass
+    made_by_worker = {os.path.abspath(p) for p in (state.photo_path, state.overlay_path) if p}
+    for background in built.camera.data.background_images:
+        image = background.image
+        if image.packed_file is None and os.path.abspath(bpy.path.abspath(image.filepath)) in made_by_worker:
+            image.pack()
     if replace is not None:
         replace_fit(replace, built, scene or bpy.context.scene)
     return built
@@ -101,5 +138,5 @@ def fit_bones_to_shape(armature: bpy.types.Object, mesh: bpy.types.Object) -> No
     collection = fit_of(mesh)
     if collection is None or builders.PROP_RESULT not in collection:
         raise CaptureError("This body does not come from a fit result: its joints cannot be recomputed.")
-    data = model_for_result(read_result(collection[builders.PROP_RESULT]))
+    data = model_for_result(builders.result_of(collection))
     rig.fit_bones_to_shape(armature, mesh, data.j_regressor)

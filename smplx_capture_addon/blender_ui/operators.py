@@ -32,6 +32,7 @@ class _Running:
     job: WorkerJob
     request: FitRequest
     replace: str | None  # name of the fit collection to replace
+    out_dir: Path  # the job's folder, removed when the job ends
 
 
 _ACTIVE: dict[str, _Running] = {}  # "job" -> the fit in progress (one at a time)
@@ -43,6 +44,7 @@ def cancel_running() -> None:
     running = _ACTIVE.pop("job", None)
     if running is not None:
         running.job.close()
+        fit_job.remove_job_folder(running.out_dir)
 
 
 _PERSON_KINDS = {"LARGEST": FIRST, "NUMBER": NUMBER, "BOX": BOX, "ALL": EVERYONE}  # panel -> request
@@ -123,12 +125,12 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         status.error = ""
         try:
             request = request_from_context(context)
-            job, _ = fit_job.start_fit(request, preference_path(context, "worker_python"))
+            job, out_dir = fit_job.start_fit(request, preference_path(context, "worker_python"))
         except CaptureError as error:
             self._fail(context, str(error))
             return None
         target = fit_job.fit_of(context.active_object) if self.replace else None
-        return _Running(job, request, target.name if target is not None else None)
+        return _Running(job, request, target.name if target is not None else None, out_dir)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         running = self._start(context)
@@ -181,10 +183,12 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         self._end(context, self._running)
 
     def _end(self, context: bpy.types.Context, running: _Running) -> None:
-        """However the job ended: its worker gone, no active job, Fit available, no timer."""
+        """However the job ended: its worker gone, its folder gone, no active job, Fit
+        available, no timer."""
         if _ACTIVE.get("job") is running:
             del _ACTIVE["job"]
         running.job.close()
+        fit_job.remove_job_folder(running.out_dir)
         context.window_manager.smplx_capture_job.running = False
         timer, self._timer = getattr(self, "_timer", None), None
         if timer is not None:
@@ -204,6 +208,8 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
             return self._fail(context, str(error))
         show_state(context.window_manager, state)
         context.window_manager.smplx_capture_job.status = f"Built '{built.collection.name}'."
+        for warning in built.warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"SMPL-X Capture: built '{built.collection.name}'")
         return {"FINISHED"}
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import suppress
 from pathlib import Path
 
+from ..atomic_files import check_output_file
+from ..interrupts import interrupts_deferred
 from .presets import DEFAULT_PRESET, PRESETS
 
 HELP = "export the fitted rigs of a .blend or a result.json to FBX or binary glTF (.glb)"
@@ -34,26 +35,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import bpy
-
     from ..errors import CaptureError
-    from . import exporter
 
     source = Path(args.source).resolve()
     if not source.is_file():
         raise CaptureError(f"{source} does not exist: give a .blend or a result.json.")
-    if source.suffix.lower() == ".blend":
-        bpy.ops.wm.open_mainfile(filepath=str(source))
-    else:
+    output = check_output_file(Path(args.output).resolve())  # before Blender is even imported
+    is_blend = source.suffix.lower() == ".blend"
+    with interrupts_deferred():  # Blender's start-up would print a Ctrl-C as a traceback and go on
+        import bpy
+
+        if is_blend:
+            bpy.ops.wm.open_mainfile(filepath=str(source))
+        else:
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+    from . import exporter
+
+    if not is_blend:
         from ..blender_builders.scene import build_fit
         from ..result_format import model_for_result, read_result
 
         result = read_result(source)
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        build_fit(result, model_for_result(result, args.model), result_path=source)
-    output = Path(args.output).resolve()
-    with suppress(OSError):  # a folder that cannot be made is reported by the exporter
-        output.parent.mkdir(parents=True, exist_ok=True)
+        build_fit(result, model_for_result(result, args.model))
+    output.parent.mkdir(parents=True, exist_ok=True)  # the exporter writes only into a folder that exists
     start = time.perf_counter()
     rigs = exporter.scene_rigs(bpy.context.scene)
     exporter.export_rigs(rigs, output, preset_name=args.preset, correctives=args.correctives.upper(),

@@ -7,22 +7,22 @@ mixed into the mesh ("bake") or kept as keys, and, for centimetre presets, every
 scaled by 100. The copies take the originals' names for the time of the export, so the
 file names things as the scene does. Whatever happens, the scene is left as it was: the
 copies are removed, names, selection, active object and frame range restored. The file
-is written next to its target under a temporary name and renamed at the end, so a
-failed export leaves no half-written file.
+is written next to its target under a temporary name and renamed at the end
+(`atomic_files`), so a failed export leaves no half-written file, and the temporary file
+of an export killed mid-write is removed by the next write into that folder.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..atomic_files import atomic_output, os_error_in
 from ..blender_builders.rig import CORRECTIVE_PREFIX
 from ..blender_builders.scene import PROP_ROLE, remove_objects
 from ..body_model.names import JOINT_NAMES
@@ -124,8 +124,10 @@ def export_rigs(
     with _scene_kept(bpy.context.scene, bpy.context.view_layer) as keep:
         copies = _make_copies(people, cameras, scale, correctives, keep)
         _select_only(copies, bpy.context.view_layer)
-        with _written_atomically(target) as temporary:
+        with atomic_output(target) as temporary:
             _WRITERS[file_format](temporary, chosen, include_camera)
+            if temporary.stat().st_size == 0:
+                raise CaptureError(f"Blender's exporter wrote nothing for {target.name}: see the console.")
     return target
 
 
@@ -310,43 +312,12 @@ def _bake_correctives(body: bpy.types.Object) -> None:
     body.data.update()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _written_atomically(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, renamed to it when the block succeeds."""
-    try:
-        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    except OSError as error:
-        raise CaptureError(
-            f"Cannot write in {target.parent} ({error.strerror}): choose a folder you can write to."
-        ) from error
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        if not temporary.is_file() or temporary.stat().st_size == 0:
-            raise CaptureError(f"Blender's exporter wrote nothing for {target.name}: see the console.")
-        temporary.chmod(0o666 & ~_umask())  # mkstemp makes it private; the export is an ordinary file
-        os.replace(temporary, target)
-    except OSError as error:
-        raise CaptureError(
-            f"Cannot write {target} ({error.strerror}): choose a file you can write."
-        ) from error
-    finally:
-        with suppress(FileNotFoundError):
-            temporary.unlink()
-
-
 def _run_exporter(operator: Callable[..., set[str]], **options: object) -> None:
     try:
         result = operator(**options)
     except RuntimeError as error:
-        raise CaptureError(f"Blender's exporter failed: {error}") from error
+        # A full disk reaches us as the text of a traceback: as an OSError, atomic_output says what to do.
+        raise os_error_in(str(error)) or CaptureError(f"Blender's exporter failed: {error}") from None
     if "FINISHED" not in result:
         raise CaptureError("Blender's exporter stopped without writing the file: see the console.")
 

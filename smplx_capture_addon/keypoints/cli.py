@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "detect body, hand and face keypoints in a photo (offline, MediaPipe)"
 
@@ -22,12 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic_files import check_output_file
+
+    for output in (args.output, args.overlay):  # before the detector is loaded
+        if output is not None:
+            check_output_file(output)
     from .detect import Detector, detect
     from .formats import write_keypoints, write_openpose
     from .images import load_image
     from .overlay import write_overlay
 
-    image = load_image(args.image)
+    image = load_image(os.path.abspath(args.image))  # the keypoint file names its photo wherever it is read
     with Detector() as detector:
         detections = detect(
             image, detector, box=tuple(args.box) if args.box else None, all_people=args.all_people

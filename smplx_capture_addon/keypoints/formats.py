@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_files import write_text
 from ..json_fields import JsonFields, as_float, shown
 from .errors import KeypointFileError
 from .layouts import LAYOUTS
@@ -80,7 +81,7 @@ def write_keypoints(path: str | Path, detections: Detections) -> None:
             for person in detections.people
         ],
     }
-    Path(path).write_text(json.dumps(document) + "\n")
+    write_text(path, json.dumps(document) + "\n")
 
 
 def read_keypoints(path: str | Path, image_size: tuple[int, int] | None = None) -> Detections:
@@ -125,7 +126,7 @@ def write_openpose(path: str | Path, detections: Detections) -> None:
             rows = np.where(rows[:, 2:] > 0, rows, 0.0)
             entry[key] = [round(float(v), 3) for v in rows.ravel()]
         people.append(entry)
-    Path(path).write_text(json.dumps({"version": 1.3, "people": people}) + "\n")
+    write_text(path, json.dumps({"version": 1.3, "people": people}) + "\n")
 
 
 def _with_midpoints(named: np.ndarray, keypoint_index) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_files import write_bytes
 from .errors import ImageError
 from .layouts import LAYOUTS
 from .people import Detections
@@ -62,11 +63,14 @@ def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: flo
 
 
 def write_overlay(path: str | Path, pixels: np.ndarray, detections: Detections) -> None:
+    """Write the drawing as a picture file of the type its name ends in (PNG, JPEG, ...)."""
     import cv2
 
     bgr = cv2.cvtColor(draw_overlay(pixels, detections), cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), bgr):
-        raise ImageError(
-            f"could not write the overlay to {path}: "
-            "check that the folder exists and that the name ends in .png or .jpg."
-        )
+    try:
+        encoded, data = cv2.imencode(Path(path).suffix, bgr)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise ImageError(f"could not write the overlay to {path}: give it a name that ends in .png or .jpg.")
+    write_bytes(path, data.tobytes())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .. import fit_request as request
+from ..atomic_files import check_output_folder
 
 HELP = "fit the body model to a photo or a keypoint file; writes result.json and overlay.png"
 
@@ -18,11 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = check_output_folder(args.output)  # before the solver (and torch) is even imported
+    fit_request = request.from_arguments(args)
+
     from ..result_format import write_result
-    from .overlay import paint_fit_over_photo
+    from .overlay import paint_fit, write_png
     from .pipeline import KEYPOINTS_FILE, KEYPOINTS_PICTURE, fit_photo
 
-    fit_request = request.from_arguments(args)
     last = [""]
 
     def progress(stage: str, fraction: float, message: str) -> None:
@@ -30,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
             last[0] = stage
 
-    out = Path(args.output)
     result = fit_photo(fit_request, progress, out_dir=out)
+    picture = paint_fit(result, fit_request.photo)  # all work done before the files are written
     result_path = write_result(result, out / "result.json")
-    overlay = paint_fit_over_photo(result, fit_request.photo, out / "overlay.png")
+    overlay = write_png(out / "overlay.png", picture)
     fit_seconds = sum(s.seconds for s in result.stages)
     errors = [
         sum((dx * dx + dy * dy) ** 0.5 for dx, dy in (r for r in person.residuals_px if r is not None))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CaptureError
+from ..atomic_files import write_bytes
 from ..result_format import FitResult, model_for_result
 
 MESH_COLOUR = np.array([235.0, 180.0, 120.0])  # BGR: light blue
@@ -40,6 +40,19 @@ def paint_fit_over_photo(result: FitResult, photo: str | Path | None, out_png: s
     """Write `out_png`: the photo (grey canvas when None) with every fitted body painted
     by this module's quick painter (Blender's own render of the scene over the photo is
     `blender_builders.render.render_scene_over_photo`)."""
+    return write_png(out_png, paint_fit(result, photo))
+
+
+def write_png(path: str | Path, bgr: np.ndarray) -> Path:
+    """Write a (h, w, 3) uint8 BGR picture as PNG, atomically."""
+    import cv2
+
+    return write_bytes(path, cv2.imencode(".png", bgr)[1].tobytes())
+
+
+def paint_fit(result: FitResult, photo: str | Path | None) -> np.ndarray:
+    """The photo (grey canvas when None) upright, at the result's size, with every fitted
+    body painted: (h, w, 3) uint8 BGR."""
     import cv2
 
     width, height = result.image.width, result.image.height
@@ -74,8 +87,4 @@ def paint_fit_over_photo(result: FitResult, photo: str | Path | None, out_png: s
         cv2.fillConvexPoly(mask, polygon, 255, shift=2)
     covered = (mask > 0)[..., None]
     painted = np.where(covered, (1 - OPACITY) * painted + OPACITY * layer, painted)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out_png), np.clip(painted, 0, 255).astype(np.uint8)):
-        raise CaptureError(f"Cannot write {out_png}.")
-    return out_png
+    return np.clip(painted, 0, 255).astype(np.uint8)

@@ -6,6 +6,7 @@ the result. No Blender.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,13 +57,15 @@ def resolve_device(device: str) -> str:
 
 @dataclass
 class FoundKeypoints:
-    """What the keypoint step found: the detections, the photo's size in pixels and the
-    focal length its EXIF (or the keypoint file) gives."""
+    """What the keypoint step found: the detections, the photo's size in pixels, the
+    focal length its EXIF (or the keypoint file) gives, and the photo read (None for a
+    keypoint file without one)."""
 
     detections: Detections
     width: int
     height: int
     exif_focal_px: float | None
+    image: LoadedImage | None
 
 
 def fit_photo(
@@ -76,8 +79,9 @@ def fit_photo(
     Keypoints come from `request.keypoints` when given (any format `keypoints.formats`
     reads), else from the detector run on the photo. With `request.overlay` the keypoints
     found are written into `out_dir` as KEYPOINTS_FILE and drawn over the photo as
-    KEYPOINTS_PICTURE. `progress(stage, fraction, message)` is called along the way;
-    `cancel()` is polled and True raises `errors.Cancelled`.
+    KEYPOINTS_PICTURE, once the fit has succeeded (a failed or cancelled fit writes
+    nothing). `progress(stage, fraction, message)` is called along the way; `cancel()` is
+    polled and True raises `errors.Cancelled`.
     Raises CaptureError subclasses with messages for the user.
     """
     if request.overlay and out_dir is None:
@@ -90,7 +94,7 @@ def fit_photo(
     stages: list[Stage] = []
     started = time.perf_counter()
     report("detect", 0.0, "reading keypoints" if request.keypoints else "detecting people")
-    found = find_keypoints(request, out_dir)
+    found = find_keypoints(request)
     stages.append(Stage("read-keypoints" if request.keypoints else "detect", time.perf_counter() - started))
     _check_cancel(cancel)
     people = choose_people(found.detections.people, request.person)
@@ -107,11 +111,11 @@ def fit_photo(
     fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel)
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
+    if request.overlay:
+        _draw_keypoints(found, Path(out_dir))
     return FitResult(
         model=model_identity(data),
-        image=ImageInfo(
-            path=request.photo or found.detections.image_path, width=found.width, height=found.height
-        ),
+        image=ImageInfo(path=photo_path(request, found.detections), width=found.width, height=found.height),
         camera=Camera(
             focal_length_px=focal, principal_point_px=[found.width / 2, found.height / 2], source=source
         ),
@@ -128,10 +132,9 @@ def _check_cancel(cancel: Cancel | None) -> None:
         raise Cancelled("The fit was cancelled.")
 
 
-def find_keypoints(request: FitRequest, out_dir: str | Path | None) -> FoundKeypoints:
+def find_keypoints(request: FitRequest) -> FoundKeypoints:
     """The request's keypoints: read from its keypoint file, or detected in its photo
-    (everyone when the choice of person needs them all, inside the box for a box). With
-    `request.overlay`, written into `out_dir` and drawn over the photo."""
+    (everyone when the choice of person needs them all, inside the box for a box)."""
     image = load_image(request.photo) if request.photo is not None else None
     if request.keypoints is None:
         detections, focal = _detect(image, request.person), image.focal_length_px
@@ -143,10 +146,19 @@ def find_keypoints(request: FitRequest, out_dir: str | Path | None) -> FoundKeyp
             f"{request.keypoints}: the keypoint file does not give the image size; give the photo too "
             "(--image PHOTO)."
         )
-    if request.overlay:
-        _draw_keypoints(detections, image, Path(out_dir))
     width, height = (int(v) for v in detections.image_size)
-    return FoundKeypoints(detections, width, height, focal)
+    return FoundKeypoints(detections, width, height, focal, image)
+
+
+def photo_path(request: FitRequest, detections: Detections) -> str:
+    """The photo the result names, absolute (a result is read from other folders later):
+    the request's, else the one a keypoint file names, beside that file when relative."""
+    if request.photo is not None:
+        return os.path.abspath(request.photo)
+    named = detections.image_path
+    if not named or Path(named) == Path(request.keypoints):  # OpenPose files name no photo
+        return ""
+    return os.path.abspath(Path(request.keypoints).parent / named)
 
 
 def _detect(image: LoadedImage, person: PersonChoice) -> Detections:
@@ -174,13 +186,12 @@ def _read_keypoint_file(path: str, image: LoadedImage | None) -> Detections:
     return detections
 
 
-def _draw_keypoints(detections: Detections, image: LoadedImage, out_dir: Path) -> None:
+def _draw_keypoints(found: FoundKeypoints, out_dir: Path) -> None:
     from ..keypoints.formats import write_keypoints
     from ..keypoints.overlay import write_overlay
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_keypoints(out_dir / KEYPOINTS_FILE, detections)
-    write_overlay(out_dir / KEYPOINTS_PICTURE, image.pixels, detections)
+    write_keypoints(out_dir / KEYPOINTS_FILE, found.detections)
+    write_overlay(out_dir / KEYPOINTS_PICTURE, found.image.pixels, found.detections)
 
 
 def choose_people(people: list[Person], choice: PersonChoice) -> list[Person]:

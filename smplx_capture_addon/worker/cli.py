@@ -18,11 +18,12 @@ import traceback
 from pathlib import Path
 
 from .. import fit_request as request
+from ..atomic_files import check_output_folder
 from ..body_model.model_file import resolve_model_path
 from ..errors import Cancelled, CaptureError
 from . import protocol, runner
 
-_EXIF_ORIENTATION = 0x0112
+UPRIGHT_PHOTO = "photo_upright.png"
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"
 
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                  python=platform.python_version()))  # fmt: skip
     try:
         result_path, overlay_path, upright = fit(args, channel, cancel)
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):  # Ctrl-C in the terminal reaches the worker too
         channel.send(protocol.cancelled())
         return protocol.EXIT_CANCELLED
     except CaptureError as error:
@@ -126,37 +127,25 @@ def fit(
     """Fit the request the arguments describe (the solver, and so torch, is imported only
     here, after the checks that need no solver)."""
     fit_request = request.from_arguments(args)
+    out = check_output_folder(args.out)
     for what, path in (("photo", fit_request.photo), ("keypoint file", fit_request.keypoints)):
         if path is not None and not Path(path).is_file():
             raise CaptureError(f"The {what} {path} does not exist.")
     # Fail fast, before the slow solver import, when the model cannot be found.
     resolve_model_path(fit_request.model, fit_request.gender)
     channel.send(protocol.progress("loading", 0.0, "loading the solver"))
+    from ..keypoints.images import write_upright_copy
     from ..result_format import write_result
     from ..solver.pipeline import KEYPOINTS_PICTURE, fit_photo
 
     def progress(stage: str, fraction: float, message: str) -> None:
         channel.send(protocol.progress(stage, fraction, message))
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     result = fit_photo(fit_request, progress, cancel.is_set, out_dir=out)
     overlay = out / KEYPOINTS_PICTURE if fit_request.overlay else None
-    upright = upright_photo(Path(fit_request.photo), out) if fit_request.photo is not None else None
+    # The fit is in upright pixels, but Blender shows images as stored, ignoring EXIF.
+    upright = write_upright_copy(fit_request.photo, out / UPRIGHT_PHOTO) if fit_request.photo else None
     return write_result(result, out / "result.json"), overlay, upright
-
-
-def upright_photo(photo: Path, out: Path) -> Path | None:
-    """An upright copy of a photo that EXIF says to rotate (phones do), or None. The fit
-    is in upright pixels, but Blender shows images as stored, ignoring EXIF."""
-    from PIL import Image, ImageOps
-
-    with Image.open(photo) as image:
-        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
-            return None
-        path = out / "photo_upright.png"
-        ImageOps.exif_transpose(image).save(path)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ import importlib
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import addon_utils
@@ -19,6 +21,7 @@ from blender_helpers import evaluated_vertices_world, make_person, make_result
 
 from smplx_capture_addon import fit_request
 from smplx_capture_addon.blender_builders import placement, rig
+from smplx_capture_addon.blender_builders import scene as builders
 from smplx_capture_addon.blender_builders.scene import PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.blender_ui.operators import preference_path, request_from_context
@@ -119,13 +122,78 @@ def test_a_failing_fit_leaves_the_scene_as_it_was(addon, built_fit, tmp_path, fa
         settings.model, settings.gender = "SMPLX", "female"
     elif failure == "no image":
         settings.image = ""
-    before = snapshot()
+    before, folders = snapshot(), job_folders()
     with pytest.raises(RuntimeError, match="Error"):
         bpy.ops.smplx_capture.fit()
     assert snapshot() == before
     job = bpy.context.window_manager.smplx_capture_job
     assert expected in job.error
     assert not job.running
+    assert job_folders() == folders  # the job's folder went with the job
+
+
+def job_folders() -> list[str]:
+    """The job folders of this process (this Blender) in the temporary folder."""
+    prefix = f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-"
+    return sorted(p.name for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(prefix))
+
+
+def write_png(path: Path, rgba: tuple[float, float, float, float], size: tuple[int, int] = (64, 48)) -> Path:
+    image = bpy.data.images.new(path.stem, *size)
+    image.pixels.foreach_set(np.tile(np.array(rgba, dtype=np.float32), size[0] * size[1]))
+    image.filepath_raw, image.file_format = str(path), "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+    return path
+
+
+def test_a_built_fit_needs_nothing_from_its_job_folder(small_model, tmp_path):
+    """The result is kept in the .blend and the worker's pictures (the upright photo copy,
+    the keypoint drawing) are packed into it: the job folder can go, and the scene saved
+    and opened again still has its result and both pictures."""
+    job = tmp_path / "job"
+    job.mkdir()
+    result = make_result(small_model, [make_person(seed=4)], image=str(tmp_path / "photo.jpg"))
+    state = JobState(status=runner.DONE, result_path=str(write_result(result, job / "result.json")),
+                     photo_path=str(write_png(job / "photo_upright.png", (0.2, 0.4, 0.6, 1.0))),
+                     overlay_path=str(write_png(job / "keypoints.png", (1.0, 0.5, 0.0, 1.0))))  # fmt: skip
+    request = FitRequest(photo=str(tmp_path / "photo.jpg"), model=small_model.path)
+    built = fit_job.finish_fit(state, request)
+    name = built.collection.name
+    fit_job.remove_job_folder(job)
+    assert not job.exists()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+
+    collection = bpy.data.collections[name]
+    assert builders.result_of(collection) == result
+    camera = next(o for o in collection.objects if o.get(PROP_ROLE) == "camera")
+    colours = (0.2, 0.4, 0.6), (1.0, 0.5, 0.0)  # the photo's copy, then the keypoint drawing
+    for background, colour in zip(camera.data.background_images, colours, strict=True):
+        assert background.image.packed_file is not None
+        pixels = np.empty(64 * 48 * 4, dtype=np.float32)
+        background.image.pixels.foreach_get(pixels)
+        np.testing.assert_allclose(pixels.reshape(-1, 4)[:, :3].mean(axis=0), colour, atol=0.01)
+
+
+def test_job_folders_of_blender_sessions_that_are_gone_are_removed_at_the_next_fit(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # its process id now names no running process, as a crashed Blender's
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gone = Path(tempfile.mkdtemp(prefix=f"{fit_job.JOB_FOLDER_PREFIX}{ended.pid}-"))
+        (gone / "result.json").write_text("{}")
+        alive = Path(tempfile.mkdtemp(prefix=f"{fit_job.JOB_FOLDER_PREFIX}{running.pid}-"))
+        job, out_dir = fit_job.start_fit(FitRequest(photo=str(tmp_path / "missing.jpg")))
+        state = job.wait(interval=0.02)
+        assert not gone.exists() and alive.is_dir()
+        assert out_dir.name.startswith(f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-")
+        assert state.status == runner.FAILED
+        fit_job.remove_job_folder(out_dir)
+        fit_job.remove_job_folder(alive)
+    finally:
+        running.kill()
+        running.wait()
 
 
 def worker_request(arguments: list[str]) -> FitRequest:
@@ -281,8 +349,10 @@ def test_shape_sliders_are_live(built_fit, small_model):
 
 def test_fit_bones_to_shape_makes_the_rig_the_model_with_the_new_shape(addon, built_fit, small_model):
     """After a shape slider moves, 'Fit Bones to Shape' moves the joints as SMPL-X does:
-    the posed mesh is then the model's for the new betas, correctives included."""
-    fit = built_fit[0]
+    the posed mesh is then the model's for the new betas, correctives included. The job's
+    folder is gone by then: the result is kept in the scene."""
+    fit, _, state = built_fit
+    fit_job.remove_job_folder(Path(state.result_path).parent)
     armature, mesh = fit.people[0].armature, fit.people[0].mesh
     person = make_person(seed=11)
     mesh.data.shape_keys.key_blocks[f"{rig.SHAPE_KEY_PREFIX}003"].value = 2.5

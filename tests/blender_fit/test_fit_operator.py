@@ -6,6 +6,8 @@ mediapipe) in this Python, so it runs on Python 3.11 only."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from smplx_capture_addon.blender_builders import rig
-from smplx_capture_addon.blender_builders.scene import PROP_RESULT, PROP_ROLE
+from smplx_capture_addon.blender_builders.scene import PROP_ROLE, result_of
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VERTEX_KEYPOINT_NAMES
@@ -46,18 +48,24 @@ def test_fit_operator_builds_a_rig_that_lands_on_the_detected_keypoints(addon, p
     settings = bpy.context.scene.smplx_capture
     settings.image = str(photo_dir / "astronaut.png")
     settings.model, settings.device, settings.show_keypoints = "DEFAULT", "cpu", True
+    job_folders = f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-*"
+    before = sorted(Path(tempfile.gettempdir()).glob(job_folders))
     start = time.perf_counter()
     assert bpy.ops.smplx_capture.fit() == {"FINISHED"}
     print(f"fit + build: {time.perf_counter() - start:.1f} s")
     job = bpy.context.window_manager.smplx_capture_job
     assert not job.running and job.error == "" and job.progress == 1.0
+    assert sorted(Path(tempfile.gettempdir()).glob(job_folders)) == before  # the job's folder is gone
 
     collection = bpy.data.collections["astronaut"]
     objects = {o[PROP_ROLE]: o for o in collection.objects}
     armature, mesh, camera = objects["armature"], objects["mesh"], objects["camera"]
-    backgrounds = [b.image.filepath for b in camera.data.background_images]
-    assert Path(backgrounds[0]).name == "astronaut.png" and Path(backgrounds[1]).name == "keypoints.png"
-    result = read_result(collection[PROP_RESULT])
+    backgrounds = [b.image for b in camera.data.background_images]
+    assert Path(backgrounds[0].filepath).name == "astronaut.png" and backgrounds[0].packed_file is None
+    # The keypoint drawing came from the job's folder: it lives on in the .blend.
+    assert Path(backgrounds[1].filepath).name == "keypoints.png" and backgrounds[1].packed_file is not None
+    assert tuple(backgrounds[1].size) == (512, 512)
+    result = result_of(collection)
     person = result.people[0]
     data = model_file.load_model(None)
     assert result.model.sha256 == data.sha256

@@ -10,8 +10,8 @@ modal path (invoke, then modal() on each timer tick, what a click runs). After e
 - Blender's scene is as it was (collections, objects, the active and selected objects,
   the scene camera, data-blocks);
 - Fit is available again (its poll), the panel shows no running job, no timer is left;
-- no file of ours is left in the temporary folder (the job folder `fit_job.start_fit`
-  makes stays empty).
+- nothing of ours is left in the temporary folder (the job folder `fit_job.start_fit`
+  makes is gone).
 
 The bpy module has no event loop: for the modal path a copy of the Fit operator (the same
 methods, under another id) runs invoke() and modal() itself, with a window manager whose
@@ -374,8 +374,8 @@ def assert_blender_left_clean(blender: Blender, before: dict, case: str) -> None
     assert "job" not in operators._ACTIVE and bpy.ops.smplx_capture.fit.poll(), f"{case}: Fit is greyed out"
     assert not bpy.context.window_manager.smplx_capture_job.running, f"{case}: the panel shows a job"
     assert not DRIVE.live_timers, f"{case}: a timer is left"
-    left = sorted(str(p.relative_to(blender.temp)) for p in blender.temp.rglob("*") if not p.is_dir())
-    assert left == [], f"{case}: files left: {left}"
+    left = sorted(str(p.relative_to(blender.temp)) for p in blender.temp.rglob("*"))
+    assert left == [], f"{case}: files or folders left: {left}"
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -4,6 +4,7 @@ that the test does not depend on the other rooms' commands)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,11 +21,15 @@ def run_detect(arguments: list[str]) -> int:
     return cli.run(parser.parse_args(arguments))
 
 
-def test_detect_command_writes_keypoints_and_an_overlay(photo_dir, tmp_path, capsys):
+def test_detect_command_writes_keypoints_and_an_overlay(photo_dir, tmp_path, capsys, monkeypatch):
     output, overlay = tmp_path / "keypoints.json", tmp_path / "overlay.png"
-    assert run_detect([str(photo_dir / "astronaut.png"), "-o", str(output), "--overlay", str(overlay)]) == 0
+    monkeypatch.chdir(photo_dir)
+    assert run_detect(["astronaut.png", "-o", str(output), "--overlay", str(overlay)]) == 0
     detections = read_keypoints(output)
     assert detections.image_size == (512, 512) and len(detections.people) == 1
+    # The file names its photo absolutely: the fit that reads it may run from another folder.
+    named = Path(detections.image_path)
+    assert named.is_absolute() and named.samefile(photo_dir / "astronaut.png")
     assert {"mediapipe_pose_33", "mediapipe_face_478"} <= set(detections.people[0].keypoint_sets)
     drawn = np.asarray(Image.open(overlay))
     original = np.asarray(Image.open(photo_dir / "astronaut.png").convert("RGB"))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from smplx_capture_addon.keypoints.errors import ImageError
-from smplx_capture_addon.keypoints.images import focal_length_px, load_image
+from smplx_capture_addon.keypoints.images import (
+    MAX_PHOTO_PIXELS,
+    exif_orientation,
+    focal_length_px,
+    load_image,
+    upright_pixels,
+    write_upright_copy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +75,57 @@ def test_exif_orientation_is_applied_and_size_is_the_upright_one(tmp_path, photo
     assert np.abs(image.pixels.astype(int) - np.asarray(stored)).mean() < 6
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tiff"])
+def test_every_exif_orientation_in_every_format_reads_as_pillow_shows_it(tmp_path, photo_dir, suffix,
+                                                                        orientation):  # fmt: skip
+    """The one upright helper: `exif_orientation` (standard library, for Blender) reads the
+    tag Pillow reads, and `upright_pixels` and `load_image` turn the photo as Pillow's
+    exif_transpose does, for all eight orientations."""
+    stored = Image.open(photo_dir / "bus.jpg").convert("RGB").resize((90, 60))  # not square
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"photo{suffix}"
+    stored.save(path, exif=exif, **({"lossless": True} if suffix == ".webp" else {"quality": 100}))
+    with Image.open(path) as image:
+        tag = image.getexif().get(0x0112, 1)
+        shown = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    assert exif_orientation(path) == tag == orientation
+    loaded = load_image(path)
+    assert loaded.original_size == (shown.shape[1], shown.shape[0])
+    np.testing.assert_array_equal(loaded.pixels, shown)
+    as_stored = np.asarray(stored)
+    expected = np.asarray(ImageOps.exif_transpose(_with_orientation(stored, orientation)))
+    np.testing.assert_array_equal(upright_pixels(as_stored, orientation), expected)
+
+
+def _with_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    tagged = image.copy()
+    tagged.getexif()[0x0112] = orientation
+    return tagged
+
+
+def test_files_without_exif_are_upright(tmp_path, photo_dir):
+    assert exif_orientation(photo_dir / "bus.jpg") == exif_orientation(photo_dir / "astronaut.png") == 1
+    assert exif_orientation(_write(tmp_path / "notes.txt", b"no picture")) == 1
+    assert exif_orientation(tmp_path / "missing.jpg") == 1
+
+
+def test_the_upright_copy_of_a_sideways_photo(tmp_path, photo_dir):
+    upright = Image.open(photo_dir / "bus.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees anticlockwise to view"
+    upright.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    copy = write_upright_copy(tmp_path / "sideways.jpg", tmp_path / "copy" / "upright.png")
+    assert copy == tmp_path / "copy" / "upright.png" and exif_orientation(copy) == 1
+    pixels = np.asarray(Image.open(copy))
+    assert pixels.shape == (1080, 810, 3)
+    assert np.abs(pixels.astype(int) - np.asarray(upright)).mean() < 6
+    # A photo stored upright needs no copy: nothing is written.
+    assert write_upright_copy(photo_dir / "bus.jpg", tmp_path / "none.png") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "sideways.jpg"]
+
+
 def test_big_photos_are_downscaled_but_keep_their_original_size(photo_dir):
     image = load_image(photo_dir / "bus.jpg", max_side=300)
     assert image.original_size == (810, 1080)
@@ -114,11 +174,25 @@ def test_focal_length_is_read_from_a_photos_exif(tmp_path, astronaut):
         ),
         (lambda folder, photos: _write(folder / "zero.png", _png_header(0, 10)), "without pixels"),
         (lambda folder, photos: _write(folder / "huge.png", _png_header(20000, 20000)), "too many pixels"),
+        (lambda folder, photos: _write(folder / "big.png", _png_header(13000, 12000)), "150 megapixels"),
     ],
 )
 def test_bad_files_raise_an_image_error_that_says_what_is_wrong(tmp_path, photo_dir, make, message):
     with pytest.raises(ImageError, match=message):
         load_image(make(tmp_path, photo_dir))
+
+
+def test_the_pixel_limit_is_ours_and_pillow_says_nothing(tmp_path):
+    """Between Pillow's warning (89 MP) and our limit, a photo is read without Pillow's
+    DecompressionBombWarning reaching the user; over our limit, our message."""
+    assert MAX_PHOTO_PIXELS == 150_000_000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError, match="damaged"):  # the header only: 100 MP, no pixels
+            load_image(_write(tmp_path / "100mp.png", _png_header(10000, 10000)))
+        with pytest.raises(ImageError, match=r"13000 x 12000 is too many pixels .*limit of 150 megapixels"):
+            load_image(_write(tmp_path / "156mp.png", _png_header(13000, 12000)))
+    assert [w.category.__name__ for w in caught] == []
 
 
 def _write(path, data: bytes):

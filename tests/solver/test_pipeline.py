@@ -4,6 +4,7 @@ of people, the result file round trip, the overlays, and the errors a user can m
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from smplx_capture_addon.keypoints.people import Detections, Person
 from smplx_capture_addon.result_format import read_result, write_result
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.overlay import paint_fit_over_photo
-from smplx_capture_addon.solver.pipeline import choose_people, fit_photo
+from smplx_capture_addon.solver.pipeline import choose_people, fit_photo, photo_path
 
 
 def _keypoint_file(path, cases, row=0, image_size=True):
@@ -38,12 +39,18 @@ def _keypoint_file(path, cases, row=0, image_size=True):
     return path
 
 
-def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, clean_cases):
+def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, clean_cases, monkeypatch):
     stages = []
-    request = FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path,
-                         device="cpu", focal_px=float(clean_cases.focal[0]))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keypoints").mkdir()
+    keypoints = _keypoint_file(Path("keypoints") / "k.json", clean_cases)  # relative, naming "photo.png"
+    request = FitRequest(keypoints=keypoints, model=bench_model_path, device="cpu",
+                         focal_px=float(clean_cases.focal[0]))  # fmt: skip
     result = fit_photo(request, progress=lambda stage, fraction, message: stages.append(stage))
     assert result.camera.source == "user" and result.model.sha256 and result.device == "cpu"
+    # The photo a keypoint file names lies beside it; the result names it absolutely, to be
+    # found from wherever the result is read.
+    assert result.image.path == str(tmp_path / "keypoints" / "photo.png")
     person = result.people[0]
     assert len(person.left_hand_pose) == 45 and len(person.residuals_px) == len(result.keypoint_names)
     errors = [np.hypot(*r) for r in person.residuals_px if r is not None]
@@ -68,12 +75,29 @@ def test_keypoint_file_without_image_size_needs_the_photo(tmp_path, bench_model_
                              model=bench_model_path))  # fmt: skip
 
 
-def test_cancel_before_fitting(tmp_path, bench_model_path, clean_cases):
+def test_cancel_before_fitting_writes_nothing(tmp_path, bench_model_path, clean_cases):
+    import cv2
+
+    width, height = (int(v) for v in clean_cases.image_size[0])
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((height, width, 3), 128, np.uint8))
+    keypoints = _keypoint_file(tmp_path / "k.json", clean_cases)
+    request = FitRequest(keypoints=keypoints, photo=photo, model=bench_model_path, overlay=True)
     with pytest.raises(Cancelled):
-        fit_photo(
-            FitRequest(keypoints=_keypoint_file(tmp_path / "k.json", clean_cases), model=bench_model_path),
-            cancel=lambda: True,
-        )
+        fit_photo(request, cancel=lambda: True, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # the keypoints found are written only with a fit
+
+
+def test_the_result_names_its_photo_absolutely(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    found = Detections("elsewhere.jpg", (640, 480), [])
+    assert photo_path(FitRequest(photo="me.jpg"), found) == str(tmp_path / "me.jpg")
+    assert photo_path(FitRequest(keypoints="sub/k.json"), found) == str(tmp_path / "sub" / "elsewhere.jpg")
+    assert photo_path(FitRequest(keypoints="/data/k.json"), Detections("/photos/me.jpg", None, [])) == (
+        "/photos/me.jpg"
+    )
+    # OpenPose files name no photo (their reader gives the file's own path): none is named.
+    assert photo_path(FitRequest(keypoints="sub/k.json"), Detections("sub/k.json", None, [])) == ""
 
 
 def test_real_photo_with_the_default_body(tmp_path, photo_dir):
