@@ -128,6 +128,17 @@ def _posed_skeleton(rest: Tensor, body_pose: Tensor) -> Tensor:
     return joints
 
 
+def stage_seconds_mean(fits: list) -> dict[str, float]:
+    """Each stage's mean seconds over `fits` (BatchFit), by stage name in the order run;
+    a stage that only some fits ran (the restart) counts 0 for the others."""
+    names = list(dict.fromkeys(name for fit in fits for name, _ in fit.stage_seconds))
+    spent = {name: 0.0 for name in names}
+    for fit in fits:
+        for name, seconds in fit.stage_seconds:
+            spent[name] += seconds
+    return {name: total / len(fits) for name, total in spent.items()}
+
+
 def run_bench(count: int = 8, seed: int = 0, noise_px: float = 2.0, drop: float = 0.1, device: str = "cpu",
               log=print) -> dict:  # fmt: skip
     """Run the suite; returns the figures (see the module docstring)."""
@@ -158,6 +169,9 @@ def run_bench(count: int = 8, seed: int = 0, noise_px: float = 2.0, drop: float 
         seconds.append(took)
         log(f"person {person}: {took:.2f} s alone")
     figures["seconds_per_person"] = float(np.mean(seconds))
+    figures["seconds_per_person_median"] = float(np.median(seconds))
+    figures["seconds_per_person_p95"] = float(np.percentile(seconds, 95))
+    figures["stage_seconds_per_person"] = stage_seconds_mean(alone)
     batch, took = fit(list(range(count)))
     figures["batch_seconds"] = took
     figures["people_per_second_batched"] = count / took

@@ -32,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     figures = run_bench(args.n, args.seed, args.noise, args.drop, resolve_device(args.device),
                         log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
+    rows = {f"{key}.{name}" if isinstance(value, dict) else key: inner
+            for key, value in figures.items()
+            for name, inner in (value.items() if isinstance(value, dict) else [(key, value)])}  # fmt: skip
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
     if args.json:
