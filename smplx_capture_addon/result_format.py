@@ -16,7 +16,8 @@ A result is one JSON file (`result.json`), format "smplx-capture-result", versio
          "leye_pose": [3], "reye_pose": [3],
          "left_hand_pose": [45], "right_hand_pose": [45], "transl": [3],
          "residuals_px": [[dx, dy] | null per name of "keypoint_names"],
-         "loss_per_stage": [floats], "converged": true}
+         "loss_per_stage": [floats], "converged": true,
+         "inferred_joints": [names of joints no seen keypoint pinned down]}
       ],
       "keypoint_names": [names of the keypoints the residuals refer to],
       "stages": [{"name": "camera", "seconds": 0.1}, ...],
@@ -30,6 +31,9 @@ Conventions:
 - Camera space is OpenCV's: x right, y down, z forward from the camera centre, metres.
   The body posed with these parameters (global_orient and transl included) lies in
   camera space; a point (x, y, z) projects to (f x / z + cx, f y / z + cy) pixels.
+- `inferred_joints` names joints (of `names.JOINT_NAMES`) whose rotation no seen keypoint
+  moved (a leg below the frame, a hand not found): the priors chose them, so an artist
+  should check them. Files without it read as everything seen.
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
 - Every field is checked on reading and on writing: its type, its size and a plausible
@@ -50,7 +54,7 @@ from pathlib import Path
 
 from .atomic_files import write_text
 from .body_model.model_file import BodyModelData, load_model
-from .body_model.names import POSE_BLOCKS
+from .body_model.names import JOINT_NAMES, POSE_BLOCKS
 from .errors import CaptureError, ModelFileError
 from .json_fields import JsonFields, as_float, shown
 
@@ -115,6 +119,7 @@ class PersonFit:
     residuals_px: list[list[float] | None] = field(default_factory=list)
     loss_per_stage: list[float] = field(default_factory=list)
     converged: bool = True
+    inferred_joints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -272,3 +277,6 @@ def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
             raise check.fail(f"{where}.loss_per_stage[{index}]", f"must be a number, found {shown(loss)}")
     if not isinstance(person.converged, bool):
         raise check.fail(f"{where}.converged", f"must be true or false, found {shown(person.converged)}")
+    for index, name in enumerate(check.array(f"{where}.inferred_joints", person.inferred_joints)):
+        if name not in JOINT_NAMES:
+            raise check.fail(f"{where}.inferred_joints[{index}]", f"must name a joint, found {shown(name)}")

@@ -33,6 +33,8 @@ _MIN_LENGTH = 0.02
 SHAPE_KEY_PREFIX = "shape_"
 CORRECTIVE_PREFIX = "pose_"
 SLIDER_RANGE = 10.0  # the widest range Blender allows a shape key
+INFERRED_BONES = "Inferred"  # bone collection of the joints the photo did not show
+INFERRED_COLOUR = "THEME01"  # red in Blender's default theme
 
 
 def bone_tails(joints: np.ndarray) -> np.ndarray:
@@ -147,6 +149,23 @@ def bone_quaternions(frames: np.ndarray, local_rotations_model: np.ndarray) -> n
     bone_local = np.einsum("jba,jbc,jcd->jad", frames, local_rotations_model, frames)
     bone_local[0] = np.eye(3)
     return numpy_body.matrix_to_quaternion(bone_local)
+
+
+def mark_inferred_bones(armature: bpy.types.Object, names: list[str]) -> None:
+    """Gather the bones of `names` (joints no seen keypoint moved) in the bone collection
+    INFERRED_BONES, drawn in its own colour, so the artist sees what to check."""
+    inferred = armature.data.collections.new(INFERRED_BONES)
+    for name in names:
+        inferred.assign(armature.data.bones[name])
+        armature.data.bones[name].color.palette = INFERRED_COLOUR
+        armature.pose.bones[name].color.palette = INFERRED_COLOUR
+
+
+def inferred_bones(armature: bpy.types.Object) -> list[str]:
+    """Names of the bones `mark_inferred_bones` gathered, in skeleton order."""
+    inferred = armature.data.collections.get(INFERRED_BONES)
+    members = {bone.name for bone in inferred.bones} if inferred is not None else set()
+    return [name for name in JOINT_NAMES if name in members]
 
 
 def set_pose(armature: bpy.types.Object, quaternions: np.ndarray) -> None:

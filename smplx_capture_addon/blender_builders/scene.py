@@ -151,6 +151,7 @@ def _build_person(
     armature[PROP_PERSON] = index
     rotations = numpy_body.axis_angle_to_matrix(numpy_body.full_pose(person))
     rig.set_pose(armature, rig.bone_quaternions(rig.bone_frames_model(armature), rotations))
+    rig.mark_inferred_bones(armature, person.inferred_joints)
 
     mesh = rig.build_mesh(f"{label} body", data, rest_vertices, armature, collection)
     mesh[PROP_ROLE] = "mesh"

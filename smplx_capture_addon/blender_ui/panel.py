@@ -7,6 +7,7 @@ import textwrap
 import bpy
 
 from ..blender_builders import rig
+from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from . import fit_job
 
 CATEGORY = "SMPL-X Capture"
@@ -121,4 +122,37 @@ class SMPLX_CAPTURE_PT_expression(_KeysPanel, bpy.types.Panel):  # noqa: N801 (B
     shapes = False
 
 
-CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine, SMPLX_CAPTURE_PT_shape, SMPLX_CAPTURE_PT_expression)
+def inferred_summary(names: list[str]) -> list[str]:
+    """Bone names for the panel, a hand's 15 finger bones said as one line."""
+    lines = []
+    for side, hand in (("left", LEFT_HAND_JOINTS), ("right", RIGHT_HAND_JOINTS)):
+        fingers = JOINT_NAMES[hand]
+        if set(fingers) <= set(names):
+            names = [name for name in names if name not in fingers]
+            lines.append(f"{side} hand: all fingers")
+    return [*names, *lines]
+
+
+class SMPLX_CAPTURE_PT_inferred(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+    bl_label = "Not Seen in the Photo"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        armature, _ = fit_job.person_objects(context.active_object)
+        return armature is not None and bool(rig.inferred_bones(armature))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        armature, _ = fit_job.person_objects(context.active_object)
+        _wrapped(self.layout, f"Posed by the priors, shown in the bone collection '{rig.INFERRED_BONES}':",
+                 context, icon="INFO")  # fmt: skip
+        column = self.layout.column(align=True)
+        for line in inferred_summary(rig.inferred_bones(armature)):
+            column.label(text=line, icon="BONE_DATA")
+
+
+CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine, SMPLX_CAPTURE_PT_inferred, SMPLX_CAPTURE_PT_shape,
+           SMPLX_CAPTURE_PT_expression)  # fmt: skip

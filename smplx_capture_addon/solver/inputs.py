@@ -71,9 +71,11 @@ def check_keypoints(keypoints: np.ndarray, image_size: np.ndarray) -> None:
             raise FitError(f"Person {person}: the body keypoints all lie on one spot; nothing to fit.")
 
 
-def outside_image(points: np.ndarray | Tensor, width: float, height: float) -> np.ndarray | Tensor:
-    """(..., 2) pixels -> (...) bool: beyond the image by more than OUTSIDE_MARGIN."""
-    margin = OUTSIDE_MARGIN * max(float(width), float(height))
+def outside_image(
+    points: np.ndarray | Tensor, width: float, height: float, margin: float = OUTSIDE_MARGIN
+) -> np.ndarray | Tensor:
+    """(..., 2) pixels -> (...) bool: beyond the image by more than `margin` of its long side."""
+    margin = margin * max(float(width), float(height))
     x, y = points[..., 0], points[..., 1]
     return (x < -margin) | (x > width + margin) | (y < -margin) | (y > height + margin)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..body_model.evidence import inferred_joints
 from ..body_model.model import BodyModel
 from ..body_model.model_file import BodyModelData, load_model
 from ..body_model.names import (
@@ -31,6 +32,7 @@ from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonF
 from . import camera
 from .errors import FitError
 from .fit_result import BatchFit
+from .inputs import outside_image
 from .keypoint_fit import fit_keypoints
 from .options import FitOptions
 
@@ -119,7 +121,7 @@ def fit_photo(
         camera=Camera(
             focal_length_px=focal, principal_point_px=[found.width / 2, found.height / 2], source=source
         ),
-        people=person_fits(people, keypoints[:, : len(names)], fit),
+        people=person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height)),
         keypoint_names=list(names),
         stages=stages,
         device=device,
@@ -271,15 +273,34 @@ def model_identity(data: BodyModelData) -> ModelIdentity:
     )
 
 
-def person_fits(people: list[Person], used: np.ndarray, fit: BatchFit) -> list[PersonFit]:
-    """Each person's fitted parameters and residuals to the `used` (P, K, 3) keypoints."""
+def person_fits(
+    people: list[Person],
+    used: np.ndarray,
+    fit: BatchFit,
+    data: BodyModelData,
+    names: Sequence[str],
+    size: tuple[int, int],
+) -> list[PersonFit]:
+    """Each person's fitted parameters, residuals to the `used` (P, K, 3) keypoints of
+    `names`, and the joints no keypoint seen inside the `size` (width, height) photo moved."""
     residuals = fit.projected.cpu().numpy() - used[..., :2]
-    return [_person_fit(fit, index, person.box, residuals[index], used[index, :, 2] > 0)
-            for index, person in enumerate(people)]  # fmt: skip
+    fits = []
+    for index, person in enumerate(people):
+        seen = used[index, :, 2] > 0
+        # A point beyond the frame is the detector's guess, even where the fit still uses it.
+        in_photo = seen & ~outside_image(used[index, :, :2], *size, margin=0.0)
+        inferred = inferred_joints(data, names, in_photo)
+        fits.append(_person_fit(fit, index, person.box, residuals[index], seen, inferred))
+    return fits
 
 
 def _person_fit(
-    fit: BatchFit, index: int, box: Sequence[float] | None, residuals: np.ndarray, seen: np.ndarray
+    fit: BatchFit,
+    index: int,
+    box: Sequence[float] | None,
+    residuals: np.ndarray,
+    seen: np.ndarray,
+    inferred: list[str],
 ) -> PersonFit:
     params = {k: v[index].cpu().numpy().astype(float).tolist() for k, v in fit.params.items()}
     pose = fit.full_pose[index].cpu().numpy().astype(float)
@@ -299,6 +320,7 @@ def _person_fit(
                       for k, (dx, dy) in enumerate(residuals)],
         loss_per_stage=[float(v) for v in fit.loss_per_stage[index].cpu()],
         converged=bool(fit.converged[index]),
+        inferred_joints=inferred,
     )  # fmt: skip
 
 

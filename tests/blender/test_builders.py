@@ -251,3 +251,23 @@ def test_a_build_that_fails_midway_leaves_nothing_behind(small_model, monkeypatc
     assert after == before
     scene = bpy.context.scene
     assert (scene.camera, scene.render.resolution_x, scene.render.resolution_y) == (first.camera, 640, 480)
+
+
+def test_bones_no_keypoint_saw_are_gathered_and_coloured(small_model):
+    from dataclasses import replace
+
+    from smplx_capture_addon.blender_ui.panel import inferred_summary
+
+    unseen = ["left_knee", "left_ankle", "left_foot", *JOINT_NAMES[25:40]]
+    built = build_fit(make_result(small_model, [replace(make_person(), inferred_joints=unseen)]), small_model)
+    armature = built.people[0].armature
+    assert rig.inferred_bones(armature) == unseen
+    assert all(armature.pose.bones[name].color.palette == rig.INFERRED_COLOUR for name in unseen)
+    assert armature.pose.bones["right_knee"].color.palette == "DEFAULT"
+    assert inferred_summary(rig.inferred_bones(armature)) == [
+        "left_knee", "left_ankle", "left_foot", "left hand: all fingers"
+    ]  # fmt: skip
+    # A result of everything seen marks nothing.
+    seen = build_fit(make_result(small_model, [make_person()]), small_model).people[0].armature
+    assert rig.inferred_bones(seen) == []
+

@@ -97,6 +97,8 @@ WRONG_TYPES = [
     ("people.0.box", "all", "people[0].box: must be a list"),
     ("people.0.residuals_px.0", [1.0], "people[0].residuals_px[0]: must hold 2 values"),
     ("people.0.loss_per_stage.0", "low", "people[0].loss_per_stage[0]: must be a number"),
+    ("people.0.inferred_joints", "left_knee", "people[0].inferred_joints: must be a list"),
+    ("people.0.inferred_joints", ["left_knee", "knee"], "people[0].inferred_joints[1]: must name a joint"),
     ("people.0.pose", [], "people[0]: the field 'pose' is unknown"),
     ("people.0.jaw_pose.0", 10**400, "people[0].jaw_pose[0]: must be a finite number, found a number too"),
     ("keypoint_names", [1, 2], "keypoint_names[0]: must be a text"),

@@ -110,6 +110,12 @@ def test_real_photo_with_the_default_body(tmp_path, photo_dir):
     assert len(errors) > 40 and np.median(errors) < 15.0
     # The body stands in front of the camera at a plausible distance for a portrait.
     assert 0.5 < person.transl[2] < 6.0
+    # Legs below the frame were never seen (the detector's guesses there are not evidence),
+    # nor her left elbow: the result says so. Torso, head and right upper arm were seen.
+    inferred = set(person.inferred_joints)
+    assert {"left_knee", "right_knee", "left_ankle", "right_ankle", "left_shoulder"} <= inferred
+    assert not {"pelvis", "spine3", "neck", "head", "right_shoulder"} & inferred
+    assert read_result(write_result(result, tmp_path / "result.json")).people[0] == person
     overlay = paint_fit_over_photo(result, photo, tmp_path / "overlay.png")
     import cv2
 
