@@ -17,8 +17,10 @@ A result is one JSON file (`result.json`), format "smplx-capture-result", versio
          "left_hand_pose": [45], "right_hand_pose": [45], "transl": [3],
          "residuals_px": [[dx, dy] | null per name of "keypoint_names"],
          "loss_per_stage": [floats], "converged": true,
-         "inferred_joints": [names of joints no seen keypoint pinned down]}
+         "inferred_joints": [names of joints no seen keypoint pinned down],
+         "number": N | null}
       ],
+      "found_boxes": [[x0, y0, x1, y1] of everyone found, in person-number order],
       "keypoint_names": [names of the keypoints the residuals refer to],
       "stages": [{"name": "camera", "seconds": 0.1}, ...],
       "device": "cpu", "solver": {free-form settings}
@@ -34,6 +36,10 @@ Conventions:
 - `inferred_joints` names joints (of `names.JOINT_NAMES`) whose rotation no seen keypoint
   moved (a leg below the frame, a hand not found): the priors chose them, so an artist
   should check them. Files without it read as everything seen.
+- `number` is the person's number among those found (1 = the most prominent, as the
+  fit's person choice counts), and `found_boxes` the boxes of everyone found, fitted or
+  not, so another person can be picked; null and [] where the input did not say
+  (a fit inside a given box).
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
 - Every field is checked on reading and on writing: its type, its size and a plausible
@@ -73,6 +79,7 @@ FOCAL_RANGE_IN_WIDTHS = (1 / 36, 30_000)
 MAX_IMAGE_SIDE_PX = 1_000_000
 MAX_TRANSLATION_M = 10_000.0  # a person 10 km away is not in a photo
 MAX_TURN_RAD = 8 * math.pi  # fits stay within a turn of rest; four turns is not a pose
+MAX_PEOPLE = 10_000  # person numbers count the people found in one photo
 MAX_COEFFICIENT = 100.0  # shape and expression coefficients are in standard deviations
 
 
@@ -120,6 +127,7 @@ class PersonFit:
     loss_per_stage: list[float] = field(default_factory=list)
     converged: bool = True
     inferred_joints: list[str] = field(default_factory=list)
+    number: int | None = None
 
 
 @dataclass
@@ -138,6 +146,7 @@ class FitResult:
     stages: list[Stage] = field(default_factory=list)
     device: str = "cpu"
     solver: dict = field(default_factory=dict)
+    found_boxes: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
@@ -206,6 +215,7 @@ def result_from_dict(raw: dict, where: str = "result") -> FitResult:
         stages=[_from_json(check, f"stages[{k}]", stage, Stage) for k, stage in enumerate(stages)],
         device=raw.get("device", "cpu"),
         solver=raw.get("solver", {}),
+        found_boxes=raw.get("found_boxes", []),
     )
     _check(result, where)
     return result
@@ -249,6 +259,8 @@ def _check(result: FitResult, where: str) -> None:
         check.number(f"stages[{index}].seconds", stage.seconds, 0.0)
     check.text("device", result.device)
     check.mapping("solver", result.solver)
+    for index, box in enumerate(check.array("found_boxes", result.found_boxes)):
+        check.numbers(f"found_boxes[{index}]", box, 4)
 
 
 def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
@@ -277,6 +289,8 @@ def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
             raise check.fail(f"{where}.loss_per_stage[{index}]", f"must be a number, found {shown(loss)}")
     if not isinstance(person.converged, bool):
         raise check.fail(f"{where}.converged", f"must be true or false, found {shown(person.converged)}")
+    if person.number is not None:
+        check.whole(f"{where}.number", person.number, 1, MAX_PEOPLE)
     for index, name in enumerate(check.array(f"{where}.inferred_joints", person.inferred_joints)):
         if name not in JOINT_NAMES:
             raise check.fail(f"{where}.inferred_joints[{index}]", f"must name a joint, found {shown(name)}")

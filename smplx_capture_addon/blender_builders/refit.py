@@ -25,7 +25,8 @@ def replace_fit(old: bpy.types.Collection, built: BuiltFit, scene: bpy.types.Sce
     # Same place in the outliner: under whatever collections held the old fit.
     parents = [c for c in (scene.collection, *bpy.data.collections) if old.name in c.children]
     for parent in parents:
-        parent.children.link(built.collection)
+        if built.collection.name not in parent.children:  # build_fit linked it to the scene's
+            parent.children.link(built.collection)
     if scene.collection not in parents:
         scene.collection.children.unlink(built.collection)
     name = old.name

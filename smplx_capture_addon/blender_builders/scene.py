@@ -29,6 +29,8 @@ PROP_FIT = "smplx_capture_fit"  # on the collection: a fit the panel can refine
 PROP_RESULT = "smplx_capture_result"  # the result's JSON, on the collection (see result_of)
 PROP_PERSON = "smplx_capture_person"
 PROP_IMAGE_SIZE = "smplx_capture_image_size"
+PROP_PEOPLE_FOUND = "smplx_capture_people_found"  # on the collection: how many the photo showed
+PROP_NUMBERS = "smplx_capture_numbers"  # on the collection: the fitted people's numbers (0: none)
 DEFAULT_EXPRESSIONS = 10
 DEFAULT_SHAPES = 10
 
@@ -87,6 +89,8 @@ def build_fit(
     scene.collection.children.link(collection)
     collection[PROP_FIT] = True
     collection[PROP_RESULT] = json.dumps(result.to_dict())
+    collection[PROP_PEOPLE_FOUND] = len(result.found_boxes)
+    collection[PROP_NUMBERS] = [person.number or 0 for person in result.people]
     saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y
     warnings = []
     try:

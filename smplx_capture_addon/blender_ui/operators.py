@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
 from ..blender_builders import scene as builders
@@ -220,6 +220,33 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         return {"CANCELLED"}
 
 
+class SMPLX_CAPTURE_OT_fit_person(bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Fit this person of the photo in place of the active fit"""
+
+    bl_idname = "smplx_capture.fit_person"
+    bl_label = "Fit Person"
+    bl_options = {"REGISTER"}  # noqa: RUF012 (the fit it runs is the undo step)
+
+    number: IntProperty(name="Person", description="The person's number in the photo", min=1, default=1)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return "job" not in _ACTIVE and fit_job.fit_of(context.active_object) is not None
+
+    def _choose(self, context: bpy.types.Context) -> None:
+        """The panel's person choice becomes this number, so the fit and a later Re-fit use it."""
+        settings = context.scene.smplx_capture
+        settings.person, settings.person_number = "NUMBER", self.number
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self._choose(context)
+        return bpy.ops.smplx_capture.fit("EXEC_DEFAULT", replace=True)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        self._choose(context)
+        return bpy.ops.smplx_capture.fit("INVOKE_DEFAULT", replace=True)
+
+
 class SMPLX_CAPTURE_OT_cancel(bpy.types.Operator):  # noqa: N801 (Blender's naming)
     """Stop the running fit (the scene is left as it was)"""
 
@@ -360,6 +387,7 @@ def unregister_menus() -> None:
 
 CLASSES = (
     SMPLX_CAPTURE_OT_fit,
+    SMPLX_CAPTURE_OT_fit_person,
     SMPLX_CAPTURE_OT_cancel,
     SMPLX_CAPTURE_OT_reset_pose,
     SMPLX_CAPTURE_OT_fit_bones,

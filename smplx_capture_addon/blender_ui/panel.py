@@ -7,10 +7,12 @@ import textwrap
 import bpy
 
 from ..blender_builders import rig
+from ..blender_builders import scene as builders
 from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from . import fit_job
 
 CATEGORY = "SMPL-X Capture"
+MAX_PERSON_BUTTONS = 9  # a crowd's others are picked by number or box
 
 
 def _wrapped(layout: bpy.types.UILayout, text: str, context: bpy.types.Context, icon: str = "NONE") -> None:
@@ -52,8 +54,22 @@ class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
                 row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").replace = True
             if job.status:
                 layout.label(text=job.status)
+            _other_people(layout, fit_job.fit_of(context.active_object))
         if job.error:
             _wrapped(layout.box(), job.error, context, icon="ERROR")
+
+
+def _other_people(layout: bpy.types.UILayout, fit: bpy.types.Collection | None) -> None:
+    """One button per person the photo showed (numbered as the keypoint picture numbers
+    them): a click fits that one in place of the active fit."""
+    found = fit.get(builders.PROP_PEOPLE_FOUND, 0) if fit is not None else 0
+    if found < 2:
+        return
+    fitted = set(fit.get(builders.PROP_NUMBERS, []))
+    row = layout.row(align=True)
+    row.label(text="Person:")
+    for number in range(1, min(found, MAX_PERSON_BUTTONS) + 1):
+        row.operator("smplx_capture.fit_person", text=str(number), depress=number in fitted).number = number
 
 
 class SMPLX_CAPTURE_PT_refine(bpy.types.Panel):  # noqa: N801 (Blender's naming)

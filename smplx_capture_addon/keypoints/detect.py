@@ -217,12 +217,15 @@ def detect(
     if box is not None:
         _check_box(box, image.original_size)
         working_box = np.asarray(box, dtype=np.float64) * image.scale
+        found_boxes = []
         poses = [pose_in_box(pixels, detector, working_box)]
         boxes = [working_box]
     else:
-        poses = find_people(pixels, detector, use_tiles=two_pass)
-        poses = poses if all_people else poses[:1]  # find_people sorts by prominence
-        boxes = [person_box(pose, pixels.shape) for pose in poses]
+        everyone = find_people(pixels, detector, use_tiles=two_pass)  # most prominent first
+        working_boxes = [person_box(pose, pixels.shape) for pose in everyone]
+        found_boxes = [tuple(float(v) / image.scale for v in box) for box in working_boxes]
+        poses = everyone if all_people else everyone[:1]
+        boxes = working_boxes[: len(poses)]
     poses = [pose for pose in poses if pose is not None]
     if not poses:
         where = "inside the given box" if box is not None else "in the photo"
@@ -242,6 +245,7 @@ def detect(
         people=[_to_original_pixels(person, image.scale) for person in people],
         detector=f"mediapipe {detector.version} " + ("two-pass" if two_pass else "single-pass"),
         focal_length_px=image.focal_length_px,
+        found_boxes=found_boxes,
     )
 
 

@@ -43,9 +43,10 @@ def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: flo
     canvas = pixels.copy()
     scale = canvas.shape[1] / detections.image_size[0] if detections.image_size else 1.0
     radius = max(1, round(max(canvas.shape[:2]) / 400))
+    # Every person found, numbered as the fit's person choice counts them.
+    for number, box in enumerate(detections.found_boxes or [person.box for person in detections.people], 1):
+        _numbered_box(canvas, [round(v * scale) for v in box], number, radius)
     for person in detections.people:
-        x0, y0, x1, y1 = (round(v * scale) for v in person.box)
-        cv2.rectangle(canvas, (x0, y0), (x1, y1), _BOX_COLOUR, radius)
         for set_name, points in person.keypoint_sets.items():
             seen = {
                 name: (round(points[index, 0] * scale), round(points[index, 1] * scale))
@@ -60,6 +61,20 @@ def draw_overlay(pixels: np.ndarray, detections: Detections, min_confidence: flo
                 cv2.circle(canvas, centre, radius + 1, _OUTLINE, -1, lineType=cv2.LINE_AA)
                 cv2.circle(canvas, centre, radius, _COLOURS[set_name], -1, lineType=cv2.LINE_AA)
     return canvas
+
+
+def _numbered_box(canvas: np.ndarray, box: list[int], number: int, thickness: int) -> None:
+    import cv2
+
+    x0, y0, x1, y1 = box
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), _BOX_COLOUR, thickness)
+    text, font, size = str(number), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * thickness + 0.4
+    (width, height), _ = cv2.getTextSize(text, font, size, thickness + 1)
+    corner = (x0 + 2 * thickness, y0 + 2 * thickness)
+    cv2.rectangle(canvas, corner, (corner[0] + width + 4 * thickness, corner[1] + height + 4 * thickness),
+                  _BOX_COLOUR, -1)  # fmt: skip
+    baseline = (corner[0] + 2 * thickness, corner[1] + height + 2 * thickness)
+    cv2.putText(canvas, text, baseline, font, size, _OUTLINE, thickness + 1, cv2.LINE_AA)
 
 
 def write_overlay(path: str | Path, pixels: np.ndarray, detections: Detections) -> None:

@@ -37,6 +37,9 @@ class Detections:
     people: list[Person]
     detector: str = ""
     focal_length_px: float | None = None  # from EXIF when the photo had it
+    # Boxes of everyone the detector found, in person-number order (1 = the most
+    # prominent), also those not in `people`; empty when it did not look for everyone.
+    found_boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 def body_keypoints(person: Person, weighted: bool = True) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +100,8 @@ def fit_photo(
     stages.append(Stage("read-keypoints" if request.keypoints else "detect", time.perf_counter() - started))
     _check_cancel(cancel)
     people = choose_people(found.detections.people, request.person)
+    numbered = request.keypoints is not None  # a keypoint file's order numbers its people
+    numbers = person_numbers(found.detections, people, numbered)
 
     started = time.perf_counter()
     report("load-model", 0.0, "loading the body model")
@@ -113,6 +115,7 @@ def fit_photo(
     fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel)
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
+    fitted = person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height))
     if request.overlay:
         _draw_keypoints(found, Path(out_dir))
     return FitResult(
@@ -121,11 +124,12 @@ def fit_photo(
         camera=Camera(
             focal_length_px=focal, principal_point_px=[found.width / 2, found.height / 2], source=source
         ),
-        people=person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height)),
+        people=[replace(person, number=number) for person, number in zip(fitted, numbers, strict=True)],
         keypoint_names=list(names),
         stages=stages,
         device=device,
         solver=solver_settings(request, found, body, options, prior_name, fit),
+        found_boxes=[list(box) for box in found_boxes(found.detections, numbered)],
     )
 
 
@@ -214,6 +218,22 @@ def choose_people(people: list[Person], choice: PersonChoice) -> list[Person]:
     if choice.kind == BOX:
         return [max(people, key=lambda person: _overlap(person.box, choice.box))]
     return [people[0]]
+
+
+def found_boxes(detections: Detections, numbered: bool) -> list[Sequence[float]]:
+    """Everyone's box in person-number order: the detector's search of the whole photo,
+    or a keypoint file's people (`numbered`: their order is the numbering); [] for a
+    detection inside a given box, which looked for no one else."""
+    if detections.found_boxes:
+        return list(detections.found_boxes)
+    return [person.box for person in detections.people] if numbered else []
+
+
+def person_numbers(detections: Detections, chosen: list[Person], numbered: bool) -> list[int | None]:
+    """Each chosen person's number among everyone found (1 = the most prominent)."""
+    if not (numbered or detections.found_boxes):
+        return [None] * len(chosen)
+    return [detections.people.index(person) + 1 for person in chosen]
 
 
 def _overlap(a: Sequence[float] | None, b: Sequence[float] | None) -> float:

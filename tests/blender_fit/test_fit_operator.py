@@ -19,7 +19,7 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from smplx_capture_addon.blender_builders import rig
-from smplx_capture_addon.blender_builders.scene import PROP_ROLE, result_of
+from smplx_capture_addon.blender_builders.scene import PROP_NUMBERS, PROP_PEOPLE_FOUND, PROP_ROLE, result_of
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VERTEX_KEYPOINT_NAMES
@@ -181,3 +181,26 @@ def test_a_photo_rotated_by_exif_shows_upright_behind_the_fit(photo_dir, tmp_pat
     image.pixels.foreach_get(pixels)
     shown = pixels.reshape(540, 405, 4)[::-1, :, :3]
     assert np.abs(shown - np.asarray(upright, dtype=np.float32) / 255.0).mean() < 0.03
+
+
+def test_a_click_on_another_persons_number_fits_that_person_in_place(addon, photo_dir):
+    """bus.jpg: the fit of the most prominent person offers the others by number; a click
+    on 2 fits the second person in place of the first (same collection name, settings
+    kept for a later Re-fit)."""
+    settings = bpy.context.scene.smplx_capture
+    settings.image = str(photo_dir / "bus.jpg")
+    settings.model, settings.device = "DEFAULT", "cpu"
+    assert bpy.ops.smplx_capture.fit() == {"FINISHED"}
+    collection = bpy.data.collections["bus"]
+    assert collection[PROP_PEOPLE_FOUND] == 2 and list(collection[PROP_NUMBERS]) == [1]
+    first = result_of(collection)
+    armature = next(o for o in collection.objects if o.get(PROP_ROLE) == "armature")
+    bpy.context.view_layer.objects.active = armature
+    assert bpy.ops.smplx_capture.fit_person(number=2) == {"FINISHED"}
+    assert [c.name for c in bpy.data.collections] == ["bus"]
+    collection = bpy.data.collections["bus"]
+    second = result_of(collection)
+    assert list(collection[PROP_NUMBERS]) == [2] and second.people[0].number == 2
+    assert second.people[0].box == pytest.approx(first.found_boxes[1], abs=1.0)
+    assert (settings.person, settings.person_number) == ("NUMBER", 2)
+

@@ -138,6 +138,13 @@ def test_the_second_person_by_number_is_the_one_the_old_box_matching_chose(tmp_p
     assert len(result.people) == 1
     assert result.people[0].box == pytest.approx(found[1]["box"], abs=0.01)  # the file rounds to 3 places
     assert result.people[0].box != pytest.approx(found[0]["box"], abs=10.0)
+    # The result numbers the person and keeps everyone's box, so another can be picked.
+    assert result.people[0].number == 2
+    np.testing.assert_allclose(result.found_boxes, [person["box"] for person in found], atol=0.01)
+    first = fit_photo(FitRequest(photo=photo, device="cpu", overlay=True), out_dir=tmp_path / "first")
+    assert first.people[0].number == 1 and first.found_boxes == result.found_boxes
+    # Only the chosen person's keypoints are kept, but the picture numbers everyone.
+    assert len(json.loads((tmp_path / "first" / "keypoints.json").read_text())["people"]) == 1
     people = [Person(tuple(person["box"])) for person in found]
     assert choose_people(people, PersonChoice(BOX, box=tuple(found[1]["box"]))) == [people[1]]
     assert choose_people(people, PersonChoice(NUMBER, number=2)) == [people[1]]
