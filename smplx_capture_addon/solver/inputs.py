@@ -17,7 +17,9 @@ from .errors import FitError
 from .keypoint_groups import BODY
 
 MIN_BODY_KEYPOINTS = 5
-OUTSIDE_MARGIN = 0.25  # keypoints may lie this fraction of the image size outside it
+# Beyond this fraction of the image size outside it, most keypoints of a person mean
+# coordinates of another image (or not pixels).
+OTHER_IMAGE_MARGIN = 0.25
 NORMALISED_HEIGHT = 1000.0  # weights and rho are in pixels of a 1000-pixel-high image
 
 
@@ -48,9 +50,7 @@ def check_keypoints(keypoints: np.ndarray, image_size: np.ndarray) -> None:
             raise FitError(f"Person {person}: confidences must lie in [0, 1].")
         width, height = image_size[person]
         seen = confidence > 0
-        outside = seen & outside_image(points[:, :2], width, height)
-        # Detectors guess a few points beyond the frame (legs of a portrait): those are
-        # ignored. Most points outside means coordinates of another image or not pixels.
+        outside = seen & outside_image(points[:, :2], width, height, OTHER_IMAGE_MARGIN)
         if outside.sum() > 0.5 * seen.sum():
             index = int(np.argmax(outside))
             raise FitError(
@@ -72,7 +72,7 @@ def check_keypoints(keypoints: np.ndarray, image_size: np.ndarray) -> None:
 
 
 def outside_image(
-    points: np.ndarray | Tensor, width: float, height: float, margin: float = OUTSIDE_MARGIN
+    points: np.ndarray | Tensor, width: float, height: float, margin: float
 ) -> np.ndarray | Tensor:
     """(..., 2) pixels -> (...) bool: beyond the image by more than `margin` of its long side."""
     margin = margin * max(float(width), float(height))
@@ -80,16 +80,18 @@ def outside_image(
     return (x < -margin) | (x > width + margin) | (y < -margin) | (y > height + margin)
 
 
-def prepare_keypoints(model: BodyModel, keypoints: Tensor, image_size: Tensor) -> Tensor:
+def prepare_keypoints(
+    model: BodyModel, keypoints: Tensor, image_size: Tensor, outside_margin: float
+) -> Tensor:
     """keypoints (B, K, 3) checked, on the model's device and dtype, with the confidence of
-    points far outside the image zeroed (a detector's guesses) and K the model's count
-    (the face contour's points padded as unseen, or dropped)."""
+    points beyond the image by more than `outside_margin` of its long side zeroed (a
+    detector's guesses) and K the model's count (the face contour's points padded as
+    unseen, or dropped)."""
     given, sizes = keypoints.detach().cpu().numpy(), image_size.detach().cpu().numpy()
     check_keypoints(given, sizes)
     # On the host: a loop over people on the GPU would wait for it once per person.
-    outside = np.stack(
-        [outside_image(points[:, :2], *size) for points, size in zip(given, sizes, strict=True)]
-    )
+    pairs = zip(given, sizes, strict=True)
+    outside = np.stack([outside_image(points[:, :2], *size, outside_margin) for points, size in pairs])
     device, dtype = model.full_template.device, model.full_template.dtype
     count = len(KEYPOINT_NAMES_WITH_CONTOUR) if model.face_contour else len(KEYPOINT_NAMES)
     keypoints = keypoints.to(device=device, dtype=dtype)

@@ -61,7 +61,7 @@ def fit_keypoints(
     returns True.
     """
     options = options or FitOptions()
-    keypoints = prepare_keypoints(model, keypoints, image_size)
+    keypoints = prepare_keypoints(model, keypoints, image_size, options.outside_margin)
     device, dtype = model.full_template.device, model.full_template.dtype
     focal = focal.to(device=device, dtype=dtype)
     image_size = image_size.to(device=device, dtype=dtype)

@@ -55,6 +55,9 @@ class FitOptions:
     # a wrong minimum, and which one can hinge on rounding.
     restart_above_px: float = 5.0
     restart_turns: tuple[float, ...] = (-40.0, -20.0, 20.0, 40.0)
+    # Keypoints beyond the image by more than this fraction of its long side are the
+    # detector's guesses (legs below a portrait's frame) and are not fitted.
+    outside_margin: float = 0.25
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
