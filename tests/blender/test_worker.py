@@ -77,6 +77,33 @@ def test_only_valid_messages_decode():
         assert protocol.decode(line) is not None, line
 
 
+def test_only_valid_requests_decode():
+    """What a serving worker reads on its input: a fit with its job, request and folder, a
+    cancel with its job, quit; anything else is no request."""
+    fit = protocol.decode_request(protocol.request_fit("3", {"photo": "a.jpg"}, "/tmp/job"))
+    assert (fit.type, fit.get("job"), fit.get("request"), fit.get("out")) == ("fit", "3", {"photo": "a.jpg"},
+                                                                              "/tmp/job")  # fmt: skip
+    assert protocol.decode_request(protocol.request_cancel("3")).get("job") == "3"
+    assert protocol.decode_request(protocol.request_quit()).type == "quit"
+    not_requests = [
+        "cancel", "",
+        '{"type": "fit", "request": {}, "out": "/o"}',
+        '{"type": "fit", "job": "", "request": {}, "out": "/o"}',
+        '{"type": "fit", "job": "1", "request": "a.jpg", "out": "/o"}',
+        '{"type": "fit", "job": "1", "request": {}}',
+        '{"type": "fit", "job": 1, "request": {}, "out": "/o"}',
+        '{"type": "cancel"}', '{"type": "cancel", "job": 3}', '{"type": "stop"}',
+        protocol.progress("fit", 0.5),
+    ]  # fmt: skip
+    for line in not_requests:
+        assert protocol.decode_request(line) is None, line
+    # A serving worker's messages carry their job, a one-shot worker's none; a job is a string.
+    assert message(protocol.progress("fit", 0.5, "x", job="3")).get("job") == "3"
+    assert message(protocol.cancelled(job="3")).get("job") == "3"
+    assert "job" not in message(protocol.cancelled()).fields
+    assert protocol.decode('{"type": "cancelled", "job": 3}') is None
+
+
 def test_progress_only_moves_forward_and_the_end_is_final():
     state = JobState()
     apply_message(state, message(protocol.progress("detect", 0.3, "finding people")))
@@ -308,7 +335,7 @@ def test_the_worker_repeats_its_progress_while_busy_and_nothing_after_its_end(tm
         import sys, time
         from smplx_capture_addon.worker import cli, protocol
 
-        channel = cli._Channel(heartbeat_s=0.1)
+        channel = cli.Channel(heartbeat_s=0.1)
         channel.send(protocol.progress("fit", 0.5, "a long stage"))
         time.sleep(float(sys.argv[1]))  # the stage sends nothing itself
         channel.send(protocol.result("/tmp/x/result.json"))
@@ -372,3 +399,14 @@ def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
     assert done.stdout.splitlines() == [
         "smplx_capture.worker", str(wheels), f"The photo {tmp_path / 'missing.jpg'} does not exist."
     ], done.stderr
+
+
+def test_a_serving_worker_takes_no_photo_on_its_command_line(tmp_path):
+    for arguments, said in (
+        (["--serve", str(tmp_path / "a.jpg")], "worker --serve reads its fits on stdin"),
+        ([str(tmp_path / "a.jpg")], "give the photo (or keypoint file) and --out DIR, or --serve"),
+        (["--serve", "--idle-timeout", "0"], "--idle-timeout must be a positive number of seconds, not 0.0"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "smplx_capture_addon", "worker", *arguments], timeout=60,
+                              capture_output=True, text=True, env=runner.worker_environment())  # fmt: skip
+        assert done.returncode == 2 and said in done.stderr and done.stdout == "", (arguments, done.stderr)
