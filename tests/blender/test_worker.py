@@ -1,8 +1,10 @@
 """The worker protocol and runner: messages, progress and cancel as plain functions, and
 real worker processes (small scripts speaking the protocol, and the real worker module)
 that finish, crash, get killed, honour or ignore a cancel, fall silent or write what is
-not a message. tests/faults/test_worker_faults.py runs more of these through Blender's
-Fit operator."""
+not a message; the real serving worker kept from fit to fit, replaced when it was killed,
+leaving on its idle timeout. tests/faults/test_worker_faults.py runs more of these
+through Blender's Fit operator; tests/blender_fit/test_warm_worker.py fits real photos
+in the warm worker."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.worker import protocol, runner
 from smplx_capture_addon.worker.runner import JobState, WorkerJob, apply_exit, apply_message
 
@@ -399,6 +402,67 @@ def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
     assert done.stdout.splitlines() == [
         "smplx_capture.worker", str(wheels), f"The photo {tmp_path / 'missing.jpg'} does not exist."
     ], done.stderr
+
+
+def missing_photo_fit(kept: runner.KeptWorker, tmp_path: Path, name: str) -> runner.WorkerJob:
+    """A fit the real serving worker answers at once (its photo does not exist), needing no solver."""
+    request = FitRequest(photo=str(tmp_path / "missing.jpg"))
+    job = kept.start_job(None, runner.worker_environment(), request, tmp_path / name)
+    assert job.wait(interval=0.02).error == f"The photo {tmp_path / 'missing.jpg'} does not exist."
+    return job
+
+
+def test_the_warm_worker_serves_the_next_fit_and_is_replaced_when_killed_between_fits(tmp_path):
+    kept = runner.KeptWorker()
+    try:
+        first = missing_photo_fit(kept, tmp_path, "job-1")
+        assert first.process.poll() is None  # a fit's error ends the fit, not the worker
+        kept.warm.worker.write("not a request\n")  # ignored: the worker serves on
+        second = missing_photo_fit(kept, tmp_path, "job-2")
+        assert second.process is first.process and second.state.notice == ""
+        first.process.kill()
+        first.process.wait()
+        third = missing_photo_fit(kept, tmp_path, "job-3")
+        assert third.process is not first.process and third.process.poll() is None
+        assert third.state.notice == (
+            "The fitting process was stopped by signal 9, so a new one was started: this fit loads the "
+            "models again."
+        )
+        fourth = missing_photo_fit(kept, tmp_path, "job-4")
+        assert fourth.process is third.process and fourth.state.notice == ""  # told once
+    finally:
+        kept.close()
+    assert third.process.poll() is not None  # closed: nothing left running
+
+
+def test_another_worker_python_replaces_the_warm_worker_without_a_notice(tmp_path):
+    other = tmp_path / "other-python"
+    other.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    other.chmod(0o755)
+    kept = runner.KeptWorker()
+    try:
+        first = missing_photo_fit(kept, tmp_path, "job-1")
+        request = FitRequest(photo=str(tmp_path / "missing.jpg"))
+        second = kept.start_job(str(other), runner.worker_environment(), request, tmp_path / "job-2")
+        assert second.wait(interval=0.02).status == runner.FAILED and second.state.notice == ""
+        assert second.process is not first.process and first.process.poll() is not None
+    finally:
+        kept.close()
+
+
+def test_the_idle_timeout_ends_the_warm_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "IDLE_TIMEOUT_S", 1.0)
+    kept = runner.KeptWorker()
+    try:
+        job = missing_photo_fit(kept, tmp_path, "job-1")
+        idle_from = time.monotonic()
+        assert job.process.wait(timeout=30) == 0  # it leaves by itself, freeing its memory
+        assert 0.8 < time.monotonic() - idle_from < 20.0
+        assert not kept.warm.serves(kept.warm.command, kept.warm.env)
+        after = missing_photo_fit(kept, tmp_path, "job-2")
+        assert after.process is not job.process and after.state.notice == ""  # leaving idle is no fault
+    finally:
+        kept.close()
 
 
 def test_a_serving_worker_takes_no_photo_on_its_command_line(tmp_path):
