@@ -11,6 +11,7 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ..errors import Cancelled
 from ..fit_request import FitRequest
 from . import protocol
 from .cli import Channel, Paths, Progress, fit, run_job
@@ -41,7 +42,9 @@ class _Server:
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
-        self._waiting: queue.Queue[protocol.Message | None] = queue.Queue()  # None: stop
+        # None: stop. A SimpleQueue's put is reentrant: the signal handler's stop() cannot
+        # deadlock on a lock the main thread holds while it waits for the next request.
+        self._waiting: queue.SimpleQueue[protocol.Message | None] = queue.SimpleQueue()
         self._cancelled: set[str] = set()
         self._stopping = threading.Event()
         self._exit_status = protocol.EXIT_OK
@@ -89,6 +92,8 @@ class _Server:
         def cancelled() -> bool:
             return self._stopping.is_set() or job in self._cancelled
 
+        if cancelled():  # cancelled while it waited: answered without starting it
+            raise Cancelled("The fit was cancelled.")
         return fit(fit_request, request.get("out"), progress, cancelled, self._warm_models)
 
     def _warm_models(self) -> WarmModels:
