@@ -136,6 +136,12 @@ class FitRequest:
             raw = json.loads(text)
         except json.JSONDecodeError as error:
             raise CaptureError(f"The fit request is not valid JSON ({error}).") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> FitRequest:
+        """The request in `raw`, the JSON form already parsed (a serving worker's requests
+        carry it inside their own line); a CaptureError when it is not one."""
         _check_keys(raw, [f.name for f in fields(cls)], "fit request")
         return cls(**{**raw, "person": PersonChoice.from_dict(raw.get("person", {}))})
 
@@ -191,10 +197,13 @@ def _check_keys(raw: object, known: list[str], what: str) -> None:
         )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The request's command-line arguments (the `fit` and `worker` commands share them)."""
+def add_arguments(parser: argparse.ArgumentParser, input_required: bool = True) -> None:
+    """The request's command-line arguments (the `fit` and `worker` commands share them).
+    Without `input_required` the photo or keypoint file may be left out (`worker --serve`
+    takes its requests on its standard input)."""
     parser.add_argument(
         "input",
+        nargs=None if input_required else "?",
         metavar="PHOTO_OR_KEYPOINTS",
         help="a photo (detect, then fit) or a keypoint file (.json: project, OpenPose or COCO-WholeBody)",
     )

@@ -3,9 +3,11 @@ operators. Uses bpy and numpy only; fits run in a worker process."""
 
 from __future__ import annotations
 
+import atexit
+
 import bpy
 
-from . import operators, panel, preferences, properties
+from . import fit_job, operators, panel, preferences, properties
 
 CLASSES = (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)
 
@@ -15,10 +17,13 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register()
     operators.register_menus()
+    atexit.register(fit_job.close_worker)  # Blender quits without disabling its add-ons
 
 
 def unregister() -> None:
     operators.cancel_running()
+    atexit.unregister(fit_job.close_worker)
+    fit_job.close_worker()
     operators.unregister_menus()
     properties.unregister()
     for cls in reversed(CLASSES):

@@ -1,6 +1,11 @@
 """What the Fit button does, as plain functions the operators call and tests run:
-start a worker on a fit request and follow the job, and turn a finished job into a
-scene (or into a message, leaving the scene untouched).
+give a fit request to the warm worker and follow the job, and turn a finished job into
+a scene (or into a message, leaving the scene untouched).
+
+One serving worker is kept from fit to fit (`runner.KeptWorker`): it is started at the
+first fit, keeps torch, the detector and the body model loaded for the next ones, and is
+replaced when it has stopped or the worker Python changed; `close_worker` ends it (the
+add-on is disabled, Blender quits).
 
 Each job writes into a folder of its own (JOB_FOLDER_PREFIX, Blender's process id, a
 random part) in the system's temporary folder. The scene keeps nothing from it (the
@@ -32,24 +37,24 @@ from ..worker.runner import JobState, WorkerJob
 
 JOB_FOLDER_PREFIX = "smplx-capture-job-"
 _JOB_FOLDER = re.compile(rf"^{re.escape(JOB_FOLDER_PREFIX)}(\d+)-")
-
-
-def worker_arguments(request: FitRequest, out_dir: str | Path) -> list[str]:
-    """The worker's arguments after its `--stdin-control`: the request's, and the job folder."""
-    return [*request.to_arguments(), "--out", str(out_dir)]
+_KEPT_WORKER = runner.KeptWorker()
 
 
 def start_fit(request: FitRequest, worker_python: str | None = None) -> tuple[WorkerJob, Path]:
-    """Start a worker for `request` with `worker_python` (None: the Python running
-    Blender); its files go to a new temporary folder, for `remove_job_folder` once the
-    job has ended."""
+    """Give `request` to the warm worker of `worker_python` (None: the Python running
+    Blender), started if none serves; its files go to a new temporary folder, for
+    `remove_job_folder` once the job has ended."""
     remove_stale_job_folders()
     out_dir = Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
     extra = [] if worker_python else [runner.extension_site_packages()]
-    command = runner.worker_command(worker_python, worker_arguments(request, out_dir))
-    return WorkerJob(command, runner.worker_environment(extra)), out_dir
+    return _KEPT_WORKER.start_job(worker_python, runner.worker_environment(extra), request, out_dir), out_dir
+
+
+def close_worker() -> None:
+    """End the warm worker now (the add-on is disabled, Blender quits), freeing its memory."""
+    _KEPT_WORKER.close()
 
 
 def remove_job_folder(out_dir: str | Path) -> None:

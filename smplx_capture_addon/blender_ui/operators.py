@@ -1,11 +1,11 @@
 """Thin operators: each reads the context, calls a plain function of `fit_job`, reports.
 
-The Fit operator has two paths. `invoke` (a click in Blender) starts the worker and
-follows it from a timer in a modal handler, so Blender stays responsive. `execute`
-(scripts, and the bpy module, which has no event loop to run timers) blocks until the
-worker ends. Both end in `fit_job.finish_fit`, which builds only after success, and
-whatever ends a job (its end, an error, Blender cancelling the operator) leaves no
-timer, no worker and no active job behind: Fit is available again.
+The Fit operator has two paths. `invoke` (a click in Blender) gives the fit to the warm
+worker and follows the job from a timer in a modal handler, so Blender stays responsive.
+`execute` (scripts, and the bpy module, which has no event loop to run timers) blocks
+until the job ends. Both end in `fit_job.finish_fit`, which builds only after success,
+and whatever ends a job (its end, an error, Blender cancelling the operator) leaves no
+timer, no job running in a worker and no active job behind: Fit is available again.
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         except CaptureError as error:
             self._fail(context, str(error))
             return None
+        if job.state.notice:
+            self.report({"WARNING"}, job.state.notice)
         target = fit_job.fit_of(context.active_object) if self.replace else None
         return _Running(job, request, target.name if target is not None else None, out_dir)
 

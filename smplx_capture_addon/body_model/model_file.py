@@ -306,7 +306,7 @@ def _to_model_data(path: Path, raw: dict) -> BodyModelData:
         contour_bary = check.array("dynamic_lmk_bary_coords", (79, 17, 3), np.float32)
     return BodyModelData(
         path=str(path),
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
         kind=_text(raw.get("model_kind"), "smplx"),
         gender=_text(raw.get("gender"), _gender_from_name(path)),
         v_template=v_template,
@@ -445,7 +445,8 @@ def _gender_from_name(path: Path) -> str:
     return "neutral"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The checksum a model's identity is recorded by (`BodyModelData.sha256`)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..body_model.evidence import inferred_joints
 from ..body_model.model import BodyModel
-from ..body_model.model_file import BodyModelData, load_model
+from ..body_model.model_file import BodyModelData, file_sha256, load_model, resolve_model_path
 from ..body_model.names import (
     KEYPOINT_NAMES,
     KEYPOINT_NAMES_WITH_CONTOUR,
@@ -36,7 +38,12 @@ from .inputs import outside_image
 from .keypoint_fit import fit_keypoints
 from .options import FitOptions
 
-__all__ = ["KEYPOINTS_FILE", "KEYPOINTS_PICTURE", "choose_people", "fit_photo", "resolve_device"]
+if TYPE_CHECKING:
+    from ..keypoints.detect import Detector
+
+__all__ = [
+    "KEYPOINTS_FILE", "KEYPOINTS_PICTURE", "WarmModels", "choose_people", "fit_photo", "resolve_device",
+]  # fmt: skip
 
 Progress = Callable[[str, float, str], None]
 Cancel = Callable[[], bool]
@@ -44,6 +51,7 @@ KEYPOINTS_FILE, KEYPOINTS_PICTURE = "keypoints.json", "keypoints.png"  # written
 NUM_BETAS = 10
 NUM_EXPRESSION = 10  # SMPL-X files; a body with named expressions (the default body) uses all
 HAND_PCA = 12
+MAX_KEPT_BODIES = 2  # body models a serving worker keeps (an SMPL-X one holds a few hundred MB)
 
 
 def resolve_device(device: str) -> str:
@@ -70,11 +78,58 @@ class FoundKeypoints:
     image: LoadedImage | None
 
 
+class WarmModels:
+    """What a serving worker keeps loaded from one fit to the next: the MediaPipe detector
+    (opened at its first use) and the body models built last, at most MAX_KEPT_BODIES, each
+    under its file's checksum, the gender and the device. `close()` frees them."""
+
+    def __init__(self) -> None:
+        self._detector: Detector | None = None
+        self._bodies: OrderedDict[tuple[str, str, str], tuple[BodyModelData, BodyModel]] = OrderedDict()
+        self._checksums: dict[tuple, str] = {}
+
+    def detector(self) -> Detector:
+        if self._detector is None:
+            from ..keypoints.detect import Detector
+
+            self._detector = Detector()
+        return self._detector
+
+    def body(self, request: FitRequest) -> tuple[BodyModelData, BodyModel, str]:
+        """`load_body(request)`, built once while the file, gender and device stay the same."""
+        device = resolve_device(request.device)
+        key = (self._checksum(resolve_model_path(request.model, request.gender)), request.gender, device)
+        if key in self._bodies:
+            self._bodies.move_to_end(key)
+            return *self._bodies[key], device
+        data, body, device = load_body(request)
+        self._bodies[key] = (data, body)
+        while len(self._bodies) > MAX_KEPT_BODIES:
+            self._bodies.popitem(last=False)  # the least recently used
+        return data, body, device
+
+    def _checksum(self, path: Path) -> str:
+        """The file's sha256, hashed again only when its size, time or inode changed
+        (an SMPL-X file is hundreds of MB)."""
+        stat = path.stat()
+        identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if identity not in self._checksums:
+            self._checksums[identity] = file_sha256(path)
+        return self._checksums[identity]
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+        self._bodies.clear()
+
+
 def fit_photo(
     request: FitRequest,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     out_dir: str | Path | None = None,
+    warm: WarmModels | None = None,
 ) -> FitResult:
     """Fit the body model to the person (or people) `request` chooses.
 
@@ -83,7 +138,8 @@ def fit_photo(
     found are written into `out_dir` as KEYPOINTS_FILE and drawn over the photo as
     KEYPOINTS_PICTURE, once the fit has succeeded (a failed or cancelled fit writes
     nothing). `progress(stage, fraction, message)` is called along the way; `cancel()` is
-    polled and True raises `errors.Cancelled`.
+    polled and True raises `errors.Cancelled`. With `warm`, the detector and the body
+    model come from it (and stay there for the next fit) instead of being loaded here.
     Raises CaptureError subclasses with messages for the user.
     """
     if request.overlay and out_dir is None:
@@ -96,7 +152,7 @@ def fit_photo(
     stages: list[Stage] = []
     started = time.perf_counter()
     report("detect", 0.0, "reading keypoints" if request.keypoints else "detecting people")
-    found = find_keypoints(request)
+    found = find_keypoints(request, warm)
     stages.append(Stage("read-keypoints" if request.keypoints else "detect", time.perf_counter() - started))
     _check_cancel(cancel)
     people = choose_people(found.detections.people, request.person)
@@ -105,7 +161,7 @@ def fit_photo(
 
     started = time.perf_counter()
     report("load-model", 0.0, "loading the body model")
-    data, body, device = load_body(request)
+    data, body, device = load_body(request) if warm is None else warm.body(request)
     stages.append(Stage("load-model", time.perf_counter() - started))
     _check_cancel(cancel)
 
@@ -138,12 +194,13 @@ def _check_cancel(cancel: Cancel | None) -> None:
         raise Cancelled("The fit was cancelled.")
 
 
-def find_keypoints(request: FitRequest) -> FoundKeypoints:
+def find_keypoints(request: FitRequest, warm: WarmModels | None = None) -> FoundKeypoints:
     """The request's keypoints: read from its keypoint file, or detected in its photo
-    (everyone when the choice of person needs them all, inside the box for a box)."""
+    (everyone when the choice of person needs them all, inside the box for a box) by
+    `warm`'s detector, or else by one opened for this photo."""
     image = load_image(request.photo) if request.photo is not None else None
     if request.keypoints is None:
-        detections, focal = _detect(image, request.person), image.focal_length_px
+        detections, focal = _detect(image, request.person, warm), image.focal_length_px
     else:
         detections = _read_keypoint_file(request.keypoints, image)
         focal = detections.focal_length_px or (image.focal_length_px if image else None)
@@ -167,11 +224,14 @@ def photo_path(request: FitRequest, detections: Detections) -> str:
     return os.path.abspath(Path(request.keypoints).parent / named)
 
 
-def _detect(image: LoadedImage, person: PersonChoice) -> Detections:
+def _detect(image: LoadedImage, person: PersonChoice, warm: WarmModels | None) -> Detections:
     from ..keypoints.detect import Detector, detect
 
+    all_people = person.kind in (NUMBER, EVERYONE)
+    if warm is not None:
+        return detect(image, warm.detector(), box=person.box, all_people=all_people)
     with Detector() as detector:
-        return detect(image, detector, box=person.box, all_people=person.kind in (NUMBER, EVERYONE))
+        return detect(image, detector, box=person.box, all_people=all_people)
 
 
 def _read_keypoint_file(path: str, image: LoadedImage | None) -> Detections:

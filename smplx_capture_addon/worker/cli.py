@@ -1,4 +1,5 @@
-"""The worker process: fit a photo and report over the line protocol (see `protocol`).
+"""The worker process: fit a photo (or, with `--serve`, one request after another) and
+report over the line protocol (see `protocol`).
 
 Also the `worker` command of the command line. Protocol lines go to the original
 standard output; everything else printed in this process (by Python code or by C
@@ -14,8 +15,11 @@ import signal
 import site
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import fit_request as request
 from ..atomic_files import check_output_folder
@@ -23,26 +27,36 @@ from ..body_model.model_file import resolve_model_path
 from ..errors import Cancelled, CaptureError
 from . import protocol, runner
 
+if TYPE_CHECKING:
+    from ..solver.pipeline import WarmModels
+
 UPRIGHT_PHOTO = "photo_upright.png"
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"
+Progress = Callable[[str, float, str], None]
+Paths = tuple[Path, Path | None, Path | None]  # result.json, the keypoint drawing, the upright photo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    request.add_arguments(parser)
-    parser.add_argument(
-        "--out", required=True, help="folder for result.json (with --overlay also keypoints.json and .png)"
-    )
+    request.add_arguments(parser, input_required=False)
+    parser.add_argument("--out", help="folder for result.json (with --overlay also keypoints.json and .png)")
     parser.add_argument(
         "--stdin-control", action="store_true", help="stop when stdin says 'cancel' or closes (Blender's way)"
     )
+    parser.add_argument(
+        "--serve", action="store_true", help="fit requests read on stdin, one after another (Blender's way)"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=protocol.IDLE_TIMEOUT_S, metavar="S",
+        help=f"with --serve: exit after S seconds without a request (default {protocol.IDLE_TIMEOUT_S:g})",
+    )  # fmt: skip
 
 
-class _Channel:
+class Channel:
     """Protocol output on a private copy of stdout; fd 1 itself is pointed at stderr.
 
-    From the first progress on, a thread repeats the last progress every `heartbeat_s`
-    seconds until the final message, so Blender hears from a worker busy in a long stage
-    (see protocol.INACTIVITY_TIMEOUT_S). Nothing is sent after the final message."""
+    While a job runs (from its first progress to its final message), a thread repeats its
+    last progress every `heartbeat_s` seconds, so Blender hears from a worker busy in a
+    long stage (see protocol.INACTIVITY_TIMEOUT_S). Between jobs it is silent."""
 
     def __init__(self, heartbeat_s: float = protocol.HEARTBEAT_S) -> None:
         sys.stdout.flush()
@@ -51,26 +65,33 @@ class _Channel:
         sys.stdout = sys.stderr
         self._lock = threading.Lock()
         self._heartbeat_s = heartbeat_s
-        self._last_progress: str | None = None
-        self._ended = threading.Event()
+        self._last_progress: str | None = None  # None: no job is running
+        self._beating = False
 
     def send(self, line: str) -> None:
         message = protocol.decode(line)
         with self._lock:
-            if self._ended.is_set():
-                return
             self._stream.write(line)
             self._stream.flush()
             if message is not None and message.type in protocol.FINAL_TYPES:
-                self._ended.set()
+                self._last_progress = None
             elif message is not None and message.type == "progress":
-                if self._last_progress is None:
-                    threading.Thread(target=self._beat, daemon=True).start()
                 self._last_progress = line
+                if not self._beating:
+                    self._beating = True
+                    threading.Thread(target=self._beat, daemon=True).start()
 
     def _beat(self) -> None:
-        while not self._ended.wait(self._heartbeat_s):
-            self.send(self._last_progress)
+        while True:
+            time.sleep(self._heartbeat_s)
+            with self._lock:
+                if self._last_progress is not None:  # checked under the lock: never after a final message
+                    self._stream.write(self._last_progress)
+                    self._stream.flush()
+
+    def hello(self, **fields) -> None:
+        self.send(protocol.encode("hello", protocol=protocol.PROTOCOL_VERSION, pid=os.getpid(),
+                                  python=platform.python_version(), **fields))  # fmt: skip
 
 
 def _watch_for_cancel(flag: threading.Event) -> None:
@@ -82,66 +103,93 @@ def _watch_for_cancel(flag: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_usage(args)
     bundled = runner.extension_site_packages()  # the bundled wheels, also when started by hand
     if bundled.is_dir():
         site.addsitedir(str(bundled))  # also runs the wheels' .pth files
-    channel = _Channel()
+    channel = Channel()
+    if args.serve:
+        from .serve import serve
+
+        return serve(channel, args.idle_timeout)
     cancel = threading.Event()
     if args.stdin_control:
         threading.Thread(target=_watch_for_cancel, args=(cancel,), daemon=True).start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: cancel.set())
-    channel.send(protocol.encode("hello", protocol=protocol.PROTOCOL_VERSION, pid=os.getpid(),
-                                 python=platform.python_version()))  # fmt: skip
+    channel.hello()
+
+    def job(progress: Progress) -> Paths:
+        return fit(request.from_arguments(args), args.out, progress, cancel.is_set)
+
+    final, status = run_job(job, channel)
+    channel.send(final)
+    return status
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    if args.serve and (args.input is not None or args.out is not None):
+        raise CaptureError("worker --serve reads its fits on stdin: give it no photo and no --out.")
+    if not args.serve and (args.input is None or args.out is None):
+        raise CaptureError("worker: give the photo (or keypoint file) and --out DIR, or --serve.")
+    if not args.idle_timeout > 0:
+        raise CaptureError(f"--idle-timeout must be a positive number of seconds, not {args.idle_timeout!r}.")
+
+
+def run_job(
+    job: Callable[[Progress], Paths], channel: Channel, job_id: str | None = None
+) -> tuple[str, int]:
+    """Run `job` (given the function that sends its progress) and return its final message
+    and the exit status that goes with it: an exception becomes an error message, never a
+    traceback on the protocol."""
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        channel.send(protocol.progress(stage, fraction, message, job=job_id))
+
     try:
-        result_path, overlay_path, upright = fit(args, channel, cancel)
+        paths = job(progress)
     except (Cancelled, KeyboardInterrupt):  # Ctrl-C in the terminal reaches the worker too
-        channel.send(protocol.cancelled())
-        return protocol.EXIT_CANCELLED
+        return protocol.cancelled(job=job_id), protocol.EXIT_CANCELLED
     except CaptureError as error:
-        channel.send(protocol.error(str(error)))
-        return protocol.EXIT_ERROR
+        return protocol.error(str(error), job=job_id), protocol.EXIT_ERROR
     except ImportError as error:
-        channel.send(protocol.error(
-            f"This Python ({sys.executable}) lacks a package the fit needs ({error.name or error}): "
-            "install the extension's packages, or set a Python that has them in the add-on's "
-            "preferences.", kind="ImportError"))  # fmt: skip
-        return protocol.EXIT_ERROR
+        message = (f"This Python ({sys.executable}) lacks a package the fit needs ({error.name or error}): "
+                   "install the extension's packages, or set a Python that has them in the add-on's "
+                   "preferences.")  # fmt: skip
+        return protocol.error(message, kind="ImportError", job=job_id), protocol.EXIT_ERROR
     except MemoryError:
-        channel.send(protocol.error("The fit ran out of memory: close other programs or use a smaller photo.",
-                                    kind="MemoryError"))  # fmt: skip
-        return protocol.EXIT_ERROR
+        message = "The fit ran out of memory: close other programs or use a smaller photo."
+        return protocol.error(message, kind="MemoryError", job=job_id), protocol.EXIT_ERROR
     except Exception as error:  # a bug: report it rather than dying silently
         traceback.print_exc()
-        channel.send(protocol.error(f"Internal error in the fit ({type(error).__name__}: {error}).",
-                                    kind="internal"))  # fmt: skip
-        return protocol.EXIT_ERROR
-    paths = [str(path) if path else None for path in (result_path, overlay_path, upright)]
-    channel.send(protocol.result(*paths))
-    return protocol.EXIT_OK
+        message = f"Internal error in the fit ({type(error).__name__}: {error})."
+        return protocol.error(message, kind="internal", job=job_id), protocol.EXIT_ERROR
+    paths = [str(path) if path else None for path in paths]
+    return protocol.result(*paths, job=job_id), protocol.EXIT_OK
 
 
 def fit(
-    args: argparse.Namespace, channel: _Channel, cancel: threading.Event
-) -> tuple[Path, Path | None, Path | None]:
-    """Fit the request the arguments describe (the solver, and so torch, is imported only
-    here, after the checks that need no solver)."""
-    fit_request = request.from_arguments(args)
-    out = check_output_folder(args.out)
+    fit_request: request.FitRequest,
+    out: str | Path,
+    progress: Progress,
+    cancel: Callable[[], bool],
+    warm: Callable[[], WarmModels] | None = None,
+) -> Paths:
+    """Fit `fit_request` into the folder `out` (the solver, and so torch, is imported only
+    here, after the checks that need no solver). `warm` gives the models a serving worker
+    keeps; None loads them for this fit alone."""
+    out = check_output_folder(out)
     for what, path in (("photo", fit_request.photo), ("keypoint file", fit_request.keypoints)):
         if path is not None and not Path(path).is_file():
             raise CaptureError(f"The {what} {path} does not exist.")
     # Fail fast, before the slow solver import, when the model cannot be found.
     resolve_model_path(fit_request.model, fit_request.gender)
-    channel.send(protocol.progress("loading", 0.0, "loading the solver"))
+    progress("loading", 0.0, "loading the solver")
     from ..keypoints.images import write_upright_copy
     from ..result_format import write_result
     from ..solver.pipeline import KEYPOINTS_PICTURE, fit_photo
 
-    def progress(stage: str, fraction: float, message: str) -> None:
-        channel.send(protocol.progress(stage, fraction, message))
-
-    result = fit_photo(fit_request, progress, cancel.is_set, out_dir=out)
+    result = fit_photo(fit_request, progress, cancel, out_dir=out, warm=warm() if warm else None)
     overlay = out / KEYPOINTS_PICTURE if fit_request.overlay else None
     # The fit is in upright pixels, but Blender shows images as stored, ignoring EXIF.
     upright = write_upright_copy(fit_request.photo, out / UPRIGHT_PHOTO) if fit_request.photo else None
@@ -151,4 +199,7 @@ def fit(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smplx_capture_addon.worker", description=HELP)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except CaptureError as error:  # a usage error (anything later goes over the protocol)
+        parser.error(str(error))

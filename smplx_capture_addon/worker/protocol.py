@@ -1,12 +1,14 @@
 """The worker's line protocol: how a fit running in another process talks to Blender.
 
-Blender's process never imports torch or mediapipe. It starts a worker process
-(`python -m smplx_capture_addon.worker --stdin-control ARGUMENTS --out DIR`, or the
-`worker` command), where ARGUMENTS are the fit request's own command-line form
-(`fit_request.FitRequest.to_arguments()`, read back by `fit_request.from_arguments`: the same
-arguments as the `fit` command's), and reads its standard output, where the worker
-writes one JSON object per line (UTF-8, no other output: everything else the worker or
-its libraries print goes to standard error):
+Blender's process never imports torch or mediapipe: fits run in a worker process. Its
+one-shot form (`python -m smplx_capture_addon.worker --stdin-control ARGUMENTS --out DIR`,
+or the `worker` command) fits one request, where ARGUMENTS are the fit request's own
+command-line form (`fit_request.FitRequest.to_arguments()`, read back by
+`fit_request.from_arguments`: the same arguments as the `fit` command's); Blender runs
+its serving form (below), which fits one request after another. Whoever started the
+worker reads its standard output, where the worker writes one JSON object per line
+(UTF-8, no other output: everything else the worker or its libraries print goes to
+standard error):
 
     {"type": "hello", "protocol": 1, "pid": 1234, "python": "3.11.7"}
     {"type": "progress", "stage": "detect", "fraction": 0.25, "message": "finding people"}
@@ -31,10 +33,31 @@ Only valid messages count: a line that is not one (not JSON, an unknown type, a 
 the wrong type, longer than MAX_LINE_CHARS) is ignored, and named in the job's message if
 the job then fails.
 
-Blender starts the worker with `--stdin-control` and talks back on its standard input:
-the line `cancel` asks it to stop at the next check; end of input (Blender went away)
+Started with `--stdin-control`, the worker listens on its standard input: the line
+`cancel` asks it to stop at the next check; end of input (whoever started it went away)
 means the same. A worker that does not stop within a few seconds is killed. SIGTERM also
 asks a worker to stop.
+
+Serving mode (`worker --serve [--idle-timeout S]`, how Blender runs it): one process
+runs one fit after another and keeps what is slow to load between them (torch and the
+solver imported, the MediaPipe detector open, the body models built last). It reads
+requests on its standard input, one JSON object per line:
+
+    {"type": "fit", "job": "7", "request": {...}, "out": "/tmp/job"}
+    {"type": "cancel", "job": "7"}
+    {"type": "quit"}
+
+where `request` is the fit request's JSON form (`fit_request.FitRequest.to_json()`) and
+`out` the job's folder (the one-shot form's --out). It answers with the messages above,
+`hello` once at its start (with "serve": true), and every `progress`, `result`, `error`
+and `cancelled` with the "job" of the fit it belongs to. Fits run one at a time, in the
+order sent; each ends with exactly one final message, and an error ends the job, not the
+worker. `cancel` stops that job (running or still waiting) and the worker serves on. The
+heartbeat and the inactivity timeout apply while a job runs; between jobs the worker is
+silent. It exits with status 0 on `quit`, at the end of its input, and after
+IDLE_TIMEOUT_S seconds without a job (freeing its memory: Blender starts a new one at the
+next fit); SIGTERM or Ctrl-C cancel the running job and end it with status 3. A line
+that is not a valid request is ignored and named on standard error.
 
 Only the standard library, so both sides can use it.
 """
@@ -54,6 +77,9 @@ HEARTBEAT_S = 5.0
 # loaded machine, while a stuck worker is still noticed within a minute.
 INACTIVITY_TIMEOUT_S = 60.0
 MAX_LINE_CHARS = 64 * 1024  # far above any real message (paths and one error message)
+# A serving worker without a job for this long exits: a few minutes keep it for the next
+# click, and the memory it holds (torch, the detector, the body models) is not kept all session.
+IDLE_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -73,8 +99,19 @@ def encode(message_type: str, **fields) -> str:
 def decode(line: str) -> Message | None:
     """The message on `line`, or None for a line that is not a valid one: blank, longer
     than MAX_LINE_CHARS, not a JSON object, of an unknown type, or with a field of the
-    wrong type (a fraction that is not a finite number, a result without a path...). A
-    message returned has the fields its type promises."""
+    wrong type (a fraction that is not a finite number, a result without a path, a job
+    that is not a string...). A message returned has the fields its type promises."""
+    return _parse(line, _valid_fields)
+
+
+def decode_request(line: str) -> Message | None:
+    """The request on a serving worker's input line, or None for a line that is not a
+    valid one (as `decode`: a fit without its job, request or folder, a cancel without
+    its job, an unknown type...)."""
+    return _parse(line, _valid_request)
+
+
+def _parse(line: str, valid) -> Message | None:
     line = line.strip()
     if not line.startswith("{") or len(line) > MAX_LINE_CHARS:
         return None
@@ -85,7 +122,7 @@ def decode(line: str) -> Message | None:
     if not isinstance(raw, dict):
         return None
     message_type = raw.pop("type", None)
-    if not _valid_fields(message_type, raw):
+    if not valid(message_type, raw):
         return None
     return Message(message_type, raw)
 
@@ -93,6 +130,8 @@ def decode(line: str) -> Message | None:
 def _valid_fields(message_type, fields: dict) -> bool:
     """Whether `fields` hold what a message of type `message_type` promises (False for a
     type this protocol does not have)."""
+    if not isinstance(fields.get("job", ""), str):
+        return False
     if message_type == "progress":
         return (
             isinstance(fields.get("stage"), str)
@@ -107,22 +146,53 @@ def _valid_fields(message_type, fields: dict) -> bool:
     return message_type in ("hello", "cancelled")
 
 
+def _valid_request(request_type, fields: dict) -> bool:
+    job = fields.get("job")
+    if request_type == "fit":
+        out = fields.get("out")
+        valid_job = isinstance(job, str) and bool(job)
+        return valid_job and isinstance(out, str) and bool(out) and isinstance(fields.get("request"), dict)
+    if request_type == "cancel":
+        return isinstance(job, str)
+    return request_type == "quit"
+
+
 def _is_fraction(value) -> bool:
     # bool is an int in Python, and json reads NaN and Infinity: none of them is a fraction.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def progress(stage: str, fraction: float, message: str = "") -> str:
-    return encode("progress", stage=stage, fraction=min(1.0, max(0.0, float(fraction))), message=message)
+def _with_job(job: str | None, **fields) -> dict:
+    """`fields`, with the job they belong to when a serving worker sends them."""
+    return fields if job is None else {**fields, "job": job}
 
 
-def result(path: str, overlay: str | None = None, photo: str | None = None) -> str:
-    return encode("result", path=path, overlay=overlay, photo=photo)
+def progress(stage: str, fraction: float, message: str = "", job: str | None = None) -> str:
+    fraction = min(1.0, max(0.0, float(fraction)))
+    return encode("progress", **_with_job(job, stage=stage, fraction=fraction, message=message))
 
 
-def error(message: str, kind: str = "CaptureError") -> str:
-    return encode("error", message=message, kind=kind)
+def result(path: str, overlay: str | None = None, photo: str | None = None, job: str | None = None) -> str:
+    return encode("result", **_with_job(job, path=path, overlay=overlay, photo=photo))
 
 
-def cancelled() -> str:
-    return encode("cancelled")
+def error(message: str, kind: str = "CaptureError", job: str | None = None) -> str:
+    return encode("error", **_with_job(job, message=message, kind=kind))
+
+
+def cancelled(job: str | None = None) -> str:
+    return encode("cancelled", **_with_job(job))
+
+
+def request_fit(job: str, request: dict, out: str) -> str:
+    """A serving worker's request to fit `request` (the FitRequest's JSON form, as a
+    dict) into the folder `out`."""
+    return encode("fit", job=job, request=request, out=out)
+
+
+def request_cancel(job: str) -> str:
+    return encode("cancel", job=job)
+
+
+def request_quit() -> str:
+    return encode("quit")

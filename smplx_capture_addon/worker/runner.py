@@ -1,16 +1,19 @@
-"""Run a worker process from Blender and follow it without blocking.
+"""Run worker processes from Blender and follow their jobs without blocking.
 
 `JobState` and the functions that update it are plain: what a message or an exit does
-to the job. `WorkerJob` owns the process: threads read its output into a queue, and
-`poll()` (called from a Blender timer, or in a loop by the blocking path) applies what
-arrived and stops a worker that overstays. Nothing here imports bpy: Blender's process
-and the worker both use it.
+to the job. `WorkerProcess` owns a process: threads read its output into a queue.
+`WorkerJob` follows one job, the whole run of a one-shot worker or one fit of a serving
+worker: `poll()` (called from a Blender timer, or in a loop by the blocking path) applies
+what arrived and stops a worker that overstays. `WarmWorker` is a serving worker, and
+`KeptWorker` the one Blender keeps from fit to fit, replaced when it has stopped. Nothing
+here imports bpy: Blender's process and the worker both use it.
 
 The time limits are read when they apply, so tests may set them small.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fit_request import FitRequest
 from . import protocol
 
 PACKAGE_NAME = Path(__file__).resolve().parent.parent.name
@@ -36,6 +40,9 @@ STDERR_LINE_CHARS = 500  # what a message quotes of one line of the worker's sta
 # rather than Blender's memory growing.
 QUEUED_LINES = 1000
 BAD_LINE_EXCERPT = 80  # what a message quotes of a line that is not a protocol message
+# A warm worker this close to its idle timeout is replaced rather than given a fit that
+# could reach it just as it leaves.
+REUSE_MARGIN_S = 10.0
 
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 
@@ -67,6 +74,7 @@ class JobState:
     stderr_tail: list[str] = field(default_factory=list)
     bad_lines: int = 0  # output lines that were not protocol messages (ignored)
     last_bad_line: str = ""
+    notice: str = ""  # for the user at the job's start: the warm worker had stopped and was replaced
 
     @property
     def finished(self) -> bool:
@@ -155,36 +163,42 @@ def worker_environment(extra_paths: Sequence[str | Path] = (), base: dict | None
 
 
 def worker_command(python: str | Path | None, arguments: Sequence[str]) -> list[str]:
-    """Command line that runs the worker with `python` (this interpreter by default)."""
+    """Command line that runs a one-shot worker with `python` (this interpreter by default)."""
     return [str(python or sys.executable), "-m", f"{PACKAGE_NAME}.worker", "--stdin-control", *arguments]
 
 
-class WorkerJob:
-    """One worker process and its JobState."""
+def serve_command(python: str | Path | None, idle_timeout: float) -> list[str]:
+    """Command line that runs a serving worker with `python` (this interpreter by default)."""
+    return [str(python or sys.executable), "-m", f"{PACKAGE_NAME}.worker", "--serve",
+            "--idle-timeout", repr(idle_timeout)]  # fmt: skip
+
+
+class WorkerProcess:
+    """A worker process and what it writes: threads read its standard output into a
+    bounded queue of lines and keep the end of its standard error, so nothing that follows
+    it blocks. When it could not be started, `process` is None and `start_error` says why."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.state = JobState()
+        self.command = list(command)
+        self.start_error: str | None = None
+        self.killed = False  # by Blender
+        self.fault: str | None = None  # why it was killed, when that was the worker's fault
+        self.output_ended = False
+        self.exited_at: float | None = None
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=QUEUED_LINES)
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._stderr_count = 0  # lines of standard error so far
+        self._stderr_lock = threading.Lock()
         self._stderr_ended = threading.Event()
-        self._output_ended = False
-        self._heard_at = time.monotonic()  # the last valid message (the watchdog's clock)
-        self._final: protocol.Message | None = None  # applied once the process has exited
-        self._final_at = 0.0
-        self._cancel_at = 0.0
-        self._exited_at: float | None = None
-        self._stop_reason: str | None = None  # why Blender stopped the worker, if it did
-        self._closed = False
         try:
             self.process = subprocess.Popen(
-                list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=env, text=True, encoding="utf-8", errors="replace", bufsize=1,
             )  # fmt: skip
         except OSError as error:
             self.process = None
-            self.state.status = FAILED
             reason = error.strerror or error
-            self.state.error = f"Could not start the fitting process with {command[0]}: {reason}."
+            self.start_error = f"Could not start the fitting process with {command[0]}: {reason}."
             return
         threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True).start()
         threading.Thread(target=self._read_errors, args=(self.process.stderr,), daemon=True).start()
@@ -198,40 +212,132 @@ class WorkerJob:
     def _read_errors(self, stream) -> None:
         with stream:
             for line in _lines(stream):
-                self._stderr.append(line.rstrip()[:STDERR_LINE_CHARS])
+                with self._stderr_lock:
+                    self._stderr.append(line.rstrip()[:STDERR_LINE_CHARS])
+                    self._stderr_count += 1
         self._stderr_ended.set()
+
+    def lines(self) -> list[str]:
+        """The output lines that arrived since the last call: a bounded number each call,
+        however fast the worker writes."""
+        arrived = []
+        for _ in range(QUEUED_LINES):
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.output_ended = True
+            else:
+                arrived.append(line)
+        return arrived
+
+    @property
+    def stderr_count(self) -> int:
+        return self._stderr_count
+
+    def stderr_tail(self, since: int = 0) -> list[str]:
+        """The end of its standard error, of the lines after the first `since`."""
+        with self._stderr_lock:
+            tail, newer = list(self._stderr), self._stderr_count - since
+        return tail[max(0, len(tail) - newer) :]
+
+    @property
+    def output_read(self) -> bool:
+        """Whether both its outputs have reached their end."""
+        return self.output_ended and self._stderr_ended.is_set()
+
+    def returncode(self) -> int | None:
+        """Its exit status, None while it runs."""
+        returncode = self.process.poll()
+        if returncode is not None and self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return returncode
+
+    def write(self, line: str) -> None:
+        try:
+            self.process.stdin.write(line)
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it has gone (or its input was closed): its exit says the rest
+            pass
+
+    def kill(self, fault: str | None = None) -> None:
+        """Stop it now. `fault` says why, when it is the worker's fault (it stopped
+        responding, it ignored a cancel): what the user is told when it is replaced."""
+        if self.process.poll() is None:
+            self.killed, self.fault = True, self.fault or fault
+            self.process.kill()
+
+    def reap(self) -> int:
+        """Wait for its end (after a kill); its exit status."""
+        try:
+            return self.process.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:  # not even a kill ended it: give up on it, not on Blender
+            return -9
+
+    def close_input(self) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+
+class WorkerJob:
+    """One fit followed from Blender and its JobState: the whole run of a one-shot worker
+    (`WorkerJob(command, env)`), or one job of a serving worker (`WorkerJob.serving`),
+    which ends with its final message while the worker goes on."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self._follow(WorkerProcess(command, env), None)
+
+    @classmethod
+    def serving(cls, worker: WorkerProcess, job_id: str, stderr_from: int) -> WorkerJob:
+        """The job `job_id` of the serving worker `worker`, whose standard error is this
+        job's from its line `stderr_from` on (earlier jobs wrote the lines before)."""
+        job = cls.__new__(cls)
+        job._follow(worker, job_id, stderr_from)
+        return job
+
+    def _follow(self, worker: WorkerProcess, job_id: str | None, stderr_from: int = 0) -> None:
+        self.state = JobState()
+        self.worker, self.process = worker, worker.process
+        self.ended_at: float | None = None
+        self._job_id = job_id  # None: a one-shot worker, whose every message is this job's
+        self._stderr_from = stderr_from
+        self._heard_at = time.monotonic()  # this job's last valid message (the watchdog's clock)
+        self._final: protocol.Message | None = None
+        self._final_at = 0.0
+        self._cancel_at = 0.0
+        self._stop_reason: str | None = None  # why Blender stopped the worker, if it did
+        self._closed = False
+        if worker.start_error is not None:
+            self.state.status, self.state.error = FAILED, worker.start_error
 
     def poll(self) -> JobState:
         """Apply what the worker said since the last call, and stop a worker that overstays
         (silent for INACTIVITY_TIMEOUT_S, not stopping after a cancel, not exiting after its
-        final message). Never blocks: the job ends on a later call, once the process has
-        exited and its output has been read (or EXIT_WAIT_S after it exited)."""
+        final message). Never blocks: a job ends on a later call, with a serving worker's
+        final message, or once the process has exited and its output has been read (or
+        EXIT_WAIT_S after it exited)."""
         if self.process is None or self._closed:
             return self.state
         self._read_what_arrived()
+        if self._final is not None and self._job_id is not None:
+            self._conclude(None)  # the serving worker goes on to the next job
+            return self.state
         now = time.monotonic()
-        returncode = self.process.poll()
+        returncode = self.worker.returncode()
         if returncode is None:
             self._enforce_time_limits(now)
             return self.state
-        if self._exited_at is None:
-            self._exited_at = now
-        output_read = self._output_ended and self._stderr_ended.is_set()
-        if output_read or now - self._exited_at > EXIT_WAIT_S:
+        if self.worker.output_read or now - self.worker.exited_at > EXIT_WAIT_S:
             self._conclude(returncode)
         return self.state
 
     def _read_what_arrived(self) -> None:
-        self.state.stderr_tail = list(self._stderr)
-        for _ in range(QUEUED_LINES):  # a bounded amount each call, however fast the worker writes
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if line is None:
-                self._output_ended = True
-            else:
-                self._take(line)
+        self.state.stderr_tail = self.worker.stderr_tail(since=self._stderr_from)
+        for line in self.worker.lines():
+            self._take(line)
 
     def _take(self, line: str) -> None:
         message = protocol.decode(line)
@@ -239,6 +345,8 @@ class WorkerJob:
             if line.strip():
                 self.state.note_bad_line(line)
             return
+        if self._job_id is not None and message.get("job") != self._job_id:
+            return  # a serving worker's hello, or another job's message: no sign of this job's life
         self._heard_at = time.monotonic()
         if self._final is not None:  # the run has ended: nothing after its final message counts
             return
@@ -250,44 +358,45 @@ class WorkerJob:
     def _enforce_time_limits(self, now: float) -> None:
         if self._final is not None:
             if now - self._final_at > EXIT_WAIT_S:
-                self.process.kill()  # its final message stands; it only failed to exit
+                self.worker.kill()  # its final message stands; it only failed to exit
         elif self.state.cancel_requested:
             if now - self._cancel_at > CANCEL_GRACE_S:
-                self.process.kill()
+                self.worker.kill(fault="did not stop when its fit was cancelled")
         elif now - self._heard_at > protocol.INACTIVITY_TIMEOUT_S:
             self._stop(f"The fitting process stopped responding (no message for "
-                       f"{protocol.INACTIVITY_TIMEOUT_S:g} s), so it was stopped.")  # fmt: skip
+                       f"{protocol.INACTIVITY_TIMEOUT_S:g} s), so it was stopped.",
+                       fault="stopped responding")  # fmt: skip
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, fault: str) -> None:
         """Kill the worker; the job fails for `reason` (unless it has already ended another way)."""
         if self._stop_reason is None:
             self._stop_reason = reason
-        self.process.kill()
+        self.worker.kill(fault)
 
-    def _conclude(self, returncode: int) -> None:
-        """The process has exited and its output is read: the job's outcome."""
+    def _conclude(self, returncode: int | None) -> None:
+        """The job's outcome: its final message, or how its process ended (`returncode`;
+        None when a serving worker ended the job and serves on)."""
         if self._final is not None:
             apply_message(self.state, self._final)
         elif self._stop_reason is not None and not self.state.cancel_requested:
             fail(self.state, self._stop_reason)
-        apply_exit(self.state, returncode)
+        if returncode is not None:
+            apply_exit(self.state, returncode)
         self._closed = True
-        try:
-            self.process.stdin.close()
-        except OSError:
-            pass
+        self.ended_at = time.monotonic()
+        if self._job_id is None:
+            self.worker.close_input()
 
     def cancel(self) -> None:
-        """Ask the worker to stop; it is killed if it has not stopped after CANCEL_GRACE_S."""
+        """Ask the worker to stop the job; it is killed if the job has not ended after CANCEL_GRACE_S."""
         if self.process is None or self._closed or self._final is not None or self.state.cancel_requested:
             return
         self.state.cancel_requested = True
         self._cancel_at = time.monotonic()
-        try:
-            self.process.stdin.write(protocol.CANCEL_LINE + "\n")
-            self.process.stdin.flush()
-        except OSError:  # the worker has already gone
-            pass
+        if self._job_id is None:
+            self.worker.write(protocol.CANCEL_LINE + "\n")
+        else:
+            self.worker.write(protocol.request_cancel(self._job_id))
 
     def wait(
         self,
@@ -301,7 +410,8 @@ class WorkerJob:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.poll().finished:
             if deadline is not None and time.monotonic() > deadline:
-                self._stop(f"The fit did not finish within {timeout:g} s, so it was stopped.")
+                self._stop(f"The fit did not finish within {timeout:g} s, so it was stopped.",
+                           fault="did not finish a fit in time")  # fmt: skip
             if on_update is not None:
                 on_update(self.state)
             time.sleep(interval)
@@ -310,20 +420,116 @@ class WorkerJob:
         return self.state
 
     def close(self) -> JobState:
-        """End the job now, whatever its state (Blender is done with it): a worker still
-        running is killed and reaped, and a job that had not ended counts as cancelled."""
+        """End the job now, whatever its state (Blender is done with it): a job that has not
+        ended is stopped with its worker (killed and reaped) and counts as cancelled; a
+        serving worker whose job has ended serves on."""
         if self.process is None or self._closed:
+            return self.state
+        self._read_what_arrived()
+        if self._final is not None and self._job_id is not None:
+            self._conclude(None)
             return self.state
         if self._final is None and self._stop_reason is None:
             self.state.cancel_requested = True
-        self.process.kill()
-        try:
-            returncode = self.process.wait(timeout=EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:  # not even a kill ended it: give up on it, not on Blender
-            returncode = -9
+        self.worker.kill()
+        returncode = self.worker.reap()
         self._read_what_arrived()
         self._conclude(returncode)
         return self.state
+
+
+class WarmWorker:
+    """A serving worker (`worker --serve`, see `protocol`): one process that fits one
+    request after another, torch, the detector and the body models loaded in between."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str] | None, idle_timeout: float) -> None:
+        self.command, self.env, self.idle_timeout = list(command), env, idle_timeout
+        self.worker = WorkerProcess(command, env)
+        self._started_at = time.monotonic()
+        self._jobs = 0
+        self._last_job: WorkerJob | None = None
+
+    def start_job(self, request: FitRequest, out_dir: str | Path) -> WorkerJob:
+        """Send it `request`, to be fitted into `out_dir`; the job that follows it."""
+        self._jobs += 1
+        job_id = str(self._jobs)
+        self.worker.lines()  # what it wrote between jobs belongs to none
+        # All it wrote on standard error before its first job (its start) counts for that job.
+        job = WorkerJob.serving(self.worker, job_id, 0 if self._jobs == 1 else self.worker.stderr_count)
+        if self.worker.process is not None:
+            self.worker.write(protocol.request_fit(job_id, json.loads(request.to_json()), str(out_dir)))
+        self._last_job = job
+        return job
+
+    def serves(self, command: Sequence[str], env: dict[str, str] | None) -> bool:
+        """Whether the next fit, to be run by `command` in `env`, can go to this worker:
+        the same command and environment, still running, its last job ended, and not about
+        to leave on its idle timeout."""
+        if (self.command, self.env) != (list(command), env) or self.worker.process is None:
+            return False
+        if self.worker.returncode() is not None:
+            return False
+        idle_since = self._started_at if self._last_job is None else self._last_job.ended_at
+        return idle_since is not None and time.monotonic() - idle_since < self.idle_timeout - REUSE_MARGIN_S
+
+    def replacement_notice(self) -> str | None:
+        """What the user is told when this worker is replaced: why it stopped, when that was
+        a fault (a crash, a hang, an ignored cancel). None when it left on its idle timeout
+        or is simply not wanted any more (another worker Python)."""
+        returncode = None if self.worker.process is None else self.worker.returncode()
+        if returncode is None:
+            return None
+        if self.worker.killed:
+            how = self.worker.fault
+        elif returncode < 0:
+            how = f"was stopped by signal {-returncode}"
+        elif returncode > 0:
+            how = f"stopped unexpectedly (exit code {returncode})"
+        else:
+            how = None
+        if how is None:
+            return None
+        return f"The fitting process {how}, so a new one was started: this fit loads the models again."
+
+    def close(self) -> None:
+        """End it now (Blender is done with it); a job still running counts as cancelled."""
+        if self._last_job is not None:
+            self._last_job.close()
+        if self.worker.process is not None:
+            self.worker.kill()
+            self.worker.reap()
+            self.worker.close_input()
+
+
+class KeptWorker:
+    """The serving worker Blender keeps: started at the first fit, given the next ones, and
+    replaced when it has stopped (a crash, the watchdog, its idle timeout) or another worker
+    Python is asked for. The user is told (`JobState.notice`) when it had stopped on a fault."""
+
+    def __init__(self) -> None:
+        self.warm: WarmWorker | None = None
+
+    def start_job(
+        self, python: str | Path | None, env: dict[str, str] | None, request: FitRequest, out_dir: str | Path
+    ) -> WorkerJob:
+        """Give `request` to the worker of `python` (this interpreter by default) in `env`,
+        started when none serves; its files go to `out_dir`."""
+        command = serve_command(python, protocol.IDLE_TIMEOUT_S)
+        notice = None
+        if self.warm is not None and not self.warm.serves(command, env):
+            notice = self.warm.replacement_notice()
+            self.close()
+        if self.warm is None:
+            self.warm = WarmWorker(command, env, protocol.IDLE_TIMEOUT_S)
+        job = self.warm.start_job(request, out_dir)
+        job.state.notice = notice or ""
+        return job
+
+    def close(self) -> None:
+        """End the worker (the add-on is disabled, Blender quits): its memory goes back now."""
+        if self.warm is not None:
+            self.warm.close()
+            self.warm = None
 
 
 def _lines(stream) -> Iterator[str]:

@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
+from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file
 from smplx_capture_addon.body_model.model_file import BodyModelData
 from smplx_capture_addon.devtools import synthetic_model
@@ -16,9 +17,10 @@ from smplx_capture_addon.devtools import synthetic_model
 
 @pytest.fixture(autouse=True)
 def empty_scene():
-    """Each test starts from an empty scene."""
+    """Each test starts from an empty scene, and leaves no warm worker running."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield
+    fit_job.close_worker()
 
 
 def write_small_model(path: Path, seed: int = 0, **overrides) -> Path:

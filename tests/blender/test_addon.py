@@ -1,5 +1,5 @@
 """The add-on in Blender: registration, the Fit operator's failure paths (the scene stays
-as it was), the worker's command line from the panel, re-fit, reset pose, rest pose."""
+as it was), the request the worker reads from the panel, re-fit, reset pose, rest pose."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from smplx_capture_addon.body_model.names import JOINT_NAMES
 from smplx_capture_addon.errors import CaptureError
 from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.result_format import write_result
-from smplx_capture_addon.worker import runner
+from smplx_capture_addon.worker import protocol, runner
 from smplx_capture_addon.worker.runner import JobState
 
 ADDON = "smplx_capture_addon"
@@ -197,7 +197,7 @@ def test_job_folders_of_blender_sessions_that_are_gone_are_removed_at_the_next_f
 
 
 def worker_request(arguments: list[str]) -> FitRequest:
-    """The request the worker reads from `arguments` (parsed by its own parser)."""
+    """The request the one-shot worker reads from `arguments` (parsed by its own parser)."""
     from smplx_capture_addon.worker import cli
 
     parser = argparse.ArgumentParser()
@@ -205,7 +205,23 @@ def worker_request(arguments: list[str]) -> FitRequest:
     return fit_request.from_arguments(parser.parse_args(arguments))
 
 
-def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
+def request_sent(request: FitRequest, tmp_path: Path) -> FitRequest:
+    """The request the warm worker reads from the line `fit_job.start_fit` sends it (a
+    worker Python that only keeps that line, read back the way a serving worker reads it)."""
+    kept = tmp_path / "request-line.json"
+    python = tmp_path / "keeping-python"
+    python.write_text(f'#!/bin/sh\nhead -n 1 > "{kept}"\n')
+    python.chmod(0o755)
+    job, out_dir = fit_job.start_fit(request, str(python))
+    job.wait(interval=0.02)
+    fit_job.close_worker()
+    fit_job.remove_job_folder(out_dir)
+    sent = protocol.decode_request(kept.read_text())
+    assert sent.type == "fit" and sent.get("out") == str(out_dir)
+    return FitRequest.from_dict(sent.get("request"))
+
+
+def test_the_panel_settings_become_the_request_the_worker_reads(addon, tmp_path):
     settings = bpy.context.scene.smplx_capture
     settings.image = str(tmp_path / "me.jpg")
     settings.person, settings.box = "BOX", (10.0, 20.5, 300.0, 400.0)
@@ -217,27 +233,26 @@ def test_the_panel_settings_become_the_worker_command_line(addon, tmp_path):
     addon.smplx_folder = str(tmp_path)
     request = request_from_context(bpy.context)
     assert preference_path(bpy.context, "worker_python") is None
-    arguments = fit_job.worker_arguments(request, "/out")
+    arguments = request.to_arguments()  # its command-line form: the one-shot worker's and `fit`'s
     assert arguments == [
         str(tmp_path / "me.jpg"), "--model", str(tmp_path), "--gender", "male", "--device", "cuda",
-        "--focal", "1500.0", "--box", "10.0", "20.5", "300.0", "400.0", "--overlay", "--out", "/out",
+        "--focal", "1500.0", "--box", "10.0", "20.5", "300.0", "400.0", "--overlay",
     ]  # fmt: skip
-    assert worker_request(arguments) == request
+    assert worker_request([*arguments, "--out", "/out"]) == request
+    assert request_sent(request, tmp_path) == request
     settings.person, settings.person_number, settings.show_keypoints = "NUMBER", 2, False
-    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-6:] == [
-        "--focal", "1500.0", "--person", "2", "--out", "/out",
-    ]  # fmt: skip
+    request = request_from_context(bpy.context)
+    assert request.to_arguments()[-4:] == ["--focal", "1500.0", "--person", "2"]
+    assert request_sent(request, tmp_path) == request
     addon.vposer, addon.gmm = str(tmp_path / "V02_05"), str(tmp_path / "gmm_08.pkl")
     with pytest.raises(CaptureError, match="not both"):
         request_from_context(bpy.context)
     addon.gmm = ""
-    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
-        "--vposer", str(tmp_path / "V02_05"), "--out", "/out",
-    ]  # fmt: skip
+    assert request_from_context(bpy.context).to_arguments()[-2:] == ["--vposer", str(tmp_path / "V02_05")]
     addon.vposer, addon.gmm = "", str(tmp_path / "gmm_08.pkl")
-    assert fit_job.worker_arguments(request_from_context(bpy.context), "/out")[-4:] == [
-        "--gmm", str(tmp_path / "gmm_08.pkl"), "--out", "/out",
-    ]  # fmt: skip
+    request = request_from_context(bpy.context)
+    assert request.to_arguments()[-2:] == ["--gmm", str(tmp_path / "gmm_08.pkl")]
+    assert request_sent(request, tmp_path) == request
     addon.vposer = addon.gmm = ""
     settings.person, settings.box = "BOX", (0.0, 0.0, 0.0, 0.0)  # the panel's untouched box
     with pytest.raises(CaptureError, match="X0 < X1 and Y0 < Y1"):

@@ -1,8 +1,10 @@
 """The worker protocol and runner: messages, progress and cancel as plain functions, and
 real worker processes (small scripts speaking the protocol, and the real worker module)
 that finish, crash, get killed, honour or ignore a cancel, fall silent or write what is
-not a message. tests/faults/test_worker_faults.py runs more of these through Blender's
-Fit operator."""
+not a message; the real serving worker kept from fit to fit, replaced when it was killed,
+leaving on its idle timeout. tests/faults/test_worker_faults.py runs more of these
+through Blender's Fit operator; tests/blender_fit/test_warm_worker.py fits real photos
+in the warm worker."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.worker import protocol, runner
 from smplx_capture_addon.worker.runner import JobState, WorkerJob, apply_exit, apply_message
 
@@ -75,6 +78,33 @@ def test_only_valid_messages_decode():
     ]  # fmt: skip
     for line in valid:
         assert protocol.decode(line) is not None, line
+
+
+def test_only_valid_requests_decode():
+    """What a serving worker reads on its input: a fit with its job, request and folder, a
+    cancel with its job, quit; anything else is no request."""
+    fit = protocol.decode_request(protocol.request_fit("3", {"photo": "a.jpg"}, "/tmp/job"))
+    assert (fit.type, fit.get("job"), fit.get("request"), fit.get("out")) == ("fit", "3", {"photo": "a.jpg"},
+                                                                              "/tmp/job")  # fmt: skip
+    assert protocol.decode_request(protocol.request_cancel("3")).get("job") == "3"
+    assert protocol.decode_request(protocol.request_quit()).type == "quit"
+    not_requests = [
+        "cancel", "",
+        '{"type": "fit", "request": {}, "out": "/o"}',
+        '{"type": "fit", "job": "", "request": {}, "out": "/o"}',
+        '{"type": "fit", "job": "1", "request": "a.jpg", "out": "/o"}',
+        '{"type": "fit", "job": "1", "request": {}}',
+        '{"type": "fit", "job": 1, "request": {}, "out": "/o"}',
+        '{"type": "cancel"}', '{"type": "cancel", "job": 3}', '{"type": "stop"}',
+        protocol.progress("fit", 0.5),
+    ]  # fmt: skip
+    for line in not_requests:
+        assert protocol.decode_request(line) is None, line
+    # A serving worker's messages carry their job, a one-shot worker's none; a job is a string.
+    assert message(protocol.progress("fit", 0.5, "x", job="3")).get("job") == "3"
+    assert message(protocol.cancelled(job="3")).get("job") == "3"
+    assert "job" not in message(protocol.cancelled()).fields
+    assert protocol.decode('{"type": "cancelled", "job": 3}') is None
 
 
 def test_progress_only_moves_forward_and_the_end_is_final():
@@ -308,7 +338,7 @@ def test_the_worker_repeats_its_progress_while_busy_and_nothing_after_its_end(tm
         import sys, time
         from smplx_capture_addon.worker import cli, protocol
 
-        channel = cli._Channel(heartbeat_s=0.1)
+        channel = cli.Channel(heartbeat_s=0.1)
         channel.send(protocol.progress("fit", 0.5, "a long stage"))
         time.sleep(float(sys.argv[1]))  # the stage sends nothing itself
         channel.send(protocol.result("/tmp/x/result.json"))
@@ -372,3 +402,75 @@ def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
     assert done.stdout.splitlines() == [
         "smplx_capture.worker", str(wheels), f"The photo {tmp_path / 'missing.jpg'} does not exist."
     ], done.stderr
+
+
+def missing_photo_fit(kept: runner.KeptWorker, tmp_path: Path, name: str) -> runner.WorkerJob:
+    """A fit the real serving worker answers at once (its photo does not exist), needing no solver."""
+    request = FitRequest(photo=str(tmp_path / "missing.jpg"))
+    job = kept.start_job(None, runner.worker_environment(), request, tmp_path / name)
+    assert job.wait(interval=0.02).error == f"The photo {tmp_path / 'missing.jpg'} does not exist."
+    return job
+
+
+def test_the_warm_worker_serves_the_next_fit_and_is_replaced_when_killed_between_fits(tmp_path):
+    kept = runner.KeptWorker()
+    try:
+        first = missing_photo_fit(kept, tmp_path, "job-1")
+        assert first.process.poll() is None  # a fit's error ends the fit, not the worker
+        kept.warm.worker.write("not a request\n")  # ignored: the worker serves on
+        second = missing_photo_fit(kept, tmp_path, "job-2")
+        assert second.process is first.process and second.state.notice == ""
+        first.process.kill()
+        first.process.wait()
+        third = missing_photo_fit(kept, tmp_path, "job-3")
+        assert third.process is not first.process and third.process.poll() is None
+        assert third.state.notice == (
+            "The fitting process was stopped by signal 9, so a new one was started: this fit loads the "
+            "models again."
+        )
+        fourth = missing_photo_fit(kept, tmp_path, "job-4")
+        assert fourth.process is third.process and fourth.state.notice == ""  # told once
+    finally:
+        kept.close()
+    assert third.process.poll() is not None  # closed: nothing left running
+
+
+def test_another_worker_python_replaces_the_warm_worker_without_a_notice(tmp_path):
+    other = tmp_path / "other-python"
+    other.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    other.chmod(0o755)
+    kept = runner.KeptWorker()
+    try:
+        first = missing_photo_fit(kept, tmp_path, "job-1")
+        request = FitRequest(photo=str(tmp_path / "missing.jpg"))
+        second = kept.start_job(str(other), runner.worker_environment(), request, tmp_path / "job-2")
+        assert second.wait(interval=0.02).status == runner.FAILED and second.state.notice == ""
+        assert second.process is not first.process and first.process.poll() is not None
+    finally:
+        kept.close()
+
+
+def test_the_idle_timeout_ends_the_warm_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "IDLE_TIMEOUT_S", 1.0)
+    kept = runner.KeptWorker()
+    try:
+        job = missing_photo_fit(kept, tmp_path, "job-1")
+        idle_from = time.monotonic()
+        assert job.process.wait(timeout=30) == 0  # it leaves by itself, freeing its memory
+        assert 0.8 < time.monotonic() - idle_from < 20.0
+        assert not kept.warm.serves(kept.warm.command, kept.warm.env)
+        after = missing_photo_fit(kept, tmp_path, "job-2")
+        assert after.process is not job.process and after.state.notice == ""  # leaving idle is no fault
+    finally:
+        kept.close()
+
+
+def test_a_serving_worker_takes_no_photo_on_its_command_line(tmp_path):
+    for arguments, said in (
+        (["--serve", str(tmp_path / "a.jpg")], "worker --serve reads its fits on stdin"),
+        ([str(tmp_path / "a.jpg")], "give the photo (or keypoint file) and --out DIR, or --serve"),
+        (["--serve", "--idle-timeout", "0"], "--idle-timeout must be a positive number of seconds, not 0.0"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "smplx_capture_addon", "worker", *arguments], timeout=60,
+                              capture_output=True, text=True, env=runner.worker_environment())  # fmt: skip
+        assert done.returncode == 2 and said in done.stderr and done.stdout == "", (arguments, done.stderr)

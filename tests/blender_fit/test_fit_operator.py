@@ -25,7 +25,7 @@ from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VERTEX_KEYPOINT_NAMES
 from smplx_capture_addon.fit_request import EVERYONE, NUMBER, FitRequest, PersonChoice
 from smplx_capture_addon.result_format import read_result
-from smplx_capture_addon.worker import protocol, runner
+from smplx_capture_addon.worker import runner
 
 ADDON = "smplx_capture_addon"
 
@@ -122,7 +122,7 @@ def _fitted_pixel(data, person, result, name) -> np.ndarray:
     return np.array([focal * point[0] / point[2] + cx, focal * point[1] / point[2] + cy])
 
 
-def test_cancel_stops_a_real_fit(photo_dir):
+def test_cancel_stops_a_real_fit_and_the_worker_serves_the_next(photo_dir):
     request = FitRequest(photo=str(photo_dir / "bus.jpg"), device="cpu", person=PersonChoice(EVERYONE))
     job, out_dir = fit_job.start_fit(request)
     deadline = time.monotonic() + 120
@@ -133,9 +133,16 @@ def test_cancel_stops_a_real_fit(photo_dir):
     start = time.monotonic()
     state = job.wait(interval=0.05)
     assert state.status == runner.CANCELLED
-    assert job.process.returncode == protocol.EXIT_CANCELLED  # the solver stopped itself, not killed
+    assert job.process.poll() is None  # the solver stopped itself: the worker was not killed, it serves on
     assert time.monotonic() - start < runner.CANCEL_GRACE_S
     assert not (out_dir / "result.json").exists()
+    fit_job.remove_job_folder(out_dir)
+
+    after, out_dir = fit_job.start_fit(FitRequest(photo=str(photo_dir / "bus.jpg"), device="cpu"))
+    assert after.wait(interval=0.05).status == runner.DONE, after.state.error
+    assert after.process is job.process and after.state.notice == ""
+    assert len(read_result(after.state.result_path).people) == 1
+    fit_job.remove_job_folder(out_dir)
 
 
 def test_choosing_the_second_person_found(photo_dir):

@@ -1,17 +1,26 @@
 """Fault injection for the worker, seen from Blender. Fake workers (small scripts written
 here) crash, hang, write garbage or malformed messages, flood their standard error or
-exit without a final message; each is followed three ways: by the real WorkerJob, by the
-Fit operator's blocking path (bpy.ops.smplx_capture.fit, what scripts run) and by its
-modal path (invoke, then modal() on each timer tick, what a click runs). After each:
+exit without a final message; each is followed by the real WorkerJob, as a one-shot
+worker and as a serving worker (`--serve`: the fake reads its fit's request on stdin and
+its messages carry the job), and through Blender's Fit operator, which gives its fits to
+a serving worker, by the blocking path (bpy.ops.smplx_capture.fit, what scripts run)
+and by the modal path (invoke, then modal() on each timer tick, what a click runs).
+After each:
 
 - the job ended in time (the watchdog, exit and cancel limits are set small here) with a
   message that names the problem, and poll() never blocked;
-- the worker process is gone;
+- the worker process is gone (a serving worker that only idles after its final message
+  is no fault: it serves on);
 - Blender's scene is as it was (collections, objects, the active and selected objects,
   the scene camera, data-blocks);
 - Fit is available again (its poll), the panel shows no running job, no timer is left;
 - nothing of ours is left in the temporary folder (the job folder `fit_job.start_fit`
   makes is gone).
+
+Serving workers also fail between fits and across them: messages for another job are no
+sign of this job's life, a fit's error leaves the worker serving and a crash in the next
+fit ends it, and a worker that died between fits is replaced at the next one, the user
+told.
 
 The bpy module has no event loop: for the modal path a copy of the Fit operator (the same
 methods, under another id) runs invoke() and modal() itself, with a window manager whose
@@ -33,6 +42,7 @@ import bpy
 import pytest
 
 from smplx_capture_addon.blender_ui import fit_job, operators
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.worker import protocol, runner
 from smplx_capture_addon.worker.runner import WorkerJob
 
@@ -45,8 +55,19 @@ TICK_S = 0.02
 PRELUDE = """\
 import json, os, signal, sys, time
 
+SERVING = "--serve" in sys.argv  # then each fit's request comes on stdin, and its messages carry its job
+JOB = None
+
+def next_job():
+    global JOB
+    line = sys.stdin.readline() if SERVING else ""
+    if not line:
+        sys.exit(0)
+    JOB = json.loads(line)["job"]
+
 def send(message_type, **fields):
-    sys.stdout.write(json.dumps({"type": message_type, **fields}) + "\\n")
+    job = {"job": JOB} if JOB is not None and message_type != "hello" else {}
+    sys.stdout.write(json.dumps({"type": message_type, **fields, **job}) + "\\n")
     sys.stdout.flush()
 
 def progress(stage, fraction, message=""):
@@ -54,6 +75,9 @@ def progress(stage, fraction, message=""):
 
 def hello():
     send("hello", protocol=1, pid=os.getpid(), python="fake")
+
+if SERVING:
+    next_job()
 """
 
 
@@ -62,6 +86,7 @@ class Fake:
     script: str  # after PRELUDE
     message: str  # what the job's message must contain
     also: str = ""  # and further on, where the end of the message is worth checking too
+    idles: bool = False  # silent after its final message: a one-shot worker's fault, a serving worker's due
 
 
 FAKES = {
@@ -92,6 +117,7 @@ FAKES = {
         'hello(); send("error", message="No person found in photo.jpg.", kind="CaptureError")\n'
         "time.sleep(60)",
         "No person found in photo.jpg.",
+        idles=True,
     ),
     "prints garbage": Fake(
         'hello(); print("some library chatter", flush=True); print("[1, 2]", flush=True)\n'
@@ -163,37 +189,111 @@ def write_fake(folder: Path, body: str) -> Path:
 
 # --- the worker job alone ---------------------------------------------------------------
 
+MODES = ("one-shot", "serving")
 
-@pytest.mark.parametrize("fault", FAKES)
-def test_worker_job(fault, tmp_path):
-    job = WorkerJob([sys.executable, str(write_fake(tmp_path, FAKES[fault].script))])
+
+def start_job(mode: str, script: Path, tmp_path: Path) -> tuple[WorkerJob, runner.WarmWorker | None]:
+    """The fake's job: a one-shot worker's run, or the first fit given to it serving."""
+    if mode == "one-shot":
+        return WorkerJob([sys.executable, str(script)]), None
+    warm = runner.WarmWorker([sys.executable, str(script), "--serve"], None, protocol.IDLE_TIMEOUT_S)
+    return warm.start_job(FitRequest(photo=str(tmp_path / "photo.png")), tmp_path / "job"), warm
+
+
+def follow(job: WorkerJob) -> tuple[runner.JobState, float, float]:
+    """Poll `job` to its end: its state, how long that took and the slowest poll()."""
     polls = []
-
-    def timed_poll() -> runner.JobState:
-        start = time.monotonic()
-        state = job.poll()
-        polls.append(time.monotonic() - start)
-        return state
-
     start = time.monotonic()
-    while not timed_poll().finished:
+    while True:
+        before = time.monotonic()
+        state = job.poll()
+        polls.append(time.monotonic() - before)
+        if state.finished:
+            return state, time.monotonic() - start, max(polls)
         time.sleep(TICK_S)
-    assert_job_ended(fault, job, job.state, time.monotonic() - start)
-    assert max(polls) < SLOWEST_POLL_S, f"{fault}: poll() blocked for {max(polls):.2f} s"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fault", FAKES)
+def test_worker_job(fault, mode, tmp_path):
+    job, warm = start_job(mode, write_fake(tmp_path, FAKES[fault].script), tmp_path)
+    try:
+        state, seconds, slowest = follow(job)
+        assert_job_ended(fault, job, state, seconds, serving=warm is not None)
+        assert slowest < SLOWEST_POLL_S, f"{fault}: poll() blocked for {slowest:.2f} s"
+    finally:
+        if warm is not None:
+            warm.close()
 
 
 def assert_names_the_problem(fault: str, message: str) -> None:
-    assert FAKES[fault].message in message, f"{fault}: {message}"
-    assert FAKES[fault].also in message[message.index(FAKES[fault].message) :], f"{fault}: {message}"
+    fake = ALL_FAKES[fault]
+    assert fake.message in message, f"{fault}: {message}"
+    assert fake.also in message[message.index(fake.message) :], f"{fault}: {message}"
 
 
-def assert_job_ended(fault: str, job: WorkerJob, state: runner.JobState, seconds: float) -> None:
-    """The job ended in time, with the message that names the problem; the process is gone."""
+def assert_job_ended(
+    fault: str, job: WorkerJob, state: runner.JobState, seconds: float, serving: bool
+) -> None:
+    """The job ended in time, with the message that names the problem; the process is gone
+    (a serving worker that idles after its final message serves on)."""
     assert state.status == runner.FAILED, f"{fault}: {state.status}"
     assert_names_the_problem(fault, state.error)
     limit = WATCHDOG_S + EXIT_WAIT_S + 5.0  # the longest of the limits involved, and a loaded machine
     assert seconds < limit, f"{fault}: the job took {seconds:.1f} s"
-    assert job.process.poll() is not None, f"{fault}: the worker still runs"
+    if serving and ALL_FAKES[fault].idles:
+        assert job.process.poll() is None, f"{fault}: the serving worker is gone"
+    else:
+        assert job.process.poll() is not None, f"{fault}: the worker still runs"
+
+
+SERVING_FAKES = {
+    "answers for another job": Fake(
+        'hello()\nwhile True:\n'
+        '    print(json.dumps({"type": "progress", "stage": "fit", "fraction": 0.5, "job": "another"}), '
+        'flush=True); time.sleep(0.01)',
+        f"The fitting process stopped responding (no message for {WATCHDOG_S:g} s), so it was stopped.",
+    ),
+    "fails a fit, then crashes in the next": Fake(
+        'hello(); send("error", message="No person found in photo.jpg.", kind="CaptureError")\n'
+        'next_job(); progress("fit", 0.4, "stage 2"); raise RuntimeError("the solver fell over")',
+        "The fitting process stopped unexpectedly (exit code 1).",
+        "RuntimeError: the solver fell over",
+    ),
+}
+ALL_FAKES = {**FAKES, **SERVING_FAKES}
+
+
+def test_messages_for_another_job_are_no_sign_of_life(tmp_path):
+    fault = "answers for another job"
+    job, warm = start_job("serving", write_fake(tmp_path, SERVING_FAKES[fault].script), tmp_path)
+    try:
+        state, seconds, slowest = follow(job)
+        assert_job_ended(fault, job, state, seconds, serving=True)
+        assert slowest < SLOWEST_POLL_S
+    finally:
+        warm.close()
+
+
+def test_an_error_ends_the_fit_and_a_crash_ends_the_serving_worker(tmp_path):
+    fault = "fails a fit, then crashes in the next"
+    first, warm = start_job("serving", write_fake(tmp_path, SERVING_FAKES[fault].script), tmp_path)
+    try:
+        state, _, _ = follow(first)
+        assert state.status == runner.FAILED and state.error == "No person found in photo.jpg."
+        assert first.process.poll() is None  # a fit's error leaves the worker serving
+        assert warm.serves(warm.command, None)
+        second = warm.start_job(FitRequest(photo=str(tmp_path / "photo.png")), tmp_path / "job-2")
+        assert second.process is first.process
+        state, seconds, _ = follow(second)
+        assert_job_ended(fault, second, state, seconds, serving=True)
+        assert "No person found" not in state.error  # the first fit's output is not the second's
+        assert warm.replacement_notice() == (
+            "The fitting process stopped unexpectedly (exit code 1), so a new one was started: this fit "
+            "loads the models again."
+        )
+    finally:
+        warm.close()
 
 
 # --- through Blender's Fit operator -----------------------------------------------------
@@ -276,9 +376,9 @@ def _modal_copy_of_the_fit_operator() -> type:
 
 @pytest.fixture
 def blender(tmp_path, monkeypatch):
-    """The add-on enabled in a small scene; Fit starts the fake worker (the preferences'
-    worker Python, a shell script) on a photo file the fake never reads; jobs go to a
-    private temporary folder; the jobs started are recorded."""
+    """The add-on enabled in a small scene; Fit gives its fits to the fake worker, serving
+    (the preferences' worker Python, a shell script), on a photo file the fake never reads;
+    jobs go to a private temporary folder; the jobs started are recorded."""
     import addon_utils  # Blender's module: on the path once bpy is imported
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -366,10 +466,14 @@ def run_modal() -> None:
 PATHS = {"blocking": run_blocking, "modal": run_modal}
 
 
-def assert_blender_left_clean(blender: Blender, before: dict, case: str) -> None:
-    """The worker gone, the scene as it was, Fit available, no timer and no file of ours left."""
+def assert_blender_left_clean(blender: Blender, before: dict, case: str, serves: bool = False) -> None:
+    """The worker gone (or, with `serves`, serving on after the job's final message), the
+    scene as it was, Fit available, no timer and no file of ours left."""
     assert len(blender.started) == 1, case
-    assert blender.started[0].process.poll() is not None, f"{case}: the worker still runs"
+    if serves:
+        assert blender.started[0].process.poll() is None, f"{case}: the serving worker is gone"
+    else:
+        assert blender.started[0].process.poll() is not None, f"{case}: the worker still runs"
     assert scene_snapshot() == before, f"{case}: the scene changed"
     assert "job" not in operators._ACTIVE and bpy.ops.smplx_capture.fit.poll(), f"{case}: Fit is greyed out"
     assert not bpy.context.window_manager.smplx_capture_job.running, f"{case}: the panel shows a job"
@@ -379,17 +483,54 @@ def assert_blender_left_clean(blender: Blender, before: dict, case: str) -> None
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("fault", FAKES)
+@pytest.mark.parametrize("fault", [*FAKES, "answers for another job"])
 def test_fit_operator(fault, path, blender):
-    blender.fake(FAKES[fault].script)
+    blender.fake(ALL_FAKES[fault].script)
     before = scene_snapshot()
     start = time.monotonic()
     PATHS[path]()
-    assert_job_ended(fault, blender.started[0], blender.started[0].state, time.monotonic() - start)
+    job = blender.started[0]
+    assert_job_ended(fault, job, job.state, time.monotonic() - start, serving=True)
     assert_names_the_problem(fault, bpy.context.window_manager.smplx_capture_job.error)  # in the panel
-    assert_blender_left_clean(blender, before, f"{fault} ({path})")
+    assert_blender_left_clean(blender, before, f"{fault} ({path})", serves=ALL_FAKES[fault].idles)
     if path == "modal":
         assert DRIVE.result == {"CANCELLED"} and max(DRIVE.polls) < SLOWEST_POLL_S, (fault, DRIVE.polls)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_serving_worker_fails_a_fit_then_crashes_in_the_next(path, blender):
+    fault = "fails a fit, then crashes in the next"
+    blender.fake(SERVING_FAKES[fault].script)
+    run_blocking()
+    assert bpy.context.window_manager.smplx_capture_job.error == "No person found in photo.jpg."
+    first = blender.started.pop()
+    assert first.process.poll() is None  # an error ends the fit, not the worker
+    before = scene_snapshot()
+    start = time.monotonic()
+    PATHS[path]()
+    job = blender.started[0]
+    assert job.process is first.process  # the second fit went to the same worker
+    assert_job_ended(fault, job, job.state, time.monotonic() - start, serving=True)
+    assert_names_the_problem(fault, bpy.context.window_manager.smplx_capture_job.error)
+    assert_blender_left_clean(blender, before, f"{fault} ({path})")
+
+
+def test_a_serving_worker_that_died_between_fits_is_replaced_and_the_user_told(blender, capfd):
+    blender.fake('hello(); send("error", message="No person found in photo.jpg.", kind="CaptureError")\n'
+                 "os.kill(os.getpid(), signal.SIGKILL)")  # fmt: skip
+    run_blocking()
+    first = blender.started.pop()
+    assert first.process.wait(timeout=5) == -9
+    capfd.readouterr()
+    before = scene_snapshot()
+    run_blocking()
+    job = blender.started[0]
+    assert job.process is not first.process and job.state.error == "No person found in photo.jpg."
+    notice = ("The fitting process was stopped by signal 9, so a new one was started: this fit loads the "
+              "models again.")  # fmt: skip
+    assert job.state.notice == notice
+    assert f"Warning: {notice}" in capfd.readouterr().out  # the operator's report
+    assert_blender_left_clean(blender, before, "died between fits")
 
 
 def when_fitting(action: Callable[[bpy.types.Operator, _ContextWithoutEventLoop], bool]):
@@ -443,8 +584,10 @@ def test_disabling_the_addon_ends_the_job(blender):
 
 
 def test_a_bug_in_the_build_still_cleans_up(blender, monkeypatch):
-    blender.fake('hello(); progress("fit", 0.9); send("result", path="/nowhere/result.json", overlay=None, '
-                 'photo=None); sys.exit(0)')  # fmt: skip
+    blender.fake('hello()\nwhile True:\n'
+                 '    progress("fit", 0.9)\n'
+                 '    send("result", path="/nowhere/result.json", overlay=None, photo=None)\n'
+                 "    next_job()")  # fmt: skip
 
     def broken_build(*args, **kwargs):
         raise ZeroDivisionError("a bug in the builder")
@@ -456,11 +599,12 @@ def test_a_bug_in_the_build_still_cleans_up(blender, monkeypatch):
         "The fit stopped on an internal error (ZeroDivisionError: a bug in the builder); the system "
         "console has the details."
     )
-    assert_blender_left_clean(blender, before, "a bug in the build (modal)")
-    blender.started.clear()
+    assert_blender_left_clean(blender, before, "a bug in the build (modal)", serves=True)
+    first = blender.started.pop()
     with pytest.raises(RuntimeError, match="a bug in the builder"):  # a script gets the traceback
         bpy.ops.smplx_capture.fit()
-    assert_blender_left_clean(blender, before, "a bug in the build (blocking)")
+    assert blender.started[0].process is first.process  # the worker served the next fit too
+    assert_blender_left_clean(blender, before, "a bug in the build (blocking)", serves=True)
 
 
 def test_a_bug_in_following_the_job_still_cleans_up(blender, monkeypatch):

@@ -1,14 +1,19 @@
 """fit_photo end to end: keypoint files, the real detector on a real photo, the choice
-of people, the result file round trip, the overlays, and the errors a user can meet."""
+of people, the result file round trip, the overlays, and the errors a user can meet; the
+models a serving worker keeps between fits."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from smplx_capture_addon.body_model.model import BodyModel
+from smplx_capture_addon.body_model.model_file import file_sha256
 from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
 from smplx_capture_addon.devtools.synthetic_model import write_model
 from smplx_capture_addon.errors import Cancelled, ModelFileError
@@ -19,7 +24,13 @@ from smplx_capture_addon.keypoints.people import Detections, Person
 from smplx_capture_addon.result_format import read_result, write_result
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.overlay import paint_fit_over_photo
-from smplx_capture_addon.solver.pipeline import choose_people, fit_photo, photo_path
+from smplx_capture_addon.solver.pipeline import (
+    MAX_KEPT_BODIES,
+    WarmModels,
+    choose_people,
+    fit_photo,
+    photo_path,
+)
 
 
 def _keypoint_file(path, cases, row=0, image_size=True):
@@ -152,3 +163,30 @@ def test_the_second_person_by_number_is_the_one_the_old_box_matching_chose(tmp_p
     assert choose_people(people, PersonChoice(EVERYONE)) == people
     with pytest.raises(FitError, match=f"Person 9 was asked for, but {len(found)} people were found"):
         choose_people(people, PersonChoice(NUMBER, number=9))
+
+
+def test_warm_models_keep_the_last_bodies_by_file_checksum_gender_and_device(synthetic_model_dir, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(synthetic_model_dir, folder)
+    neutral_file = folder / "smplx" / "SMPLX_NEUTRAL.npz"
+    warm = WarmModels()
+
+    def body(gender: str) -> BodyModel:
+        request = FitRequest(photo="p.jpg", model=str(folder), gender=gender, device="cpu")
+        data, built, device = warm.body(request)
+        assert device == "cpu" and data.sha256 == file_sha256(data.path)
+        return built
+
+    neutral, male = body("neutral"), body("male")
+    assert neutral is not male and body("neutral") is neutral and body("male") is male
+    assert MAX_KEPT_BODIES == 2
+    female = body("female")  # a third: the one used least recently (neutral) goes
+    assert body("male") is male and body("female") is female and body("neutral") is not neutral
+    neutral = body("neutral")
+    os.utime(neutral_file, ns=(1, 1))  # the same content at another time: the same checksum
+    assert body("neutral") is neutral
+    shutil.copyfile(folder / "smplx" / "SMPLX_FEMALE.npz", neutral_file)  # another content
+    changed = body("neutral")
+    assert changed is not neutral and changed is not female  # keyed by gender too
+    assert changed.data.sha256 == female.data.sha256
+    warm.close()
