@@ -55,6 +55,8 @@ class FitOptions:
     # a wrong minimum, and which one can hinge on rounding.
     restart_above_px: float = 5.0
     restart_turns: tuple[float, ...] = (-40.0, -20.0, 20.0, 40.0)
+    # The shape (betas) stays as the start gives it: a video's frames share the shape fitted once.
+    hold_shape: bool = False
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
