@@ -59,7 +59,10 @@ from .result_format import (
     MAX_TURN_RAD,
     POSE_SIZES,
     Camera,
+    FitResult,
+    ImageInfo,
     ModelIdentity,
+    PersonFit,
 )
 
 FORMAT = "smplx-capture-motion"
@@ -118,6 +121,16 @@ class Motion:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+
+def frame_as_result(motion: Motion, frame: int = 0) -> FitResult:
+    """One frame of `motion` as a still fit (what the Blender builders build a rig from)."""
+    pose = motion.frames[frame]
+    names = ("expression", "global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
+             "left_hand_pose", "right_hand_pose", "transl")  # fmt: skip
+    person = PersonFit(betas=list(motion.betas), **{name: list(getattr(pose, name)) for name in names})
+    image = ImageInfo(path="", width=motion.video.width, height=motion.video.height)
+    return FitResult(model=motion.model, image=image, camera=motion.camera, people=[person])
 
 
 def write_motion(motion: Motion, path: str | Path) -> Path:

@@ -31,6 +31,7 @@ class VideoFit:
     motion: Motion
     cancelled: bool  # the motion holds the frames done before a cancel (motion.partial)
     seconds: float  # end to end: reading, detection, fitting, smoothing
+    frame_fits: list[FrameFit]  # each frame's own fit, before bridging and smoothing
 
 
 def fit_video(
@@ -92,4 +93,4 @@ def fit_video(
             "fit_seconds": round(fit_seconds, 3),
         },
     )
-    return VideoFit(motion, cancelled, time.perf_counter() - started)
+    return VideoFit(motion, cancelled, time.perf_counter() - started, fits)
