@@ -49,7 +49,8 @@ def armature_matrices(motion: Motion, data: BodyModelData, first_matrix: np.ndar
     first = motion.frames[0]
     rest_pelvis = numpy_body.rest_joints(data, motion.betas, first.expression)[0]
     cam_from_first = placement.camera_from_model(first.global_orient, first.transl, rest_pelvis)
-    world_from_cam = first_matrix @ np.linalg.inv(cam_from_first)
+    armature_from_model = placement.rigid(placement.MODEL_TO_BLENDER, np.zeros(3))
+    world_from_cam = first_matrix @ armature_from_model @ np.linalg.inv(cam_from_first)
     return np.stack([
         placement.armature_matrix(world_from_cam,
                                   placement.camera_from_model(f.global_orient, f.transl, rest_pelvis))
