@@ -46,11 +46,12 @@ def truth_parameters(clip_folder: Path, indices: list[int], model: BodyModel) ->
 def frame_parameters(
     frames: list[MotionFrame], betas: list[float], model: BodyModel
 ) -> dict[str, torch.Tensor]:
-    """A motion's frames as `model`'s parameters (F, ...)."""
+    """A motion's frames as `model`'s parameters (F, ...); `betas` one shape, or one per frame."""
     params = {
         name: torch.tensor([getattr(f, name) for f in frames], dtype=torch.float32) for name in POSE_NAMES
     }
-    params["betas"] = torch.tensor([betas] * len(frames), dtype=torch.float32)[:, : model.num_betas]
+    shapes = np.broadcast_to(np.asarray(betas, dtype=np.float32), (len(frames), np.shape(betas)[-1]))
+    params["betas"] = torch.as_tensor(shapes.copy())[:, : model.num_betas]
     params["expression"] = params["expression"][:, : model.num_expression]
     return params
 
