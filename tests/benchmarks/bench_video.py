@@ -9,9 +9,13 @@ scratch (the single-photo fit), for comparison. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from smplx_capture_addon.devtools import video_clip, video_errors
 from smplx_capture_addon.fit_request import FitRequest
