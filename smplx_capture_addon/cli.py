@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "export": ".export.cli",
     "worker": ".worker.cli",
     "fit": ".solver.cli_fit",
+    "fit-video": ".video.cli",
 }
 # Development commands, offered only where their package is: devtools/ is left out of the extension zips.
 DEVELOPMENT_COMMANDS: dict[str, str] = {

@@ -11,11 +11,14 @@ from ..atomic_files import atomic_output, check_output_file, os_error_in
 from ..errors import OutputError
 from ..interrupts import interrupts_deferred
 
-HELP = "build the Blender scene of a fit result (rig, mesh, camera) and save it as a .blend"
+HELP = (
+    "build the Blender scene of a fit result or a video's motion (rig, mesh, camera; a motion keyed on "
+    "every frame) and save it as a .blend"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("result", help="result.json written by a fit")
+    parser.add_argument("result", help="result.json written by a fit, or motion.json written by fit-video")
     parser.add_argument("-o", "--output", required=True, help="the .blend file to write")
     parser.add_argument("--image", help="the photo (default: the path the result names)")
     parser.add_argument("--model", help="body model file or SMPL-X folder (default: the result's)")
@@ -29,20 +32,26 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_file(Path(args.output).resolve())  # before Blender is even imported
     if args.render:
         check_output_file(args.render)
+    from ..motion_format import frame_as_result, is_motion_file, read_motion
     from ..result_format import model_for_result, read_result
 
-    result = read_result(args.result)
+    motion = read_motion(args.result) if is_motion_file(args.result) else None
+    result = frame_as_result(motion) if motion is not None else read_result(args.result)
     data = model_for_result(result, args.model)
     photo = args.image or result.image.path or None
     with interrupts_deferred():  # Blender's start-up would print a Ctrl-C as a traceback and go on
         import bpy
 
         bpy.ops.wm.read_factory_settings(use_empty=True)
+    from .animation import build_motion
     from .render import render_scene_over_photo
     from .scene import build_fit
 
     start = time.perf_counter()
-    built = build_fit(result, data, image_path=photo, num_expressions=args.expressions)
+    if motion is not None:
+        built = build_motion(motion, data)
+    else:
+        built = build_fit(result, data, image_path=photo, num_expressions=args.expressions)
     for warning in built.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"built '{built.collection.name}' in {time.perf_counter() - start:.2f} s")

@@ -4,7 +4,12 @@ What is exported is a temporary copy of each rig, mesh and (optionally) camera: 
 holds the pose as shown now, keyed on frame 1, the shape keys at their current values
 without drivers (formats cannot carry Blender drivers), the pose correctives either
 mixed into the mesh ("bake") or kept as keys, and, for centimetre presets, everything
-scaled by 100. The copies take the originals' names for the time of the export, so the
+scaled by 100. A rig with an Action (a video's motion) is exported animated instead:
+over the scene's frame range, every frame keys the copy's root, bones and shape keys as
+the original shows them there (the correctives as keys with their driven values: a mix
+into the mesh would hold for one pose only).
+
+The copies take the originals' names for the time of the export, so the
 file names things as the scene does. Whatever happens, the scene is left as it was: the
 copies are removed, names, selection, active object and frame range restored. The file
 is written next to its target under a temporary name and renamed at the end
@@ -120,9 +125,12 @@ def export_rigs(
     cameras = _cameras_of(armatures) if include_camera else []
     # glTF is metres by its specification; only FBX is scaled for centimetre targets.
     scale = chosen.data_scale if file_format == "FBX" else 1.0
+    animated = any(_is_animated(armature) for armature in armatures)
     bpy.context.view_layer.update()  # drivers of the correctives evaluated for the pose shown
-    with _scene_kept(bpy.context.scene, bpy.context.view_layer) as keep:
-        copies = _make_copies(people, cameras, scale, correctives, keep)
+    with _scene_kept(bpy.context.scene, bpy.context.view_layer, animated) as keep:
+        copies = _make_copies(people, cameras, scale, KEYS if animated else correctives, keep, animated)
+        if animated:
+            _key_frames(people, copies, scale, keep)
         _select_only(copies, bpy.context.view_layer)
         with atomic_output(target) as temporary:
             _WRITERS[file_format](temporary, chosen, include_camera)
@@ -186,7 +194,7 @@ class _Keeper:
 
 
 @contextmanager
-def _scene_kept(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> Iterator[_Keeper]:
+def _scene_kept(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, animated: bool) -> Iterator[_Keeper]:
     selected = [o for o in view_layer.objects if o.select_get(view_layer=view_layer)]
     active = view_layer.objects.active
     frames = scene.frame_start, scene.frame_end, scene.frame_current
@@ -194,8 +202,9 @@ def _scene_kept(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> Iter
     scene.collection.children.link(collection)
     keep = _Keeper(collection)
     try:
-        # The exporters key the scene's frame range: one frame, the copies hold still.
-        scene.frame_start = scene.frame_end = KEY_FRAME
+        # The exporters key the scene's frame range: one frame, the copies hold still (unless animated).
+        if not animated:
+            scene.frame_start = scene.frame_end = KEY_FRAME
         yield keep
     finally:
         remove_objects(keep.objects)
@@ -232,7 +241,10 @@ def _make_copies(
     scale: float,
     correctives: str,
     keep: _Keeper,
+    animated: bool,
 ) -> list[bpy.types.Object]:
+    """The copies, two per person (rig, body) then the cameras; a still one holds its pose
+    keyed on KEY_FRAME, an animated one is keyed later (`_key_frames`)."""
     copies: list[bpy.types.Object] = []
     for armature, mesh in people:
         rig = _copy_object(armature, keep)
@@ -242,7 +254,8 @@ def _make_copies(
             rig.data.transform(Matrix.Scale(scale, 4))
             for bone in rig.pose.bones:
                 bone.location = bone.location * scale
-        _key_pose(rig, keep)
+        if not animated:
+            _key_pose(rig, keep)
 
         body = _copy_object(mesh, keep)
         body.parent = rig
@@ -284,10 +297,49 @@ def _copy_object(obj: bpy.types.Object, keep: _Keeper) -> bpy.types.Object:
 def _key_pose(rig: bpy.types.Object, keep: _Keeper) -> None:
     """Key every bone as it stands on KEY_FRAME: the file carries the pose as animation."""
     for bone in rig.pose.bones:
-        rotation = "rotation_quaternion" if bone.rotation_mode == "QUATERNION" else "rotation_euler"
-        for path in ("location", rotation, "scale"):
-            bone.keyframe_insert(path, frame=KEY_FRAME)
+        _key_transform(bone, KEY_FRAME)
     keep.actions.append(rig.animation_data.action)
+
+
+def _key_transform(item: bpy.types.Object | bpy.types.PoseBone, frame: int) -> None:
+    """Key an object's or a bone's location, rotation (in its rotation mode) and scale."""
+    rotation = "rotation_quaternion" if item.rotation_mode == "QUATERNION" else "rotation_euler"
+    for path in ("location", rotation, "scale"):
+        item.keyframe_insert(path, frame=frame)
+
+
+def _is_animated(armature: bpy.types.Object) -> bool:
+    return armature.animation_data is not None and armature.animation_data.action is not None
+
+
+def _key_frames(
+    people: list[tuple[bpy.types.Object, bpy.types.Object]],
+    copies: list[bpy.types.Object],
+    scale: float,
+    keep: _Keeper,
+) -> None:
+    """Key every frame of the scene's range on the copies (rig, body pairs, in `people`'s
+    order) as the originals show it: root, bones, and shape key values (driven ones as
+    their drivers have them at that frame)."""
+    scene = bpy.context.scene
+    pairs = [(original, copies[2 * k : 2 * k + 2]) for k, original in enumerate(people)]
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(frame)
+        for (armature, mesh), (rig, body) in pairs:
+            rig.matrix_world = _conjugated(armature.matrix_world, scale)
+            _key_transform(rig, frame)
+            for bone in rig.pose.bones:
+                bone.matrix_basis = armature.pose.bones[bone.name].matrix_basis
+                bone.location = bone.location * scale
+                _key_transform(bone, frame)
+            if body.data.shape_keys is not None:
+                for key in body.data.shape_keys.key_blocks[1:]:
+                    key.value = mesh.data.shape_keys.key_blocks[key.name].value
+                    key.keyframe_insert("value", frame=frame)
+    for rig, body in (pair for _, pair in pairs):
+        keep.actions.append(rig.animation_data.action)
+        if body.data.shape_keys is not None and body.data.shape_keys.animation_data is not None:
+            keep.actions.append(body.data.shape_keys.animation_data.action)
 
 
 def _bake_correctives(body: bpy.types.Object) -> None:

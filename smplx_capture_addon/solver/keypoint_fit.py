@@ -132,7 +132,7 @@ def fit_from(
     people = keypoints.shape[0]
     vposer = options.vposer.to(device=device, dtype=dtype) if options.vposer is not None else None
     packing = Packing(model, vposer)
-    held = _held_columns(packing, fixed_joints, device, dtype)
+    held = _held_columns(packing, fixed_joints, options.hold_shape, device, dtype)
     scale = NORMALISED_HEIGHT / image_size[:, 1]
     facing_away, side_view, roll = facing(
         keypoints[..., :2], keypoints[..., 2], scale, options.side_view_threshold
@@ -171,10 +171,14 @@ def fit_from(
     )
 
 
-def _held_columns(packing: Packing, joints: tuple[str, ...], device: torch.device,
+def _held_columns(packing: Packing, joints: tuple[str, ...], shape: bool, device: torch.device,
                   dtype: torch.dtype) -> Tensor | None:  # fmt: skip
-    """(N,) 0 on the columns of `joints`, 1 elsewhere; None when no joint is held."""
+    """(N,) 0 on the columns of `joints` (and of the betas with `shape`), 1 elsewhere;
+    None when nothing is held."""
     columns = packing.fixed_columns(joints)
+    if shape:
+        betas = packing.block("betas")
+        columns += list(range(betas.start, betas.stop))
     if not columns:
         return None
     held = torch.ones(int(packing.offsets[-1]), device=device, dtype=dtype)

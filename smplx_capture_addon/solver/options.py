@@ -58,6 +58,8 @@ class FitOptions:
     # Keypoints beyond the image by more than this fraction of its long side are the
     # detector's guesses (legs below a portrait's frame) and are not fitted.
     outside_margin: float = 0.25
+    # The shape (betas) stays as the start gives it: a video's frames share the shape fitted once.
+    hold_shape: bool = False
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on

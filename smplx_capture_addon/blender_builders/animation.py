@@ -1,0 +1,97 @@
+"""A motion (motion_format) built as one rig with an Action: the rig, mesh and camera as
+`scene.build_fit` builds them for the clip's first frame, then every frame keyed: the
+armature object's location and rotation (the root, as a still fit places it), each
+bone's quaternion and the expression shape keys. The pose correctives follow the bones
+through their drivers. The scene's frame range and rate become the clip's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..body_model import numpy_body
+from ..body_model.model_file import BodyModelData
+from ..body_model.names import JOINT_NAMES
+from ..motion_format import Motion, frame_as_result
+from ..video.smoothing import continuous
+from . import placement, rig
+from .scene import BuiltFit, BuiltPerson, build_fit
+
+FIRST_FRAME = 1
+PROP_MOTION = "smplx_capture_motion"  # on the collection: the number of frames of the motion it holds
+
+
+def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
+                 scene: bpy.types.Scene | None = None) -> BuiltFit:  # fmt: skip
+    """Build `motion` into a new collection of `scene` (the current one by default): the rig
+    of its first frame, keyed on every frame from FIRST_FRAME, and the scene's frame range
+    and frame rate set from the clip."""
+    scene = scene or bpy.context.scene
+    name = name or Path(motion.video.path).stem or "motion"
+    built = build_fit(frame_as_result(motion), data, name=name, scene=scene)
+    built.warnings.clear()  # "no photo": a motion's camera has none
+    built.collection[PROP_MOTION] = len(motion.frames)
+    key_motion(built.people[0], motion, data)
+    scene.render.fps = max(1, round(motion.fps))
+    scene.render.fps_base = scene.render.fps / motion.fps
+    scene.frame_start, scene.frame_end = FIRST_FRAME, FIRST_FRAME + len(motion.frames) - 1
+    scene.frame_set(FIRST_FRAME)
+    return built
+
+
+def armature_matrices(motion: Motion, data: BodyModelData, first_matrix: np.ndarray) -> np.ndarray:
+    """(F, 4, 4) the armature object's world matrix per frame, where the first frame's is
+    `first_matrix` (as build_fit placed it): the camera stays, the body moves."""
+    first = motion.frames[0]
+    rest_pelvis = numpy_body.rest_joints(data, motion.betas, first.expression)[0]
+    cam_from_first = placement.camera_from_model(first.global_orient, first.transl, rest_pelvis)
+    armature_from_model = placement.rigid(placement.MODEL_TO_BLENDER, np.zeros(3))
+    world_from_cam = first_matrix @ armature_from_model @ np.linalg.inv(cam_from_first)
+    return np.stack([
+        placement.armature_matrix(world_from_cam,
+                                  placement.camera_from_model(f.global_orient, f.transl, rest_pelvis))
+        for f in motion.frames
+    ])  # fmt: skip
+
+
+def bone_quaternions(motion: Motion, armature: bpy.types.Object) -> np.ndarray:
+    """(F, 55, 4) each bone's quaternion per frame, each turned to the hemisphere of the
+    frame before so that interpolation between keys takes the short way."""
+    frames = rig.bone_frames_model(armature)
+    rotations = numpy_body.axis_angle_to_matrix(np.stack([numpy_body.full_pose(f) for f in motion.frames]))
+    return continuous(np.stack([rig.bone_quaternions(frames, r) for r in rotations]))
+
+
+def expression_keys(mesh: bpy.types.Object) -> list[bpy.types.ShapeKey]:
+    """The mesh's expression keys, in order: those that are neither the basis, a shape key
+    nor a corrective."""
+    blocks = mesh.data.shape_keys.key_blocks[1:]
+    prefixes = (rig.SHAPE_KEY_PREFIX, rig.CORRECTIVE_PREFIX)
+    return [key for key in blocks if not key.name.startswith(prefixes)]
+
+
+def key_motion(person: BuiltPerson, motion: Motion, data: BodyModelData) -> None:
+    """Key every frame of `motion` on the person's armature, bones and expression keys."""
+    armature, mesh = person.armature, person.mesh
+    matrices = armature_matrices(motion, data, np.array(armature.matrix_world))
+    roots = continuous(np.stack([np.array(Matrix(m.tolist()).to_quaternion()) for m in matrices]))
+    bones = bone_quaternions(motion, armature)
+    expressions = expression_keys(mesh)
+    armature.rotation_mode = "QUATERNION"
+    pose_bones = [armature.pose.bones[name] for name in JOINT_NAMES]
+    for number, frame in enumerate(motion.frames):
+        at = FIRST_FRAME + number
+        armature.location = matrices[number][:3, 3]
+        armature.rotation_quaternion = roots[number]
+        armature.keyframe_insert("location", frame=at)
+        armature.keyframe_insert("rotation_quaternion", frame=at)
+        for pose_bone, quaternion in zip(pose_bones, bones[number], strict=True):
+            pose_bone.rotation_quaternion = quaternion
+            pose_bone.keyframe_insert("rotation_quaternion", frame=at)
+        for key, value in zip(expressions, frame.expression, strict=False):
+            key.value = value
+            key.keyframe_insert("value", frame=at)

@@ -1,0 +1,258 @@
+"""The motion result: a video clip's fit, where the clip fitting and the Blender builders meet.
+
+A motion is one JSON file (`motion.json`), format "smplx-capture-motion", version 1:
+
+    {
+      "format": "smplx-capture-motion", "version": 1,
+      "model":  {"kind", "file", "path", "sha256", "gender"}   (as in result.json),
+      "video":  {"path": "clip.mp4", "width": 320, "height": 480, "fps": 30.0,
+                 "start": 0, "step": 1},
+      "camera": {"focal_length_px", "principal_point_px", "source"}   (as in result.json),
+      "fps": 30.0,
+      "betas": [S floats],
+      "partial": false,
+      "frames": [
+        {"index": 0, "flag": "fitted" | "bridged" | "lost",
+         "expression": [E], "global_orient": [3], "body_pose": [63], "jaw_pose": [3],
+         "leye_pose": [3], "reye_pose": [3], "left_hand_pose": [45], "right_hand_pose": [45],
+         "transl": [3], "box": [x0, y0, x1, y1] | null,
+         "residual_px": {"mean": px, "max": px} | null}
+      ],
+      "device": "cpu", "solver": {free-form settings}
+    }
+
+Conventions:
+- Parameters, rotations and camera space are those of result.json (see result_format):
+  axis-angle, full 45-d hand poses with the mean included, OpenCV camera space in metres.
+  One shape (`betas`) for the whole clip.
+- `frames` are the clip's frames in order; `index` is each one's frame number in the
+  video (or its position in the folder of images), from `video.start` in steps of
+  `video.step`, and `fps` the motion's rate (the video's divided by the step).
+- `flag`: "fitted" where the person was seen and fitted; "bridged" where the track was
+  lost between two fitted frames (parameters interpolated between them); "lost" where
+  it was lost before the first or after the last fitted frame (parameters held from the
+  nearest fitted frame). `box` and `residual_px` (mean and largest distance of the seen
+  body keypoints to the fit, in pixels) are null where nothing was fitted.
+- `partial`: true when the fit was cancelled: the frames done so far, each complete.
+- Every field is checked on reading and on writing, as result.json's are; a bad one is a
+  MotionFormatError naming the file and the field (`frames[3].transl[2]`).
+
+Only the standard library and numpy (with the package's name tables and model reader):
+Blender's process and the clip fitting both read it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from .atomic_files import write_text
+from .errors import CaptureError
+from .json_fields import JsonFields, shown
+from .result_format import (
+    FOCAL_RANGE_IN_WIDTHS,
+    MAX_COEFFICIENT,
+    MAX_IMAGE_SIDE_PX,
+    MAX_TRANSLATION_M,
+    MAX_TURN_RAD,
+    POSE_SIZES,
+    Camera,
+    FitResult,
+    ImageInfo,
+    ModelIdentity,
+    PersonFit,
+)
+
+FORMAT = "smplx-capture-motion"
+VERSION = 1
+FITTED, BRIDGED, LOST = "fitted", "bridged", "lost"
+FLAGS = (FITTED, BRIDGED, LOST)
+MAX_FPS = 10_000.0
+MAX_FRAME_INDEX = 100_000_000  # a day of video at over 1,000 frames per second
+MAX_RESIDUAL_PX = 1.0e7
+
+_REMEDY = "Fit the video again, or correct the file."
+
+
+class MotionFormatError(CaptureError):
+    """A motion file that cannot be read."""
+
+
+@dataclass
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    fps: float
+    start: int
+    step: int
+
+
+@dataclass
+class MotionFrame:
+    index: int
+    flag: str
+    expression: list[float]
+    global_orient: list[float]
+    body_pose: list[float]
+    jaw_pose: list[float]
+    leye_pose: list[float]
+    reye_pose: list[float]
+    left_hand_pose: list[float]
+    right_hand_pose: list[float]
+    transl: list[float]
+    box: list[float] | None = None
+    residual_px: dict[str, float] | None = None
+
+
+@dataclass
+class Motion:
+    model: ModelIdentity
+    video: VideoInfo
+    camera: Camera
+    fps: float
+    betas: list[float]
+    frames: list[MotionFrame]
+    partial: bool = False
+    device: str = "cpu"
+    solver: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+
+def frame_as_result(motion: Motion, frame: int = 0) -> FitResult:
+    """One frame of `motion` as a still fit (what the Blender builders build a rig from)."""
+    pose = motion.frames[frame]
+    names = ("expression", "global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
+             "left_hand_pose", "right_hand_pose", "transl")  # fmt: skip
+    person = PersonFit(betas=list(motion.betas), **{name: list(getattr(pose, name)) for name in names})
+    image = ImageInfo(path="", width=motion.video.width, height=motion.video.height)
+    return FitResult(model=motion.model, image=image, camera=motion.camera, people=[person])
+
+
+def write_motion(motion: Motion, path: str | Path) -> Path:
+    """Write `motion` as JSON, atomically (a reader never sees half a file)."""
+    _check(motion, str(path))
+    return write_text(path, json.dumps(motion.to_dict(), indent=1))
+
+
+def read_motion(path: str | Path) -> Motion:
+    """Read and check a motion file."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MotionFormatError(f"Motion file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise MotionFormatError(f"{path}: not a readable motion file ({error}).") from None
+    return motion_from_dict(raw, str(path))
+
+
+def is_motion_file(path: str | Path) -> bool:
+    """Whether `path` is JSON that says it is a motion (read without checking the rest)."""
+    try:
+        return json.loads(Path(path).read_text()).get("format") == FORMAT
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+        return False
+
+
+def motion_from_dict(raw: object, where: str = "motion") -> Motion:
+    """A motion from its JSON form, every field checked (`where` names the file in messages)."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise MotionFormatError(f"{where}: not an SMPL-X Capture motion (no format '{FORMAT}').")
+    if raw.get("version") != VERSION:
+        raise MotionFormatError(
+            f"{where}: motion version {raw.get('version')} is not supported (this version reads "
+            f"{VERSION}); update the extension or fit the video again."
+        )
+    check = JsonFields(where, MotionFormatError, _REMEDY)
+    required, optional = _field_names(Motion)
+    raw = check.fields("the motion", raw, required, None)  # other tools' keys at the top: ignored
+    frames = check.array("frames", raw["frames"])
+    motion = Motion(
+        model=_from_json(check, "model", raw["model"], ModelIdentity),
+        video=_from_json(check, "video", raw["video"], VideoInfo),
+        camera=_from_json(check, "camera", raw["camera"], Camera),
+        fps=raw["fps"],
+        betas=raw["betas"],
+        frames=[_from_json(check, f"frames[{k}]", frame, MotionFrame) for k, frame in enumerate(frames)],
+        **{name: raw[name] for name in optional if name in raw},
+    )
+    _check(motion, where)
+    return motion
+
+
+def _from_json(check: JsonFields, where: str, value: object, kind: type):
+    required, optional = _field_names(kind)
+    return kind(**check.fields(where, value, required, optional))
+
+
+def _field_names(kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    required = tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
+    return required, tuple(f.name for f in fields(kind) if f.name not in required)
+
+
+def _check(motion: Motion, where: str) -> None:
+    """Every field of `motion` of its type, size and a plausible magnitude."""
+    check = JsonFields(where, MotionFormatError, _REMEDY)
+    for name in ("kind", "file", "path", "sha256", "gender"):
+        check.text(f"model.{name}", getattr(motion.model, name))
+    video = motion.video
+    check.text("video.path", video.path)
+    width = check.whole("video.width", video.width, 1, MAX_IMAGE_SIDE_PX)
+    height = check.whole("video.height", video.height, 1, MAX_IMAGE_SIDE_PX)
+    check.number("video.fps", video.fps, 0.0, MAX_FPS)
+    check.whole("video.start", video.start, 0, MAX_FRAME_INDEX)
+    step = check.whole("video.step", video.step, 1, MAX_FRAME_INDEX)
+    low, high = (width * ratio for ratio in FOCAL_RANGE_IN_WIDTHS)
+    check.number("camera.focal_length_px", motion.camera.focal_length_px, low, high)
+    centre = check.array("camera.principal_point_px", motion.camera.principal_point_px, 2)
+    for axis, (value, size) in enumerate(zip(centre, (width, height), strict=True)):
+        check.number(f"camera.principal_point_px[{axis}]", value, -size, 2 * size)
+    check.text("camera.source", motion.camera.source)
+    if check.number("fps", motion.fps, 0.0, MAX_FPS) <= 0.0:
+        raise check.fail("fps", "must be above 0")
+    betas = check.array("betas", motion.betas)
+    check.numbers("betas", betas, len(betas), -MAX_COEFFICIENT, MAX_COEFFICIENT)
+    if not isinstance(motion.partial, bool):
+        raise check.fail("partial", f"must be true or false, found {shown(motion.partial)}")
+    if not check.array("frames", motion.frames):
+        raise MotionFormatError(f"{where}: the motion holds no frame.")
+    previous = None
+    for number, frame in enumerate(motion.frames):
+        index = _check_frame(check, f"frames[{number}]", frame)
+        if previous is not None and index != previous + step:
+            raise check.fail(f"frames[{number}].index", f"must be {previous + step} (the frame before "
+                                                         f"plus video.step), found {index}")  # fmt: skip
+        previous = index
+    check.text("device", motion.device)
+    check.mapping("solver", motion.solver)
+
+
+def _check_frame(check: JsonFields, where: str, frame: MotionFrame) -> int:
+    index = check.whole(f"{where}.index", frame.index, 0, MAX_FRAME_INDEX)
+    if frame.flag not in FLAGS:
+        raise check.fail(f"{where}.flag", f"must be one of {', '.join(FLAGS)}, found {shown(frame.flag)}")
+    for name, size in POSE_SIZES.items():
+        if name == "transl":
+            check.numbers(f"{where}.transl", frame.transl, size, -MAX_TRANSLATION_M, MAX_TRANSLATION_M)
+            continue
+        values = check.numbers(f"{where}.{name}", getattr(frame, name), size)
+        for first in range(0, size, 3):
+            turn = math.hypot(*values[first : first + 3])
+            if turn > MAX_TURN_RAD:
+                problem = f"a turn of {turn:g} radians is not a pose (at most {MAX_TURN_RAD:g})"
+                raise check.fail(f"{where}.{name}[{first}:{first + 3}]", problem)
+    expression = check.array(f"{where}.expression", frame.expression)
+    check.numbers(f"{where}.expression", expression, len(expression), -MAX_COEFFICIENT, MAX_COEFFICIENT)
+    if frame.box is not None:
+        check.numbers(f"{where}.box", frame.box, 4)
+    if frame.residual_px is not None:
+        residual = check.fields(f"{where}.residual_px", frame.residual_px, ("mean", "max"))
+        for name in ("mean", "max"):
+            check.number(f"{where}.residual_px.{name}", residual[name], 0.0, MAX_RESIDUAL_PX)
+    if (frame.flag == FITTED) != (frame.residual_px is not None):
+        raise check.fail(f"{where}.residual_px", "must be given for a fitted frame and null for any other")
+    return index

@@ -1,0 +1,187 @@
+"""A clip's frames, read one at a time: a video file (what OpenCV's FFmpeg backend reads:
+mp4, mov, avi, webm, ...) or a folder of numbered images, within a range and a step.
+
+Frames are streamed: only the frame being worked on is in memory, whatever the clip's
+length. Unreadable input, a clip without frames and a range outside the clip are
+`VideoError`s that say what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CaptureError
+from ..keypoints.images import MAX_WORKING_SIDE
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+FOLDER_FPS = 30.0  # a folder of images says no rate: the usual video rate, unless given
+_NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last number in a file name
+
+
+class VideoError(CaptureError):
+    """A video or folder of images that cannot be read, or a frame range outside it."""
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frames `start`, `start + step`, ... up to `end` (included; None: the clip's last)."""
+
+    start: int = 0
+    end: int | None = None
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.step < 1 or (self.end is not None and self.end < self.start):
+            raise VideoError(
+                f"The frame range start {self.start}, end {self.end}, step {self.step} is empty or "
+                "backwards: give --start F >= 0, --end F at or after it, and --step K >= 1."
+            )
+
+    def wants(self, index: int) -> bool:
+        return index >= self.start and (index - self.start) % self.step == 0
+
+    def past(self, index: int) -> bool:
+        return self.end is not None and index > self.end
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a clip says of itself: its path, frame size, rate and frame count (0 when the
+    container does not say)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # the frame's number in the clip, from 0
+    pixels: np.ndarray  # (height, width, 3) uint8 RGB
+
+
+class Clip:
+    """The frames of a video file or a folder of numbered images (see `open_clip`)."""
+
+    def __init__(self, info: ClipInfo, frames: Iterator[Frame]) -> None:
+        self.info = info
+        self._frames = frames
+
+    def frames(self, frame_range: FrameRange) -> Iterator[Frame]:
+        """The frames of `frame_range`, one at a time; a range that holds none of the
+        clip's frames is a VideoError."""
+        count = self.info.frame_count
+        if count and frame_range.start >= count:
+            raise VideoError(
+                f"{self.info.path}: --start {frame_range.start} is past the clip's last frame "
+                f"({count - 1}): give a start from 0 to {count - 1}."
+            )
+        given = 0
+        for frame in self._frames:
+            if frame_range.past(frame.index):
+                break
+            if frame_range.wants(frame.index):
+                given += 1
+                yield frame
+        if given == 0:
+            raise VideoError(
+                f"{self.info.path}: no frame in the range from {frame_range.start} "
+                f"(the clip has {count or 'no readable'} frames): give another --start."
+            )
+
+
+def open_clip(path: str | Path, folder_fps: float = FOLDER_FPS) -> Clip:
+    """The clip at `path`: a folder of numbered images (at `folder_fps`) or a video file."""
+    path = Path(path)
+    if path.is_dir():
+        return _image_folder(path, folder_fps)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such video file or folder. Check the path.")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty (0 bytes). Copy the video again.")
+    return _video_file(path)
+
+
+def _video_file(path: Path) -> Clip:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError(
+            f"{path}: not a video this add-on can read. Use an mp4, mov, avi or webm file, "
+            "or a folder of numbered images."
+        )
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = float(capture.get(cv2.CAP_PROP_FPS))
+    count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    if width <= 0 or height <= 0 or not fps > 0:
+        capture.release()
+        raise VideoError(
+            f"{path}: the video states no frame size or rate ({width}x{height}, {fps} fps); "
+            "convert it to mp4 first."
+        )
+    _check_size(path, width, height)
+    return Clip(ClipInfo(str(path.resolve()), width, height, fps, count), _decoded(capture, path))
+
+
+def _decoded(capture, path: Path) -> Iterator[Frame]:
+    import cv2
+
+    index = 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield Frame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()
+
+
+def _image_folder(folder: Path, fps: float) -> Clip:
+    from ..keypoints.images import load_image
+
+    numbered = []
+    for file in folder.iterdir():
+        match = _NUMBER.search(file.stem)
+        if file.suffix.lower() in IMAGE_SUFFIXES and match:
+            numbered.append((int(match.group(1)), file))
+    if not numbered:
+        raise VideoError(
+            f"{folder}: no numbered images (frame_0001.png, ...) in the folder: give a video "
+            "file, or a folder of numbered PNG or JPEG frames."
+        )
+    files = [file for _, file in sorted(numbered)]
+    first = load_image(files[0], max_side=1 << 30)
+    width, height = first.original_size
+    _check_size(folder, width, height)
+
+    def frames() -> Iterator[Frame]:
+        for index, file in enumerate(files):
+            image = first if index == 0 else load_image(file, max_side=1 << 30)
+            if image.original_size != (width, height):
+                raise VideoError(
+                    f"{file}: {image.original_size[0]}x{image.original_size[1]} pixels, but the "
+                    f"first frame is {width}x{height}: every frame must have one size."
+                )
+            yield Frame(index, image.pixels)
+
+    return Clip(ClipInfo(str(folder.resolve()), width, height, fps, len(files)), frames())
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if max(width, height) > MAX_WORKING_SIDE:
+        raise VideoError(
+            f"{path}: frames of {width}x{height} pixels are over the {MAX_WORKING_SIDE} pixels a "
+            "side the detector works at: scale the video down first."
+        )

@@ -1,0 +1,81 @@
+"""Video fit on the rendered walking clip (devtools/video_clip.py), end to end with
+detection: per-frame body PA vertex error, acceleration error (jitter) with and without
+smoothing, frames per second. With --independent, also every frame fitted alone from
+scratch (the single-photo fit), for comparison. Prints figures; asserts nothing.
+
+    .venv/bin/python tests/benchmarks/bench_video.py [--start F] [--end F] [--independent]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from smplx_capture_addon.devtools import video_clip, video_errors
+from smplx_capture_addon.fit_request import FitRequest
+from smplx_capture_addon.keypoints.detect import Detector
+from smplx_capture_addon.solver import camera
+from smplx_capture_addon.solver.options import FitOptions
+from smplx_capture_addon.solver.pipeline import load_body
+from smplx_capture_addon.video.clip_fit import ClipFitter, motion_frames
+from smplx_capture_addon.video.fit_video import fit_video
+from smplx_capture_addon.video.frames import FrameRange, open_clip
+from smplx_capture_addon.video.tracks import track_person
+
+
+def figures(name: str, frames, betas, model, truth) -> None:
+    params = video_errors.frame_parameters(frames, betas, model)
+    errors = video_errors.body_pa_v2v_mm(model, params, truth)
+    jitter = video_errors.acceleration_error_mm(model, params, truth)
+    print(f"{name:<28} body PA-V2V mean {errors.mean():6.1f} median {np.median(errors):6.1f} "
+          f"max {errors.max():6.1f} mm | acceleration error {jitter:6.2f} mm/frame^2")  # fmt: skip
+
+
+def independent_frames(request: FitRequest, frame_range: FrameRange):
+    """Each frame fitted alone from scratch, no smoothing -> its fits and its shapes."""
+    clip = open_clip(request.photo)
+    _, body, _ = load_body(request)
+    focal = camera.default_focal(clip.info.width, clip.info.height)
+    fits, shapes = [], []
+    with Detector() as detector:
+        for tracked in track_person(clip.frames(frame_range), request.person, detector):
+            fitter = ClipFitter(body, focal, (clip.info.width, clip.info.height), FitOptions())
+            fits.append(fitter.fit_frame(tracked))
+            shapes.append(fitter.betas if fitter.betas is not None else np.zeros(10))
+    return fits, shapes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--end", type=int, default=None)
+    parser.add_argument("--independent", action="store_true", help="also fit every frame alone")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    folder = video_clip.clip()
+    request = FitRequest(photo=str(folder / "clip.mp4"), device="cpu")
+    frame_range = FrameRange(args.start, args.end)
+    fitted = fit_video(request, frame_range)
+    motion = fitted.motion
+    model = video_errors.full_hand_model()
+    truth = video_errors.truth_parameters(folder, [f.index for f in motion.frames], model)
+    count = len(motion.frames)
+    detect, fit = motion.solver["detect_seconds"], motion.solver["fit_seconds"]
+    print(f"{count} frames {video_clip.WIDTH}x{video_clip.HEIGHT}, {fitted.seconds:.1f} s end to end: "
+          f"{count / fitted.seconds:.2f} frames per second (detection {detect:.1f} s, fitting {fit:.1f} s), "
+          "torch threads 1")  # fmt: skip
+    figures("video fit, smoothed", motion.frames, motion.betas, model, truth)
+    figures("video fit, not smoothed", motion_frames(fitted.frame_fits, 0.0), motion.betas, model, truth)
+    if args.independent:
+        fits, shapes = independent_frames(request, frame_range)
+        figures("each frame alone", motion_frames(fits, 0.0), shapes, model, truth)
+
+
+if __name__ == "__main__":
+    main()
