@@ -16,6 +16,7 @@ A result is one JSON file (`result.json`), format "smplx-capture-result", versio
          "leye_pose": [3], "reye_pose": [3],
          "left_hand_pose": [45], "right_hand_pose": [45], "transl": [3],
          "residuals_px": [[dx, dy] | null per name of "keypoint_names"],
+         "keypoints_px": [[x, y, confidence] per name of "keypoint_names"],
          "loss_per_stage": [floats], "converged": true}
       ],
       "keypoint_names": [names of the keypoints the residuals refer to],
@@ -32,6 +33,10 @@ Conventions:
   camera space; a point (x, y, z) projects to (f x / z + cx, f y / z + cy) pixels.
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
+- `keypoints_px` are the keypoints the person was fitted to (pixels, confidence with
+  the layout's weight applied, 0 where not seen): Blender shows them as handles to
+  correct, and a re-fit writes them back as a keypoint file. Results written before it
+  lack it (an empty list).
 - Every field is checked on reading and on writing: its type, its size and a plausible
   magnitude (the limits below POSE_SIZES). A bad one is a ResultFormatError that names
   the file and the field (`people[0].transl[2]`); keys of other tools at the top level
@@ -113,6 +118,7 @@ class PersonFit:
     transl: list[float]
     box: list[float] | None = None
     residuals_px: list[list[float] | None] = field(default_factory=list)
+    keypoints_px: list[list[float]] = field(default_factory=list)
     loss_per_stage: list[float] = field(default_factory=list)
     converged: bool = True
 
@@ -237,6 +243,8 @@ def _check(result: FitResult, where: str) -> None:
         raise ResultFormatError(f"{where}: the result holds no fitted person.")
     for index, person in enumerate(result.people):
         _check_person(check, f"people[{index}]", person)
+        if person.keypoints_px and len(person.keypoints_px) != len(result.keypoint_names):
+            raise check.fail(f"people[{index}].keypoints_px", "must have a row per name of keypoint_names")
     for index, name in enumerate(check.array("keypoint_names", result.keypoint_names)):
         check.text(f"keypoint_names[{index}]", name)
     for index, stage in enumerate(check.array("stages", result.stages)):
@@ -267,6 +275,9 @@ def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
     for index, residual in enumerate(check.array(f"{where}.residuals_px", person.residuals_px)):
         if residual is not None:
             check.numbers(f"{where}.residuals_px[{index}]", residual, 2)
+    for index, row in enumerate(check.array(f"{where}.keypoints_px", person.keypoints_px)):
+        check.numbers(f"{where}.keypoints_px[{index}]", row, 3)
+        check.number(f"{where}.keypoints_px[{index}][2]", row[2], 0.0, 1.0)
     for index, loss in enumerate(check.array(f"{where}.loss_per_stage", person.loss_per_stage)):
         if as_float(loss) is None:  # a diverged stage may have left an infinite loss: kept as a record
             raise check.fail(f"{where}.loss_per_stage[{index}]", f"must be a number, found {shown(loss)}")
