@@ -1,0 +1,243 @@
+"""Refining a fit like an animator, in Blender alone: the rig's pose read back as the
+parameters it shows, pinned bones, keypoint handles written back as a keypoint file,
+feet put on the floor without changing the view, Blender's pose mirror on the rig, and a
+failing re-fit that leaves the scene as it was."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import addon_utils
+import bpy
+import numpy as np
+import pytest
+from blender_helpers import evaluated_vertices_world, make_person, make_result, world_to_opencv
+from mathutils import Matrix, Quaternion
+
+from smplx_capture_addon.blender_builders import edits, floor, keypoint_handles
+from smplx_capture_addon.blender_builders import scene as builders
+from smplx_capture_addon.body_model import model_file, numpy_body
+from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
+from smplx_capture_addon.keypoints.formats import read_keypoints
+from smplx_capture_addon.keypoints.people import body_keypoints
+
+ADDON = "smplx_capture_addon"
+
+
+@pytest.fixture(scope="session")
+def default_body():
+    return model_file.load_model(None)
+
+
+def fitted_person(seed: int, data) -> object:
+    """A plausible person of `data` (standing, limbs turned a little), with keypoints."""
+    person = make_person(seed=seed, scale=0.15)
+    person.betas, person.expression = person.betas[: data.num_shape], person.expression[:10]
+    rng = np.random.default_rng(seed)
+    person.keypoints_px = [[float(x), float(y), float(c)] for x, y, c in
+                           zip(rng.uniform(100, 500, len(KEYPOINT_NAMES)), rng.uniform(50, 400, len(KEYPOINT_NAMES)),
+                               (rng.uniform(size=len(KEYPOINT_NAMES)) > 0.3) * 0.9, strict=True)]  # fmt: skip
+    return person
+
+
+def build(data, seed: int = 5):
+    result = make_result(data, [fitted_person(seed, data)])
+    result.keypoint_names = list(KEYPOINT_NAMES)
+    return builders.build_fit(result, data), result
+
+
+def pixels(built) -> np.ndarray:
+    """The posed body's vertices seen through the fit's camera (photo pixels)."""
+    camera, result = built.camera, builders.result_of(built.collection)
+    points = world_to_opencv(camera, evaluated_vertices_world(built.people[0].mesh))
+    return result.camera.focal_length_px * points[:, :2] / points[:, 2:] + result.camera.principal_point_px
+
+
+def angle_between(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = (np.trace(numpy_body.axis_angle_to_matrix(a) @ numpy_body.axis_angle_to_matrix(b).T) - 1) / 2
+    return math.degrees(math.acos(np.clip(cosine, -1.0, 1.0)))
+
+
+def test_the_rig_reads_back_as_the_parameters_it_shows_wherever_rig_and_camera_stand(small_model):
+    built, result = build(small_model)
+    rig, mesh, camera = built.people[0].armature, built.people[0].mesh, built.camera
+    fitted = result.people[0]
+    moved = Matrix.Translation((0.7, -0.1, 0.2)) @ Matrix.Rotation(0.3, 4, "Z")
+    for obj in (rig, camera):  # the artist moves both together: nothing changes for the fit
+        obj.matrix_world = moved @ obj.matrix_world
+    bpy.context.view_layer.update()
+    posed = edits.posed_person(rig, mesh, camera, fitted)
+    np.testing.assert_allclose(numpy_body.axis_angle_to_matrix(numpy_body.full_pose(posed)),
+                               numpy_body.axis_angle_to_matrix(numpy_body.full_pose(fitted)), atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(posed.transl, fitted.transl, atol=1e-5)
+    assert edits.edited_bones(posed, fitted) == []
+
+    forearm = rig.pose.bones["left_elbow"]
+    forearm.rotation_quaternion = Quaternion((0.0, 1.0, 0.0), 0.4) @ forearm.rotation_quaternion
+    rig.matrix_world.translation.z += 0.2  # the whole body lifted: its root moved, not a joint
+    bpy.context.view_layer.update()
+    posed = edits.posed_person(rig, mesh, camera, fitted)
+    assert edits.edited_bones(posed, fitted) == ["left_elbow"]
+    assert abs(np.linalg.norm(np.array(posed.transl) - fitted.transl) - 0.2) < 1e-4
+    # Built again from what was read back, the body is where the rig shows it, in camera space.
+    again = builders.build_fit(make_result(small_model, [posed]), small_model, name="again")
+    np.testing.assert_allclose(world_to_opencv(again.camera, evaluated_vertices_world(again.people[0].mesh)),
+                               world_to_opencv(camera, evaluated_vertices_world(mesh)), atol=2e-4)  # fmt: skip
+    # The shape sliders count from the fitted shape; the expression keys are the expression.
+    mesh.data.shape_keys.key_blocks["shape_001"].value = 0.5
+    expression_keys = [k for k in mesh.data.shape_keys.key_blocks[1:] if not k.name.startswith(("shape_", "pose_"))]
+    expression_keys[2].value = -1.25
+    posed = edits.posed_person(rig, mesh, camera, fitted)
+    assert posed.betas[1] == pytest.approx(fitted.betas[1] + 0.5) and posed.betas[0] == fitted.betas[0]
+    assert posed.expression[2] == pytest.approx(-1.25) and posed.expression[3] == pytest.approx(fitted.expression[3])
+
+
+def test_pinned_and_rotated_bones_are_held_by_the_refit_start(small_model):
+    built, result = build(small_model)
+    rig = built.people[0].armature
+    edits.set_pinned(rig, ["right_knee", "neck", "not_a_bone"], True)
+    edits.set_pinned(rig, ["neck"], False)
+    rig.pose.bones["spine2"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.2)
+    start, held = edits.refit_start(built.collection, result)
+    assert held == ("right_knee", "spine2")  # in the skeleton's order
+    spine = JOINT_NAMES.index("spine2") - 1
+    assert angle_between(np.array(start.people[0].body_pose).reshape(21, 3)[spine],
+                         np.array(result.people[0].body_pose).reshape(21, 3)[spine]) > 5.0  # fmt: skip
+    assert edits.pinned_bones(rig) == ["right_knee"]
+
+
+def test_keypoint_handles_write_back_what_they_show(small_model, tmp_path):
+    built, result = build(small_model)
+    rig = built.people[0].armature
+    collection = keypoint_handles.show_handles(built.collection, result, built.camera, [rig])
+    handles = {o[keypoint_handles.PROP_KEYPOINT]: o for o in collection.objects}
+    assert len(handles) == len(KEYPOINT_NAMES) and collection.name in built.collection.children
+    focal, centre = result.camera.focal_length_px, result.camera.principal_point_px
+    kept = np.array(result.people[0].keypoints_px)
+    seen = kept[:, 2] > 0
+    shown = np.array([keypoint_handles.handle_pixel(handles[n], built.camera, focal, centre) for n in KEYPOINT_NAMES])
+    np.testing.assert_allclose(shown[seen], kept[seen, :2], atol=1e-3)
+    assert handles["right_index2"].parent == handles["right_wrist"]
+
+    wrist, nose = handles["right_wrist"], handles["nose"]
+    missed = next(n for n, row in zip(KEYPOINT_NAMES, kept, strict=True) if row[2] == 0 and n != "right_wrist")
+    wrist_was = keypoint_handles.handle_pixel(wrist, built.camera, focal, centre)
+    index_was = keypoint_handles.handle_pixel(handles["right_index2"], built.camera, focal, centre)
+    wrist.location.x += 0.05  # dragged in the camera view: its hand comes along
+    handles[missed].location.y += 0.03  # a keypoint the detector missed, placed
+    keypoint_handles.set_seen([nose], False)
+    assert nose.empty_display_type == "PLAIN_AXES"
+    nose.location.x += 0.01  # moved, but marked not seen: stays not seen
+    built.camera.matrix_world.translation.z += 1.0  # the camera moved: its handles with it
+    bpy.context.view_layer.update()
+
+    points = keypoint_handles.corrected_keypoints(built.collection, result, built.camera)
+    path = keypoint_handles.write_keypoint_file(tmp_path / "corrected.json", points, result)
+    read = read_keypoints(path)
+    assert read.image_size == (result.image.width, result.image.height)
+    rows = body_keypoints(read.people[0])
+    row = {name: rows[k] for k, name in enumerate(KEYPOINT_NAMES)}
+    shift = row["right_wrist"][:2] - wrist_was
+    assert np.linalg.norm(shift) > 5.0 and row["right_wrist"][2] == 1.0
+    np.testing.assert_allclose(row["right_index2"][:2] - index_was, shift, atol=1e-3)
+    assert row[missed][2] == 1.0 and row["nose"][2] == 0.0
+    untouched = [n for n in KEYPOINT_NAMES if n not in ("right_wrist", "nose", missed) and not
+                 (n.startswith("right_") and n.split("_")[1].startswith(("thumb", "index", "middle", "ring", "pinky")))]  # fmt: skip
+    for name in untouched:
+        expected = kept[KEYPOINT_NAMES.index(name)]
+        if expected[2] > 0:
+            np.testing.assert_allclose(row[name], expected, atol=1e-3, err_msg=name)
+        else:
+            assert row[name][2] == 0.0, name
+
+
+def test_snap_to_floor_puts_the_lowest_foot_point_on_the_ground_and_keeps_the_view(default_body):
+    built, _ = build(default_body, seed=7)
+    rig, mesh = built.people[0].armature, built.people[0].mesh
+    rig.pose.bones["left_knee"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.6)  # one foot up
+    before = pixels(built)
+    rise = floor.snap_to_floor(built.collection)
+    assert abs(rise) > 1e-3  # it was off the floor
+    assert floor.lowest_foot_point([mesh]) == pytest.approx(0.0, abs=1e-3)
+    assert np.abs(pixels(built) - before).max() < 1.0
+
+    floor.keep_on_floor(built.collection, rig, mesh)
+    assert floor.kept_on_floor(rig)
+    # The body lowered 5 cm (a crouch begins): the feet stay on the floor (within 1 cm).
+    rig.matrix_world.translation.z -= 0.05
+    held = floor.lowest_foot_point([mesh])
+    floor.release_floor(rig)
+    sunk = floor.lowest_foot_point([mesh])
+    print(f"lowest foot point with the floor constraints {held * 1000:.1f} mm, without {sunk * 1000:.1f} mm")
+    assert sunk == pytest.approx(-0.05, abs=1e-3) and held > -0.01
+    assert not floor.kept_on_floor(rig)
+
+
+def test_blender_pose_mirror_swaps_left_and_right_on_the_rig(default_body):
+    """Blender's flip names the rig's bones' twins (left_wrist <-> right_wrist), and
+    Paste Pose X-flipped puts each side's pose on the other, mirrored."""
+    built, _ = build(default_body, seed=9)
+    rig = built.people[0].armature
+    for name in JOINT_NAMES:
+        twin = bpy.utils.flip_name(name)
+        assert twin in rig.pose.bones
+        assert (twin != name) == name.startswith(("left_", "right_"))
+    rig.pose.bones["left_shoulder"].rotation_quaternion = Quaternion((0.0, 0.0, 1.0), 0.9)
+    rig.pose.bones["right_knee"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.7)
+    bpy.context.view_layer.update()
+    before = bone_directions(rig)
+    with bpy.context.temp_override(active_object=rig, object=rig, selected_objects=[rig]):
+        bpy.ops.object.mode_set(mode="POSE")
+        bpy.ops.pose.select_all(action="SELECT")
+        bpy.ops.pose.copy()
+        bpy.ops.pose.paste(flipped=True)
+        bpy.ops.object.mode_set(mode="OBJECT")
+    after = bone_directions(rig)
+    mirror = np.diag([-1.0, 1.0, 1.0])  # the armature's X is the body's left
+    worst = max(np.degrees(np.arccos(np.clip(after[bpy.utils.flip_name(n)] @ (mirror @ before[n]), -1, 1)))
+                for n in JOINT_NAMES)  # fmt: skip
+    print(f"mirrored pose: bone directions within {worst:.2f} degrees of the mirror image")
+    assert worst < 2.0
+    lifted = np.degrees(np.arccos(np.clip(after["right_shoulder"] @ before["right_shoulder"], -1, 1)))
+    assert lifted > 20.0  # the right arm took the left's pose
+
+
+def bone_directions(rig) -> dict[str, np.ndarray]:
+    """Each bone's direction (head to tail) in armature space, posed."""
+    bpy.context.view_layer.update()
+    return {b.name: np.array((b.tail - b.head).normalized()) for b in rig.pose.bones}
+
+
+def snapshot() -> dict:
+    state = {"objects": sorted(o.name for o in bpy.data.objects),
+             "collections": sorted(c.name for c in bpy.data.collections)}  # fmt: skip
+    for obj in bpy.data.objects:
+        state[obj.name] = np.array(obj.matrix_world).round(9).tolist()
+        if obj.type == "ARMATURE":
+            state[obj.name + " pose"] = [tuple(b.rotation_quaternion) for b in obj.pose.bones]
+            state[obj.name + " pins"] = edits.pinned_bones(obj)
+    return state
+
+
+def test_a_failing_refit_leaves_the_scene_as_it_was(small_model, tmp_path):
+    addon_utils.enable(ADDON, default_set=True)
+    try:
+        prefs = bpy.context.preferences.addons[ADDON].preferences
+        script = tmp_path / "crashing-python"
+        script.write_text("#!/bin/sh\necho 'Fatal Python error: Aborted' >&2\nexit 134\n")
+        script.chmod(0o755)
+        prefs.worker_python = str(script)
+        built, _ = build(small_model)
+        rig = built.people[0].armature
+        rig.pose.bones["left_knee"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.3)
+        edits.set_pinned(rig, ["left_knee"], True)
+        bpy.context.view_layer.objects.active = rig
+        before = snapshot()
+        with pytest.raises(RuntimeError, match="stopped unexpectedly"):
+            bpy.ops.smplx_capture.fit(keep_edits=True)
+        assert snapshot() == before
+        assert "stopped unexpectedly" in bpy.context.window_manager.smplx_capture_job.error
+    finally:
+        addon_utils.disable(ADDON, default_set=True)
