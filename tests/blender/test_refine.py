@@ -5,8 +5,9 @@ failing re-fit that leaves the scene as it was."""
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import addon_utils
@@ -18,6 +19,7 @@ from mathutils import Matrix, Quaternion
 
 from smplx_capture_addon.blender_builders import edits, floor, keypoint_handles
 from smplx_capture_addon.blender_builders import scene as builders
+from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
 from smplx_capture_addon.keypoints.formats import read_keypoints
@@ -36,9 +38,10 @@ def fitted_person(seed: int, data) -> object:
     person = make_person(seed=seed, scale=0.15)
     person.betas, person.expression = person.betas[: data.num_shape], person.expression[:10]
     rng = np.random.default_rng(seed)
-    person.keypoints_px = [[float(x), float(y), float(c)] for x, y, c in
-                           zip(rng.uniform(100, 500, len(KEYPOINT_NAMES)), rng.uniform(50, 400, len(KEYPOINT_NAMES)),
-                               (rng.uniform(size=len(KEYPOINT_NAMES)) > 0.3) * 0.9, strict=True)]  # fmt: skip
+    count = len(KEYPOINT_NAMES)
+    seen = (rng.uniform(size=count) > 0.3) * 0.9
+    points = np.stack([rng.uniform(100, 500, count), rng.uniform(50, 400, count), seen], 1)
+    person.keypoints_px = points.tolist()
     return person
 
 
@@ -69,8 +72,8 @@ def test_the_rig_reads_back_as_the_parameters_it_shows_wherever_rig_and_camera_s
         obj.matrix_world = moved @ obj.matrix_world
     bpy.context.view_layer.update()
     posed = edits.posed_person(rig, mesh, camera, fitted)
-    np.testing.assert_allclose(numpy_body.axis_angle_to_matrix(numpy_body.full_pose(posed)),
-                               numpy_body.axis_angle_to_matrix(numpy_body.full_pose(fitted)), atol=1e-4)  # fmt: skip
+    rotations = [numpy_body.axis_angle_to_matrix(numpy_body.full_pose(p)) for p in (posed, fitted)]
+    np.testing.assert_allclose(*rotations, atol=1e-4)
     np.testing.assert_allclose(posed.transl, fitted.transl, atol=1e-5)
     assert edits.edited_bones(posed, fitted) == []
 
@@ -83,15 +86,17 @@ def test_the_rig_reads_back_as_the_parameters_it_shows_wherever_rig_and_camera_s
     assert abs(np.linalg.norm(np.array(posed.transl) - fitted.transl) - 0.2) < 1e-4
     # Built again from what was read back, the body is where the rig shows it, in camera space.
     again = builders.build_fit(make_result(small_model, [posed]), small_model, name="again")
-    np.testing.assert_allclose(world_to_opencv(again.camera, evaluated_vertices_world(again.people[0].mesh)),
-                               world_to_opencv(camera, evaluated_vertices_world(mesh)), atol=2e-4)  # fmt: skip
+    rebuilt = world_to_opencv(again.camera, evaluated_vertices_world(again.people[0].mesh))
+    np.testing.assert_allclose(rebuilt, world_to_opencv(camera, evaluated_vertices_world(mesh)), atol=2e-4)
     # The shape sliders count from the fitted shape; the expression keys are the expression.
     mesh.data.shape_keys.key_blocks["shape_001"].value = 0.5
-    expression_keys = [k for k in mesh.data.shape_keys.key_blocks[1:] if not k.name.startswith(("shape_", "pose_"))]
+    keys = mesh.data.shape_keys.key_blocks[1:]
+    expression_keys = [k for k in keys if not k.name.startswith(("shape_", "pose_"))]
     expression_keys[2].value = -1.25
     posed = edits.posed_person(rig, mesh, camera, fitted)
     assert posed.betas[1] == pytest.approx(fitted.betas[1] + 0.5) and posed.betas[0] == fitted.betas[0]
-    assert posed.expression[2] == pytest.approx(-1.25) and posed.expression[3] == pytest.approx(fitted.expression[3])
+    assert posed.expression[2] == pytest.approx(-1.25)
+    assert posed.expression[3] == pytest.approx(fitted.expression[3])
 
 
 def test_pinned_and_rotated_bones_are_held_by_the_refit_start(small_model):
@@ -117,12 +122,14 @@ def test_keypoint_handles_write_back_what_they_show(small_model, tmp_path):
     focal, centre = result.camera.focal_length_px, result.camera.principal_point_px
     kept = np.array(result.people[0].keypoints_px)
     seen = kept[:, 2] > 0
-    shown = np.array([keypoint_handles.handle_pixel(handles[n], built.camera, focal, centre) for n in KEYPOINT_NAMES])
+    shown = np.array([keypoint_handles.handle_pixel(handles[n], built.camera, focal, centre)
+                      for n in KEYPOINT_NAMES])  # fmt: skip
     np.testing.assert_allclose(shown[seen], kept[seen, :2], atol=1e-3)
     assert handles["right_index2"].parent == handles["right_wrist"]
 
     wrist, nose = handles["right_wrist"], handles["nose"]
-    missed = next(n for n, row in zip(KEYPOINT_NAMES, kept, strict=True) if row[2] == 0 and n != "right_wrist")
+    missed = next(n for n, row in zip(KEYPOINT_NAMES, kept, strict=True)
+                  if row[2] == 0 and n != "right_wrist")  # fmt: skip
     wrist_was = keypoint_handles.handle_pixel(wrist, built.camera, focal, centre)
     index_was = keypoint_handles.handle_pixel(handles["right_index2"], built.camera, focal, centre)
     wrist.location.x += 0.05  # dragged in the camera view: its hand comes along
@@ -143,8 +150,9 @@ def test_keypoint_handles_write_back_what_they_show(small_model, tmp_path):
     assert np.linalg.norm(shift) > 5.0 and row["right_wrist"][2] == 1.0
     np.testing.assert_allclose(row["right_index2"][:2] - index_was, shift, atol=1e-3)
     assert row[missed][2] == 1.0 and row["nose"][2] == 0.0
-    untouched = [n for n in KEYPOINT_NAMES if n not in ("right_wrist", "nose", missed) and not
-                 (n.startswith("right_") and n.split("_")[1].startswith(("thumb", "index", "middle", "ring", "pinky")))]  # fmt: skip
+    fingers = ("thumb", "index", "middle", "ring", "pinky")
+    right_hand = [n for n in KEYPOINT_NAMES if n.startswith("right_") and n.split("_")[1].startswith(fingers)]
+    untouched = [n for n in KEYPOINT_NAMES if n not in ("right_wrist", "nose", missed, *right_hand)]
     for name in untouched:
         expected = kept[KEYPOINT_NAMES.index(name)]
         if expected[2] > 0:
@@ -177,7 +185,8 @@ def test_snap_to_floor_puts_the_lowest_foot_point_on_the_ground_and_keeps_the_vi
 
 def test_blender_pose_mirror_swaps_left_and_right_on_the_rig(default_body):
     """Blender's flip names the rig's bones' twins (left_wrist <-> right_wrist), and
-    Paste Pose X-flipped puts each side's pose on the other, mirrored."""
+    Paste Pose X-flipped puts each side's pose on the other, mirrored (the open body is
+    symmetric: its rig is its own mirror image)."""
     built, _ = build(default_body, seed=9)
     rig = built.people[0].armature
     for name in JOINT_NAMES:
@@ -188,18 +197,24 @@ def test_blender_pose_mirror_swaps_left_and_right_on_the_rig(default_body):
     rig.pose.bones["right_knee"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.7)
     bpy.context.view_layer.update()
     before = bone_directions(rig)
-    with bpy.context.temp_override(active_object=rig, object=rig, selected_objects=[rig]):
-        bpy.ops.object.mode_set(mode="POSE")
-        bpy.ops.pose.select_all(action="SELECT")
-        bpy.ops.pose.copy()
-        bpy.ops.pose.paste(flipped=True)
-        bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="POSE")
+    for bone in rig.pose.bones:  # Pose > Select All, then Copy Pose and Paste Pose X-flipped
+        bone.select = True
+    assert bpy.ops.pose.copy() == {"FINISHED"}
+    assert bpy.ops.pose.paste(flipped=True) == {"FINISHED"}
+    bpy.ops.object.mode_set(mode="OBJECT")
     after = bone_directions(rig)
     mirror = np.diag([-1.0, 1.0, 1.0])  # the armature's X is the body's left
-    worst = max(np.degrees(np.arccos(np.clip(after[bpy.utils.flip_name(n)] @ (mirror @ before[n]), -1, 1)))
-                for n in JOINT_NAMES)  # fmt: skip
-    print(f"mirrored pose: bone directions within {worst:.2f} degrees of the mirror image")
-    assert worst < 2.0
+    off = {n: np.degrees(np.arccos(np.clip(after[bpy.utils.flip_name(n)] @ (mirror @ before[n]), -1, 1)))
+           for n in JOINT_NAMES}  # fmt: skip
+    worst = max(angle for name, angle in off.items() if name != "jaw")
+    print(f"mirrored pose: bone directions within {worst:.2f} degrees of the mirror image, the jaw's "
+          f"{off['jaw']:.2f}")  # fmt: skip
+    assert worst < 0.5
+    # The jaw points almost straight forward (-Y), where Blender's roll-0 frame is not its own
+    # mirror image: Paste X-flipped turns it a few degrees off.
+    assert off["jaw"] < 5.0
     lifted = np.degrees(np.arccos(np.clip(after["right_shoulder"] @ before["right_shoulder"], -1, 1)))
     assert lifted > 20.0  # the right arm took the left's pose
 
@@ -221,6 +236,11 @@ def snapshot() -> dict:
     return state
 
 
+def job_folders() -> list[str]:
+    prefix = f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-"
+    return sorted(p.name for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(prefix))
+
+
 def test_a_failing_refit_leaves_the_scene_as_it_was(small_model, tmp_path):
     addon_utils.enable(ADDON, default_set=True)
     try:
@@ -234,10 +254,11 @@ def test_a_failing_refit_leaves_the_scene_as_it_was(small_model, tmp_path):
         rig.pose.bones["left_knee"].rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.3)
         edits.set_pinned(rig, ["left_knee"], True)
         bpy.context.view_layer.objects.active = rig
-        before = snapshot()
+        before, folders = snapshot(), job_folders()
         with pytest.raises(RuntimeError, match="stopped unexpectedly"):
             bpy.ops.smplx_capture.fit(keep_edits=True)
         assert snapshot() == before
+        assert job_folders() == folders  # the re-fit's inputs went with its folder
         assert "stopped unexpectedly" in bpy.context.window_manager.smplx_capture_job.error
     finally:
         addon_utils.disable(ADDON, default_set=True)
