@@ -1,7 +1,8 @@
 """Refining a fit like an animator, in Blender alone: the rig's pose read back as the
 parameters it shows, pinned bones, keypoint handles written back as a keypoint file,
-feet put on the floor without changing the view, Blender's pose mirror on the rig, and a
-failing re-fit that leaves the scene as it was."""
+feet put on the floor without changing the view, Blender's pose mirror on the rig, IK
+controls that switch to FK and back without a jump, and a failing re-fit that leaves
+the scene as it was."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import bpy
 import numpy as np
 import pytest
 from blender_helpers import evaluated_vertices_world, make_person, make_result, world_to_opencv
-from mathutils import Matrix, Quaternion
+from mathutils import Matrix, Quaternion, Vector
 
-from smplx_capture_addon.blender_builders import edits, floor, keypoint_handles
+from smplx_capture_addon.blender_builders import controls, edits, floor, keypoint_handles
 from smplx_capture_addon.blender_builders import scene as builders
+from smplx_capture_addon.blender_builders.scene import PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
@@ -262,3 +264,55 @@ def test_a_failing_refit_leaves_the_scene_as_it_was(small_model, tmp_path):
         assert "stopped unexpectedly" in bpy.context.window_manager.smplx_capture_job.error
     finally:
         addon_utils.disable(ADDON, default_set=True)
+
+
+def pose_matrices(rig) -> dict[str, np.ndarray]:
+    bpy.context.view_layer.update()
+    return {b.name: np.array(b.matrix) for b in rig.pose.bones}
+
+
+def worst_turn(a: dict, b: dict) -> float:
+    """The largest angle (degrees) between the same bone's orientation in two poses."""
+    worst = 0.0
+    for name in JOINT_NAMES:
+        ra, rb = a[name][:3, :3], b[name][:3, :3]
+        cosine = (np.trace(ra @ rb.T) - 1) / 2
+        worst = max(worst, math.degrees(math.acos(np.clip(cosine, -1.0, 1.0))))
+    return worst
+
+
+def test_ik_controls_switch_to_fk_and_back_without_a_jump(default_body):
+    built, _ = build(default_body, seed=4)
+    rig = built.people[0].armature
+    fitted = pose_matrices(rig)
+    collection = controls.add_ik_controls(built.collection, rig)
+    assert collection.name in built.collection.children and len(collection.objects) == 8
+    assert all(controls.is_ik(rig, limb) for limb in controls.LIMBS)
+    assert worst_turn(pose_matrices(rig), fitted) < 0.5  # IK on where the limbs stood: no jump
+    assert sorted(b.name for b in rig.data.bones) == sorted(JOINT_NAMES)  # the deform bones as they were
+
+    hand = next(o for o in collection.objects if o.get(PROP_ROLE) == controls.ROLE_TARGET
+                and o[controls.PROP_LIMB] == "left_arm")  # fmt: skip
+    shoulder = rig.matrix_world @ rig.pose.bones["left_shoulder"].head
+    hand.matrix_world.translation += 0.35 * (shoulder - hand.matrix_world.translation)  # within reach
+    ik_pose = pose_matrices(rig)
+    moved = worst_turn(ik_pose, fitted)
+    wrist = rig.matrix_world @ Vector(ik_pose["left_wrist"][:3, 3])
+    assert moved > 5.0 and (wrist - hand.matrix_world.translation).length < 1e-3  # the hand reached it
+
+    controls.set_ik(rig, "left_arm", False)
+    assert not controls.is_ik(rig, "left_arm")
+    fk_pose = pose_matrices(rig)
+    print(f"IK -> FK: {worst_turn(fk_pose, ik_pose):.4f} degrees at most")
+    assert worst_turn(fk_pose, ik_pose) < 0.5
+    forearm = rig.pose.bones["left_elbow"]
+    forearm.rotation_quaternion = Quaternion((1.0, 0.0, 0.0), 0.3) @ forearm.rotation_quaternion  # FK edit
+    fk_pose = pose_matrices(rig)
+    controls.set_ik(rig, "left_arm", True)
+    print(f"FK -> IK: {worst_turn(pose_matrices(rig), fk_pose):.4f} degrees at most")
+    assert worst_turn(pose_matrices(rig), fk_pose) < 0.5
+
+    controls.remove_ik_controls(rig)
+    assert worst_turn(pose_matrices(rig), fk_pose) < 0.5
+    assert controls.controls_collection(rig) is None and not controls.has_ik(rig)
+    assert not [o for o in bpy.data.objects if o.get(PROP_ROLE) in (controls.ROLE_TARGET, controls.ROLE_POLE)]
