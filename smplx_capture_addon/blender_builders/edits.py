@@ -3,7 +3,8 @@ rig's pose as a result's parameters, the bones rotated since the fit, and the bo
 pinned by hand (a property of the pose bone).
 
 A rig's pose maps back exactly onto the parameters it was built from (`rig.set_pose`
-inverted): each bone's rotation in its rest axes is turned into model space, and the
+inverted): each bone's rotation in its rest axes as the rig shows it (IK controls
+included) is turned into model space, and the
 root's rotation and the body's translation come from the armature object (and the pelvis
 bone) seen from the fitted camera, so moving the camera and the rig together changes
 nothing.
@@ -56,6 +57,7 @@ def posed_person(
     """The person as the rig stands now, in the result's parameters: bone rotations, the
     root's place seen from `camera`, the shape sliders added to the fitted shape and the
     expression keys' values (the fit's other fields are carried over)."""
+    bpy.context.view_layer.update()  # the pose as shown: IK and floor constraints included
     pelvis = armature.pose.bones[JOINT_NAMES[0]]
     # The pelvis bone carries every other bone: its pose moves the whole body like the object.
     root_pose = np.array(pelvis.matrix) @ np.linalg.inv(np.array(pelvis.bone.matrix_local))
@@ -73,7 +75,7 @@ def posed_person(
     rotations = np.empty((len(JOINT_NAMES), 3, 3))
     rotations[0] = rotation
     for joint, name in enumerate(JOINT_NAMES[1:], start=1):
-        bone_local = _orthonormal(np.array(armature.pose.bones[name].matrix_basis)[:3, :3])
+        bone_local = _orthonormal(_shown_rotation(armature.pose.bones[name]))
         rotations[joint] = frames[joint] @ bone_local @ frames[joint].T
     pose = matrix_to_axis_angle(rotations)
     blocks, first = {}, 0
@@ -82,6 +84,16 @@ def posed_person(
         first += joints
     betas, expression = _shape_and_expression(mesh, fitted)
     return replace(fitted, **blocks, transl=transl.tolist(), betas=betas, expression=expression)
+
+
+def _shown_rotation(bone: bpy.types.PoseBone) -> np.ndarray:
+    """The bone's rotation in its rest axes, relative to its parent, as the rig shows it
+    (its constraints applied), which is its own rotation when it has none."""
+    rest = np.array(bone.bone.matrix_local)[:3, :3]
+    parent_rest = np.array(bone.parent.bone.matrix_local)[:3, :3]
+    parent_shown = np.array(bone.parent.matrix)[:3, :3]
+    shown = np.array(bone.matrix)[:3, :3]
+    return rest.T @ parent_rest @ np.linalg.inv(parent_shown) @ shown
 
 
 def _orthonormal(matrix: np.ndarray) -> np.ndarray:

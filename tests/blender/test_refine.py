@@ -282,7 +282,7 @@ def worst_turn(a: dict, b: dict) -> float:
 
 
 def test_ik_controls_switch_to_fk_and_back_without_a_jump(default_body):
-    built, _ = build(default_body, seed=4)
+    built, result = build(default_body, seed=4)
     rig = built.people[0].armature
     fitted = pose_matrices(rig)
     collection = controls.add_ik_controls(built.collection, rig)
@@ -299,6 +299,9 @@ def test_ik_controls_switch_to_fk_and_back_without_a_jump(default_body):
     moved = worst_turn(ik_pose, fitted)
     wrist = rig.matrix_world @ Vector(ik_pose["left_wrist"][:3, 3])
     assert moved > 5.0 and (wrist - hand.matrix_world.translation).length < 1e-3  # the hand reached it
+    # A re-fit starts from the pose the IK shows: the arm's bones count as edited.
+    posed = edits.posed_person(rig, built.people[0].mesh, built.camera, result.people[0])
+    assert edits.edited_bones(posed, result.people[0]) == ["left_shoulder", "left_elbow"]
 
     controls.set_ik(rig, "left_arm", False)
     assert not controls.is_ik(rig, "left_arm")
