@@ -319,3 +319,50 @@ def test_ik_controls_switch_to_fk_and_back_without_a_jump(default_body):
     assert worst_turn(pose_matrices(rig), fk_pose) < 0.5
     assert controls.controls_collection(rig) is None and not controls.has_ik(rig)
     assert not [o for o in bpy.data.objects if o.get(PROP_ROLE) in (controls.ROLE_TARGET, controls.ROLE_POLE)]
+
+
+def test_the_refine_operators_drive_the_same_functions(default_body):
+    addon_utils.enable(ADDON, default_set=True)
+    try:
+        built, _ = build(default_body, seed=2)
+        rig, mesh = built.people[0].armature, built.people[0].mesh
+        bpy.context.view_layer.objects.active = rig
+        bpy.ops.object.mode_set(mode="POSE")
+        for bone in rig.pose.bones:
+            bone.select = bone.name in ("left_knee", "neck")
+        assert bpy.ops.smplx_capture.pin_bones() == {"FINISHED"}
+        assert edits.pinned_bones(rig) == ["left_knee", "neck"]
+        rig.pose.bones["neck"].select = False
+        bpy.ops.smplx_capture.pin_bones(pin=False)
+        assert edits.pinned_bones(rig) == ["neck"]
+        bpy.ops.smplx_capture.clear_pins()
+        assert edits.pinned_bones(rig) == []
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+        assert bpy.ops.smplx_capture.keypoint_handles() == {"FINISHED"}
+        handles = keypoint_handles.handles_collection(built.collection)
+        nose = next(o for o in handles.objects if o[keypoint_handles.PROP_KEYPOINT] == "nose")
+        nose.select_set(True)
+        bpy.ops.smplx_capture.mark_keypoints(seen=False)
+        assert nose[keypoint_handles.PROP_CONFIDENCE] == 0.0
+        bpy.context.view_layer.objects.active = rig
+        bpy.ops.smplx_capture.keypoint_handles(show=False)
+        assert keypoint_handles.handles_collection(built.collection) is None
+
+        assert bpy.ops.smplx_capture.snap_to_floor() == {"FINISHED"}
+        assert floor.lowest_foot_point([mesh]) == pytest.approx(0.0, abs=1e-3)
+        bpy.ops.smplx_capture.keep_on_floor()
+        assert floor.kept_on_floor(rig)
+        bpy.ops.smplx_capture.keep_on_floor(keep=False)
+        assert not floor.kept_on_floor(rig)
+
+        assert bpy.ops.smplx_capture.ik_switch.poll() is False  # no controls yet
+        assert bpy.ops.smplx_capture.ik_controls() == {"FINISHED"}
+        bpy.ops.smplx_capture.ik_switch(limb="left_leg", ik=False)
+        assert not controls.is_ik(rig, "left_leg") and controls.is_ik(rig, "right_leg")
+        with pytest.raises(RuntimeError, match="has IK controls already"):
+            bpy.ops.smplx_capture.ik_controls()
+        bpy.ops.smplx_capture.ik_controls(add=False)
+        assert not controls.has_ik(rig)
+    finally:
+        addon_utils.disable(ADDON, default_set=True)
