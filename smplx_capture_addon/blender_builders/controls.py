@@ -40,8 +40,11 @@ SNAP_TOLERANCE_RAD = math.radians(0.01)
 
 
 def controls_collection(armature: bpy.types.Object) -> bpy.types.Collection | None:
-    """The collection of `armature`'s IK controls, if it has them."""
-    return next((c for c in bpy.data.collections if c.get(PROP_CONTROLS) == armature.name), None)
+    """The collection of `armature`'s IK controls (the one holding its targets), if any."""
+    constraint = armature.pose.bones[LIMBS["left_arm"][1]].constraints.get(IK_CONSTRAINT)
+    if constraint is None or constraint.target is None:
+        return None
+    return next((c for c in constraint.target.users_collection if c.get(PROP_CONTROLS)), None)
 
 
 def has_ik(armature: bpy.types.Object) -> bool:
@@ -54,7 +57,7 @@ def add_ik_controls(fit: bpy.types.Collection, armature: bpy.types.Object) -> bp
     if has_ik(armature):
         raise CaptureError(f"'{armature.name}' has IK controls already.")
     collection = bpy.data.collections.new(f"{armature.name} controls")
-    collection[PROP_CONTROLS] = armature.name
+    collection[PROP_CONTROLS] = True
     fit.children.link(collection)
     for limb, (_, lower, _) in LIMBS.items():
         target = _control(f"{armature.name} {limb} target", ROLE_TARGET, limb, "CUBE", collection)
@@ -83,13 +86,13 @@ def _control(
 
 def remove_ik_controls(armature: bpy.types.Object) -> None:
     """Back to FK where the limbs stand, the constraints and controls gone."""
+    collection = controls_collection(armature)
     for limb, (_, lower, _) in LIMBS.items():
         constraint = armature.pose.bones[lower].constraints.get(IK_CONSTRAINT)
         if constraint is None:
             continue
         set_ik(armature, limb, False)
         armature.pose.bones[lower].constraints.remove(constraint)
-    collection = controls_collection(armature)
     if collection is not None:
         for control in list(collection.objects):
             bpy.data.objects.remove(control)

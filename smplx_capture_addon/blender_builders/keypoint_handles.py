@@ -52,7 +52,7 @@ def show_handles(
     """The keypoints of every person of `result` as handles in front of `camera` (made
     anew when shown already); a not-seen keypoint is put where the rig `rigs[person]` has
     its bone (or the nearest bone for a surface point)."""
-    if not any(person.keypoints_px for person in result.people):
+    if not all(person.keypoints_px for person in result.people):
         raise CaptureError(
             "This fit keeps no keypoints (it was made by an earlier version): fit the photo again to "
             "correct its keypoints."

@@ -109,10 +109,7 @@ def finish_fit(
         if image.packed_file is None and os.path.abspath(bpy.path.abspath(image.filepath)) in made_by_worker:
             image.pack()
     if replace is not None:
-        had_handles = keypoint_handles.handles_collection(replace) is not None
         replace_fit(replace, built, scene or bpy.context.scene)
-        if had_handles:  # the corrected keypoints, now the fit's own, shown again
-            show_handles(built.collection)
     return built
 
 

@@ -24,8 +24,12 @@ from smplx_capture_addon.blender_builders.scene import PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
+from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.keypoints.formats import read_keypoints
 from smplx_capture_addon.keypoints.people import body_keypoints
+from smplx_capture_addon.result_format import write_result
+from smplx_capture_addon.worker import runner
+from smplx_capture_addon.worker.runner import JobState
 
 ADDON = "smplx_capture_addon"
 
@@ -366,3 +370,40 @@ def test_the_refine_operators_drive_the_same_functions(default_body):
         assert not controls.has_ik(rig)
     finally:
         addon_utils.disable(ADDON, default_set=True)
+
+
+def test_a_refit_sets_up_the_new_rig_as_the_artist_had_the_old(small_model, tmp_path):
+    """Pins, IK controls, floor constraints and keypoint handles come back on the new fit;
+    nothing of the old fit's set-up is left behind."""
+    built, _ = build(small_model)
+    rig = built.people[0].armature
+    edits.set_pinned(rig, ["left_elbow"], True)
+    controls.add_ik_controls(built.collection, rig)
+    floor.keep_on_floor(built.collection, rig, built.people[0].mesh)
+    fit_job.show_handles(built.collection)
+    roles = [controls.ROLE_TARGET, controls.ROLE_POLE, floor.ROLE_FLOOR, keypoint_handles.ROLE]
+    counts = {role: len([o for o in bpy.data.objects if o.get(PROP_ROLE) == role]) for role in roles}
+    assert counts == {controls.ROLE_TARGET: 4, controls.ROLE_POLE: 4, floor.ROLE_FLOOR: 1,
+                      keypoint_handles.ROLE: len(KEYPOINT_NAMES)}  # fmt: skip
+
+    second = make_result(small_model, [fitted_person(6, small_model)])
+    second.keypoint_names = list(KEYPOINT_NAMES)
+    path = write_result(second, tmp_path / "second.json")
+    request = FitRequest(photo=str(tmp_path / "photo.jpg"), model=small_model.path)
+    refit = fit_job.finish_fit(JobState(status=runner.DONE, result_path=str(path)), request,
+                               replace=built.collection)  # fmt: skip
+
+    new_rig = refit.people[0].armature
+    assert edits.pinned_bones(new_rig) == ["left_elbow"]
+    assert all(controls.is_ik(new_rig, limb) for limb in controls.LIMBS)
+    assert controls.controls_collection(new_rig).name in refit.collection.children
+    assert floor.kept_on_floor(new_rig)
+    assert {role: len([o for o in bpy.data.objects if o.get(PROP_ROLE) == role]) for role in roles} == counts
+    handles = keypoint_handles.handles_collection(refit.collection)
+    nose = next(o for o in handles.objects if o[keypoint_handles.PROP_KEYPOINT] == "nose")
+    kept = second.people[0].keypoints_px[KEYPOINT_NAMES.index("nose")]
+    if kept[2] > 0:
+        focal, centre = second.camera.focal_length_px, second.camera.principal_point_px
+        np.testing.assert_allclose(keypoint_handles.handle_pixel(nose, refit.camera, focal, centre), kept[:2],
+                                   atol=1e-3)  # fmt: skip
+    assert nose[keypoint_handles.PROP_CONFIDENCE] == pytest.approx(kept[2])
