@@ -16,8 +16,8 @@ A result is one JSON file (`result.json`), format "smplx-capture-result", versio
          "leye_pose": [3], "reye_pose": [3],
          "left_hand_pose": [45], "right_hand_pose": [45], "transl": [3],
          "residuals_px": [[dx, dy] | null per name of "keypoint_names"],
-         "keypoints_px": [[x, y, confidence] per name of "keypoint_names"],
-         "loss_per_stage": [floats], "converged": true}
+         "loss_per_stage": [floats], "converged": true,
+         "keypoints_px": [[x, y, confidence] per name of "keypoint_names"]}
       ],
       "keypoint_names": [names of the keypoints the residuals refer to],
       "stages": [{"name": "camera", "seconds": 0.1}, ...],
@@ -118,9 +118,9 @@ class PersonFit:
     transl: list[float]
     box: list[float] | None = None
     residuals_px: list[list[float] | None] = field(default_factory=list)
-    keypoints_px: list[list[float]] = field(default_factory=list)
     loss_per_stage: list[float] = field(default_factory=list)
     converged: bool = True
+    keypoints_px: list[list[float]] = field(default_factory=list)  # last: positional callers keep working
 
 
 @dataclass
