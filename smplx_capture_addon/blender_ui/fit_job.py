@@ -11,7 +11,9 @@ Each job writes into a folder of its own (JOB_FOLDER_PREFIX, Blender's process i
 random part) in the system's temporary folder. The scene keeps nothing from it (the
 result is kept in the .blend, the worker's pictures are packed into it), so the folder
 goes once the job has ended (`remove_job_folder`); folders left by Blender sessions that
-are gone (a crash) are removed when the next fit starts.
+are gone (a crash) are removed when the next fit starts. A re-fit that keeps the artist's
+edits (`refit_request`) writes its inputs there first: the rigs' pose as the fit to start
+from, and the keypoints the handles show.
 """
 
 from __future__ import annotations
