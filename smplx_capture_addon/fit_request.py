@@ -2,18 +2,21 @@
 
 A `FitRequest` names the photo (or a keypoint file and its photo), the body model, the
 gender, the device, a known focal length, the person to fit (one `PersonChoice`), whether
-to draw the keypoints found, and the user's pose prior files. It is checked when it is
-made: a bad or contradicting value raises a CaptureError that says what to give instead.
+to draw the keypoints found, the user's pose prior files and, for a re-fit that keeps an
+artist's edits, the fit to start from (`start`) and the joints to hold (`fixed_joints`).
+It is checked when it is made: a bad or contradicting value raises a CaptureError that
+says what to give instead.
 
 Its two outside forms are defined here and nowhere else:
 - JSON (`to_json` / `from_json`): the fields by name, the person as
-  {"kind": "first" | "number" | "box" | "everyone", "number": N | null, "box": [4] | null};
+  {"kind": "first" | "number" | "box" | "everyone", "number": N | null, "box": [4] | null},
+  `start` a path or null, `fixed_joints` a list of joint names;
 - command-line arguments (`add_arguments` adds them to a parser, `from_arguments` reads
   the parsed namespace, `to_arguments` writes them): the `fit` and `worker` commands
   take the same ones, and Blender starts the worker with those of its request.
 
-Only the standard library: Blender's process makes requests, the worker and the solver
-read them.
+Only the standard library (and the package's table of joint names): Blender's process
+makes requests, the worker and the solver read them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .body_model.names import JOINT_NAMES
 from .errors import CaptureError
 
 GENDERS = ("neutral", "male", "female")
@@ -91,7 +95,11 @@ class FitRequest:
     and EXIF focal length when the file lacks them, and the picture for `overlay`).
     `model` None is the open default body; `focal_px` None: EXIF, else a default field
     of view. `overlay` asks for the keypoints found, as keypoints.json and drawn over the
-    photo as keypoints.png. `vposer` or `gmm`: the user's pose prior file (one at most)."""
+    photo as keypoints.png. `vposer` or `gmm`: the user's pose prior file (one at most).
+    `start`: a result file whose people the fit starts from instead of its first guess,
+    one per person fitted, in order (a re-fit; no search for other minima; its focal
+    length unless `focal_px` is given). `fixed_joints`: names of body_model.names.JOINT_NAMES
+    whose rotations stay as `start` has them (bones an artist set); they need `start`."""
 
     photo: str | None = None
     keypoints: str | None = None
@@ -103,9 +111,11 @@ class FitRequest:
     overlay: bool = False
     vposer: str | None = None
     gmm: str | None = None
+    start: str | None = None
+    fixed_joints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("photo", "keypoints", "model", "vposer", "gmm"):
+        for name in ("photo", "keypoints", "model", "vposer", "gmm", "start"):
             object.__setattr__(self, name, _checked_path(name, getattr(self, name)))
         if self.photo is None and self.keypoints is None:
             raise CaptureError("Nothing to fit: give a photo or a keypoint file.")
@@ -125,6 +135,17 @@ class FitRequest:
             )
         if self.vposer is not None and self.gmm is not None:
             raise CaptureError("Give one pose prior, VPoser or GMM, not both.")
+        object.__setattr__(self, "fixed_joints", _checked_joints(self.fixed_joints))
+        if self.fixed_joints and self.start is None:
+            raise CaptureError(
+                "Held joints keep the rotations of the fit a re-fit starts from: give that fit too "
+                "(--start RESULT)."
+            )
+        if self.start is not None and self.vposer is not None:
+            raise CaptureError(
+                "A re-fit from a given fit cannot use VPoser (its unknown is VPoser's code, not the "
+                "pose): leave VPoser out, or fit from scratch."
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -163,9 +184,11 @@ class FitRequest:
             args.append("--all-people")
         if self.overlay:
             args.append("--overlay")
-        for name in ("vposer", "gmm"):
+        for name in ("vposer", "gmm", "start"):
             if getattr(self, name) is not None:
                 args += [f"--{name}", getattr(self, name)]
+        if self.fixed_joints:
+            args += ["--fixed-joints", *self.fixed_joints]
         return args
 
 
@@ -175,6 +198,19 @@ def _checked_path(name: str, value: object) -> str | None:
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
         raise CaptureError(f"The {name} must be the path of a file or folder, not {value!r}.")
     return os.fspath(value)
+
+
+def _checked_joints(names: object) -> tuple[str, ...]:
+    """`names` as a tuple of joint names, each once, or a CaptureError naming the bad one."""
+    if isinstance(names, str) or not isinstance(names, list | tuple):
+        raise CaptureError(f"The held joints must be a list of joint names, not {names!r}.")
+    for name in names:
+        if name not in JOINT_NAMES:
+            raise CaptureError(
+                f"Unknown joint {name!r} to hold: use the SMPL-X bone names (pelvis, left_hip, ..., "
+                "right_thumb3)."
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def _checked_focal(value: object) -> float:
@@ -234,6 +270,16 @@ def add_arguments(parser: argparse.ArgumentParser, input_required: bool = True) 
     )
     parser.add_argument("--vposer", metavar="PATH", help="your VPoser v1 or v2 checkpoint (folder or file)")
     parser.add_argument("--gmm", metavar="PATH", help="your SMPLify GMM pose prior (gmm_08.pkl)")
+    parser.add_argument(
+        "--start", metavar="RESULT", help="re-fit: start from the people of this result file (one per person)"
+    )
+    parser.add_argument(
+        "--fixed-joints",
+        nargs="+",
+        default=[],
+        metavar="JOINT",
+        help="re-fit: joints (SMPL-X bone names) that keep the rotations --start gives them",
+    )
 
 
 def from_arguments(args: argparse.Namespace) -> FitRequest:
@@ -254,6 +300,8 @@ def from_arguments(args: argparse.Namespace) -> FitRequest:
         overlay=args.overlay,
         vposer=args.vposer,
         gmm=args.gmm,
+        start=args.start,
+        fixed_joints=tuple(args.fixed_joints),
     )
 
 

@@ -18,7 +18,8 @@ A result is one JSON file (`result.json`), format "smplx-capture-result", versio
          "residuals_px": [[dx, dy] | null per name of "keypoint_names"],
          "loss_per_stage": [floats], "converged": true,
          "inferred_joints": [names of joints no seen keypoint pinned down],
-         "number": N | null}
+         "number": N | null,
+         "keypoints_px": [[x, y, confidence] per name of "keypoint_names"]}
       ],
       "found_boxes": [[x0, y0, x1, y1] of everyone found, in person-number order],
       "keypoint_names": [names of the keypoints the residuals refer to],
@@ -42,6 +43,10 @@ Conventions:
   (a fit inside a given box).
 - `model` names the body model the parameters belong to; `sha256` tells a reader
   whether the file it has is that one.
+- `keypoints_px` are the keypoints the person was fitted to (pixels, confidence with
+  the layout's weight applied, 0 where not seen): Blender shows them as handles to
+  correct, and a re-fit writes them back as a keypoint file. Results written before it
+  lack it (an empty list).
 - Every field is checked on reading and on writing: its type, its size and a plausible
   magnitude (the limits below POSE_SIZES). A bad one is a ResultFormatError that names
   the file and the field (`people[0].transl[2]`); keys of other tools at the top level
@@ -128,6 +133,7 @@ class PersonFit:
     converged: bool = True
     inferred_joints: list[str] = field(default_factory=list)
     number: int | None = None
+    keypoints_px: list[list[float]] = field(default_factory=list)  # last: positional callers keep working
 
 
 @dataclass
@@ -252,6 +258,8 @@ def _check(result: FitResult, where: str) -> None:
         raise ResultFormatError(f"{where}: the result holds no fitted person.")
     for index, person in enumerate(result.people):
         _check_person(check, f"people[{index}]", person)
+        if person.keypoints_px and len(person.keypoints_px) != len(result.keypoint_names):
+            raise check.fail(f"people[{index}].keypoints_px", "must have a row per name of keypoint_names")
     for index, name in enumerate(check.array("keypoint_names", result.keypoint_names)):
         check.text(f"keypoint_names[{index}]", name)
     for index, stage in enumerate(check.array("stages", result.stages)):
@@ -284,6 +292,9 @@ def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
     for index, residual in enumerate(check.array(f"{where}.residuals_px", person.residuals_px)):
         if residual is not None:
             check.numbers(f"{where}.residuals_px[{index}]", residual, 2)
+    for index, row in enumerate(check.array(f"{where}.keypoints_px", person.keypoints_px)):
+        check.numbers(f"{where}.keypoints_px[{index}]", row, 3)
+        check.number(f"{where}.keypoints_px[{index}][2]", row[2], 0.0, 1.0)
     for index, loss in enumerate(check.array(f"{where}.loss_per_stage", person.loss_per_stage)):
         if as_float(loss) is None:  # a diverged stage may have left an infinite loss: kept as a record
             raise check.fail(f"{where}.loss_per_stage[{index}]", f"must be a number, found {shown(loss)}")

@@ -7,9 +7,15 @@ import atexit
 
 import bpy
 
-from . import fit_job, operators, panel, preferences, properties
+from . import fit_job, operators, panel, preferences, properties, refine_operators
 
-CLASSES = (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)
+CLASSES = (
+    *preferences.CLASSES,
+    *properties.CLASSES,
+    *operators.CLASSES,
+    *refine_operators.CLASSES,
+    *panel.CLASSES,
+)
 
 
 def register() -> None:

@@ -11,7 +11,9 @@ Each job writes into a folder of its own (JOB_FOLDER_PREFIX, Blender's process i
 random part) in the system's temporary folder. The scene keeps nothing from it (the
 result is kept in the .blend, the worker's pictures are packed into it), so the folder
 goes once the job has ended (`remove_job_folder`); folders left by Blender sessions that
-are gone (a crash) are removed when the next fit starts.
+are gone (a crash) are removed when the next fit starts. A re-fit that keeps the artist's
+edits (`refit_request`) writes its inputs there first: the rigs' pose as the fit to start
+from, and the keypoints the handles show.
 """
 
 from __future__ import annotations
@@ -26,26 +28,34 @@ from pathlib import Path
 import bpy
 
 from ..atomic_files import process_running
-from ..blender_builders import rig
+from ..blender_builders import edits, keypoint_handles, rig
 from ..blender_builders import scene as builders
 from ..blender_builders.refit import replace_fit
 from ..errors import CaptureError
-from ..fit_request import FitRequest
-from ..result_format import model_for_result, read_result
+from ..fit_request import EVERYONE, FitRequest, PersonChoice
+from ..result_format import model_for_result, read_result, write_result
 from ..worker import runner
 from ..worker.runner import JobState, WorkerJob
 
 JOB_FOLDER_PREFIX = "smplx-capture-job-"
 _JOB_FOLDER = re.compile(rf"^{re.escape(JOB_FOLDER_PREFIX)}(\d+)-")
 _KEPT_WORKER = runner.KeptWorker()
+REFIT_START, REFIT_KEYPOINTS = "start.json", "corrected_keypoints.json"  # a re-fit's inputs, in its folder
 
 
-def start_fit(request: FitRequest, worker_python: str | None = None) -> tuple[WorkerJob, Path]:
-    """Give `request` to the warm worker of `worker_python` (None: the Python running
-    Blender), started if none serves; its files go to a new temporary folder, for
-    `remove_job_folder` once the job has ended."""
+def new_job_folder() -> Path:
+    """A new temporary folder for a job's files (`remove_job_folder` once it has ended)."""
     remove_stale_job_folders()
-    out_dir = Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
+    return Path(tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-"))
+
+
+def start_fit(
+    request: FitRequest, worker_python: str | None = None, out_dir: Path | None = None
+) -> tuple[WorkerJob, Path]:
+    """Give `request` to the warm worker of `worker_python` (None: the Python running
+    Blender), started if none serves; its files go to `out_dir` (a re-fit's, holding its
+    inputs), else to a new job folder, for `remove_job_folder` once the job has ended."""
+    out_dir = out_dir or new_job_folder()
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
     extra = [] if worker_python else [runner.extension_site_packages()]
@@ -103,6 +113,49 @@ def finish_fit(
     if replace is not None:
         replace_fit(replace, built, scene or bpy.context.scene)
     return built
+
+
+def show_handles(fit: bpy.types.Collection) -> bpy.types.Collection:
+    """The keypoints of the fit `fit` as handles over its photo (see keypoint_handles)."""
+    result = builders.result_of(fit)
+    objects = {(o.get(builders.PROP_ROLE), o.get(builders.PROP_PERSON)): o for o in fit.objects}
+    camera = next((o for o in fit.objects if o.get(builders.PROP_ROLE) == "camera"), None)
+    rigs = [objects.get(("armature", index)) for index in range(len(result.people))]
+    if camera is None or None in rigs:
+        raise CaptureError("This fit has lost its camera or a rig: fit the photo again to see its keypoints.")
+    return keypoint_handles.show_handles(fit, result, camera, rigs)
+
+
+def refit_request(
+    fit: bpy.types.Collection, folder: Path, device: str = "auto", gmm: str | None = None
+) -> FitRequest:
+    """A re-fit of `fit` that keeps the artist's edits, its inputs written into `folder`:
+    it starts from the rigs as they stand, holds the bones rotated since the fit or
+    pinned, and fits the keypoints the handles show (else the fit's own), with the fit's
+    body model and camera, on `device`, with the GMM pose prior `gmm` when given (VPoser
+    cannot start from a pose)."""
+    result = builders.result_of(fit)
+    if not all(person.keypoints_px for person in result.people):
+        raise CaptureError(
+            "This fit keeps no keypoints (it was made by an earlier version): fit the photo again, then "
+            "re-fit that."
+        )
+    start, held = edits.refit_start(fit, result)
+    cameras = [o for o in fit.objects if o.get(builders.PROP_ROLE) == "camera"]
+    points = keypoint_handles.corrected_keypoints(fit, result, cameras[0])
+    keypoints = keypoint_handles.write_keypoint_file(folder / REFIT_KEYPOINTS, points, result)
+    photo = result.image.path if result.image.path and Path(result.image.path).is_file() else None
+    return FitRequest(
+        photo=photo,
+        keypoints=str(keypoints),
+        model=result.model.path,
+        gender=result.model.gender,
+        device=device,
+        person=PersonChoice(EVERYONE),
+        gmm=gmm,
+        start=str(write_result(start, folder / REFIT_START)),
+        fixed_joints=held,
+    )
 
 
 def fit_of(obj: bpy.types.Object | None) -> bpy.types.Collection | None:

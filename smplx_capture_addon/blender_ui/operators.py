@@ -115,6 +115,13 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         default=False,
         options={"SKIP_SAVE"},
     )
+    keep_edits: BoolProperty(
+        name="Keep my edits",
+        description="Re-fit the active fit from its rig's current pose, holding the bones you rotated or "
+        "pinned, to the keypoints its handles show",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -123,15 +130,23 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
     def _start(self, context: bpy.types.Context) -> _Running | None:
         status = context.window_manager.smplx_capture_job
         status.error = ""
+        target = fit_job.fit_of(context.active_object) if self.replace or self.keep_edits else None
+        out_dir = fit_job.new_job_folder()
         try:
-            request = request_from_context(context)
-            job, out_dir = fit_job.start_fit(request, preference_path(context, "worker_python"))
+            if self.keep_edits:
+                if target is None:
+                    raise CaptureError("Select a fit (its rig, body or camera) to re-fit.")
+                request = fit_job.refit_request(target, out_dir, context.scene.smplx_capture.device,
+                                                preference_path(context, "gmm"))  # fmt: skip
+            else:
+                request = request_from_context(context)
+            job, out_dir = fit_job.start_fit(request, preference_path(context, "worker_python"), out_dir)
         except CaptureError as error:
+            fit_job.remove_job_folder(out_dir)
             self._fail(context, str(error))
             return None
         if job.state.notice:
             self.report({"WARNING"}, job.state.notice)
-        target = fit_job.fit_of(context.active_object) if self.replace else None
         return _Running(job, request, target.name if target is not None else None, out_dir)
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -6,7 +6,7 @@ import textwrap
 
 import bpy
 
-from ..blender_builders import rig
+from ..blender_builders import controls, edits, floor, keypoint_handles, rig
 from ..blender_builders import scene as builders
 from ..body_model.names import JOINT_NAMES, LEFT_HAND_JOINTS, RIGHT_HAND_JOINTS
 from . import fit_job
@@ -51,7 +51,7 @@ class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
             row = layout.row(align=True)
             row.operator("smplx_capture.fit", icon="ARMATURE_DATA")
             if fit_job.fit_of(context.active_object) is not None:
-                row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").replace = True
+                row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").keep_edits = True
             if job.status:
                 layout.label(text=job.status)
             _other_people(layout, fit_job.fit_of(context.active_object))
@@ -138,6 +138,80 @@ class SMPLX_CAPTURE_PT_expression(_KeysPanel, bpy.types.Panel):  # noqa: N801 (B
     shapes = False
 
 
+class _RefineSubPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return fit_job.person_objects(context.active_object)[0] is not None
+
+
+class SMPLX_CAPTURE_PT_pose(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_label = "Pose: Pins and Mirror"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        armature, _ = fit_job.person_objects(context.active_object)
+        row = layout.row(align=True)
+        row.operator("smplx_capture.pin_bones", text="Pin", icon="PINNED").pin = True
+        row.operator("smplx_capture.pin_bones", text="Unpin", icon="UNPINNED").pin = False
+        row.operator("smplx_capture.clear_pins", text="Clear")
+        pinned = edits.pinned_bones(armature)
+        column = layout.column(align=True)
+        for name in pinned:
+            column.label(text=name, icon="PINNED")
+        if not pinned:
+            column.label(text="No pinned bones (pin them in Pose Mode)")
+        if context.mode == "POSE":
+            row = layout.row(align=True)
+            row.operator("pose.copy", icon="COPYDOWN")
+            row.operator("pose.paste", text="Paste X-Flipped", icon="PASTEFLIPDOWN").flipped = True
+
+
+class SMPLX_CAPTURE_PT_keypoints(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_label = "Keypoints"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        shown = keypoint_handles.handles_collection(fit_job.fit_of(context.active_object)) is not None
+        row = layout.row(align=True)
+        row.operator("smplx_capture.keypoint_handles", text="Show Handles" if not shown else "Reset Handles",
+                     icon="EMPTY_DATA").show = True  # fmt: skip
+        if shown:
+            row.operator("smplx_capture.keypoint_handles", text="Remove", icon="X").show = False
+            row = layout.row(align=True)
+            row.operator("smplx_capture.mark_keypoints", text="Seen", icon="HIDE_OFF").seen = True
+            row.operator("smplx_capture.mark_keypoints", text="Not Seen", icon="HIDE_ON").seen = False
+
+
+class SMPLX_CAPTURE_PT_floor_and_ik(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    bl_label = "Floor and IK"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        armature, _ = fit_job.person_objects(context.active_object)
+        row = layout.row(align=True)
+        row.operator("smplx_capture.snap_to_floor", icon="IMPORT")
+        kept = floor.kept_on_floor(armature)
+        row.operator("smplx_capture.keep_on_floor", text="Keep" if not kept else "Release",
+                     depress=kept).keep = not kept  # fmt: skip
+        if not controls.has_ik(armature):
+            layout.operator("smplx_capture.ik_controls", text="Add IK Controls", icon="CON_KINEMATIC")
+            return
+        layout.operator("smplx_capture.ik_controls", text="Remove IK Controls", icon="X").add = False
+        column = layout.column(align=True)
+        for limb in controls.LIMBS:
+            ik = controls.is_ik(armature, limb)
+            row = column.row(align=True)
+            row.label(text=limb.replace("_", " ").title())
+            switch = row.operator("smplx_capture.ik_switch", text="IK" if ik else "FK", depress=ik)
+            switch.limb, switch.ik = limb, not ik
+
+
 def inferred_summary(names: list[str]) -> list[str]:
     """Bone names for the panel, a hand's 15 finger bones said as one line."""
     lines = []
@@ -170,5 +244,13 @@ class SMPLX_CAPTURE_PT_inferred(bpy.types.Panel):  # noqa: N801 (Blender's namin
             column.label(text=line, icon="BONE_DATA")
 
 
-CLASSES = (SMPLX_CAPTURE_PT_fit, SMPLX_CAPTURE_PT_refine, SMPLX_CAPTURE_PT_inferred, SMPLX_CAPTURE_PT_shape,
-           SMPLX_CAPTURE_PT_expression)  # fmt: skip
+CLASSES = (
+    SMPLX_CAPTURE_PT_fit,
+    SMPLX_CAPTURE_PT_refine,
+    SMPLX_CAPTURE_PT_inferred,
+    SMPLX_CAPTURE_PT_shape,
+    SMPLX_CAPTURE_PT_expression,
+    SMPLX_CAPTURE_PT_pose,
+    SMPLX_CAPTURE_PT_keypoints,
+    SMPLX_CAPTURE_PT_floor_and_ik,
+)

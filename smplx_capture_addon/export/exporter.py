@@ -1,8 +1,9 @@
 """Write fitted rigs to FBX or binary glTF with Blender's own exporters (bpy + numpy).
 
 What is exported is a temporary copy of each rig, mesh and (optionally) camera: the copy
-holds the pose as shown now, keyed on frame 1, the shape keys at their current values
-without drivers (formats cannot carry Blender drivers), the pose correctives either
+holds the pose as shown now (what IK controls and floor constraints make of it, baked
+into the bones: the file has no controls), keyed on frame 1, the shape keys at their
+current values without drivers (formats cannot carry Blender drivers), the pose correctives either
 mixed into the mesh ("bake") or kept as keys, and, for centimetre presets, everything
 scaled by 100. A rig with an Action (a video's motion) is exported animated instead:
 over the scene's frame range, every frame keys the copy's root, bones and shape keys as
@@ -28,6 +29,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..atomic_files import atomic_output, os_error_in
+from ..blender_builders.controls import bake_visual_pose
 from ..blender_builders.rig import CORRECTIVE_PREFIX
 from ..blender_builders.scene import PROP_ROLE, remove_objects
 from ..body_model.names import JOINT_NAMES
@@ -248,6 +250,7 @@ def _make_copies(
     copies: list[bpy.types.Object] = []
     for armature, mesh in people:
         rig = _copy_object(armature, keep)
+        bake_visual_pose(rig)  # IK controls and floor constraints become the bones' own pose
         rig.parent = None
         rig.matrix_world = _conjugated(armature.matrix_world, scale)
         if scale != 1.0:

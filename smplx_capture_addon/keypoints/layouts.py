@@ -12,6 +12,9 @@ Layouts and the sets that use them:
 - ``openpose_body_25``, ``openpose_face_70``: OpenPose, the input of the reference
   SMPLify-X.
 - ``coco_wholebody_133``: COCO-WholeBody (RTMW, DWPose, MMPose).
+- ``smplx_keypoints_144``: the body model's own keypoints, in the order of
+  ``KEYPOINT_NAMES_WITH_CONTOUR``, with the layouts' weights already in the confidence:
+  what a fit used, as Blender's keypoint handles write it back for a re-fit.
 
 Documented choices:
 
@@ -40,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..body_model.names import CONTOUR_NAMES, FACE_LANDMARK_NAMES
+from ..body_model.names import CONTOUR_NAMES, FACE_LANDMARK_NAMES, KEYPOINT_NAMES_WITH_CONTOUR
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,12 @@ COCO_WHOLEBODY_133 = Layout(
     + tuple((112 + k, name, w) for k, name, w in _hand_mapping("right")),
 )
 
+SMPLX_KEYPOINTS = Layout(
+    "smplx_keypoints_144",
+    len(KEYPOINT_NAMES_WITH_CONTOUR),
+    tuple((k, name, 1.0) for k, name in enumerate(KEYPOINT_NAMES_WITH_CONTOUR)),
+)
+
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
@@ -202,6 +211,7 @@ LAYOUTS: dict[str, Layout] = {
         OPENPOSE_BODY_25,
         OPENPOSE_FACE_70,
         COCO_WHOLEBODY_133,
+        SMPLX_KEYPOINTS,
     )
 }
 
@@ -209,6 +219,7 @@ LAYOUTS: dict[str, Layout] = {
 # this order that saw it (confidence > 0) wins: dedicated hand and face models are
 # more precise than a body model's coarse hand and face points.
 SET_PRIORITY: tuple[str, ...] = (
+    "smplx_keypoints_144",  # comes alone: a fit's keypoints, corrected by hand
     "hand_21_left",
     "hand_21_right",
     "mediapipe_face_478",

@@ -30,13 +30,14 @@ from ..errors import Cancelled, CaptureError
 from ..fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from ..keypoints.images import LoadedImage, load_image
 from ..keypoints.people import Detections, Person, body_keypoints
-from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage
+from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage, read_result
 from . import camera
 from .errors import FitError
 from .fit_result import BatchFit
 from .inputs import outside_image
 from .keypoint_fit import fit_keypoints
-from .options import FitOptions
+from .options import FitOptions, warm_start_options
+from .start import start_from_result
 
 if TYPE_CHECKING:
     from ..keypoints.detect import Detector
@@ -140,6 +141,8 @@ def fit_photo(
     nothing). `progress(stage, fraction, message)` is called along the way; `cancel()` is
     polled and True raises `errors.Cancelled`. With `warm`, the detector and the body
     model come from it (and stay there for the next fit) instead of being loaded here.
+    With `request.start` (a re-fit) the fit starts from that result's people, holding
+    `request.fixed_joints`, and searches no other minima.
     Raises CaptureError subclasses with messages for the user.
     """
     if request.overlay and out_dir is None:
@@ -165,10 +168,15 @@ def fit_photo(
     stages.append(Stage("load-model", time.perf_counter() - started))
     _check_cancel(cancel)
 
-    focal, source = choose_focal(request.focal_px, found)
     options, prior_name = _pose_prior_options(request.vposer, request.gmm, device)
+    start, kept_camera = None, None
+    if request.start is not None:
+        start, kept_camera = starting_fit(request.start, body, len(people))
+        options = warm_start_options(options)
+    focal, source = choose_focal(request.focal_px, found, kept_camera)
     keypoints = np.stack([body_keypoints(person) for person in people])
-    fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel)
+    fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel,
+                     start, request.fixed_joints)  # fmt: skip
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
     fitted = person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height))
@@ -315,14 +323,31 @@ def load_body(request: FitRequest) -> tuple[BodyModelData, BodyModel, str]:
     return data, body, device
 
 
-def choose_focal(focal_px: float | None, found: FoundKeypoints) -> tuple[float, str]:
-    """The focal length in pixels and where it came from: the user's, else the photo's
-    EXIF, else the default field of view (`camera.DEFAULT_FOCAL_35MM`)."""
+def choose_focal(
+    focal_px: float | None, found: FoundKeypoints, kept: Camera | None = None
+) -> tuple[float, str]:
+    """The focal length in pixels and where it came from: the user's, else the `kept`
+    camera's (a re-fit's), else the photo's EXIF, else the default field of view
+    (`camera.DEFAULT_FOCAL_35MM`)."""
     if focal_px is not None:
         return float(focal_px), "user"
+    if kept is not None:
+        return kept.focal_length_px, kept.source
     if found.exif_focal_px is not None:
         return float(found.exif_focal_px), "exif"
     return camera.default_focal(found.width, found.height), "default-fov"
+
+
+def starting_fit(path: str, body: BodyModel, people: int) -> tuple[dict[str, torch.Tensor], Camera]:
+    """The parameters a re-fit starts from (one person of the result at `path` per person
+    fitted, in order) and that result's camera, whose focal length the re-fit keeps."""
+    result = read_result(path)
+    if len(result.people) != people:
+        raise FitError(
+            f"The fit to start from ({path}) holds {len(result.people)} people, but {people} are to be "
+            "fitted: choose as many people as it holds."
+        )
+    return start_from_result(body, result.people), result.camera
 
 
 def fit_people(
@@ -333,8 +358,11 @@ def fit_people(
     options: FitOptions,
     progress: Progress,
     cancel: Cancel | None,
+    start: dict[str, torch.Tensor] | None = None,
+    fixed_joints: Sequence[str] = (),
 ) -> BatchFit:
-    """Fit every person's (K, 3) keypoints as one batch, all seen by the same camera."""
+    """Fit every person's (K, 3) keypoints as one batch, all seen by the same camera (from
+    `start` when given, holding `fixed_joints`)."""
     count = len(keypoints)
     return fit_keypoints(
         body,
@@ -344,6 +372,8 @@ def fit_people(
         options,
         progress=progress,
         cancel=cancel,
+        start=start,
+        fixed_joints=fixed_joints,
     )
 
 
@@ -370,7 +400,7 @@ def person_fits(
         # A point beyond the frame is the detector's guess, even where the fit still uses it.
         in_photo = seen & ~outside_image(used[index, :, :2], *size, margin=0.0)
         inferred = inferred_joints(data, names, in_photo)
-        fits.append(_person_fit(fit, index, person.box, residuals[index], seen, inferred))
+        fits.append(_person_fit(fit, index, person.box, residuals[index], used[index], inferred))
     return fits
 
 
@@ -379,9 +409,10 @@ def _person_fit(
     index: int,
     box: Sequence[float] | None,
     residuals: np.ndarray,
-    seen: np.ndarray,
+    used: np.ndarray,
     inferred: list[str],
 ) -> PersonFit:
+    seen = used[:, 2] > 0
     params = {k: v[index].cpu().numpy().astype(float).tolist() for k, v in fit.params.items()}
     pose = fit.full_pose[index].cpu().numpy().astype(float)
     return PersonFit(
@@ -398,6 +429,7 @@ def _person_fit(
         box=[float(v) for v in box] if box is not None else None,
         residuals_px=[[round(float(dx), 3), round(float(dy), 3)] if seen[k] else None
                       for k, (dx, dy) in enumerate(residuals)],
+        keypoints_px=[[round(float(v), 4) for v in row] for row in used],
         loss_per_stage=[float(v) for v in fit.loss_per_stage[index].cpu()],
         converged=bool(fit.converged[index]),
         inferred_joints=inferred,

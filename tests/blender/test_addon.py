@@ -59,10 +59,13 @@ def test_addon_registers_and_unregisters_cleanly():
         assert bpy.context.preferences.addons.get(ADDON) is not None
         assert hasattr(bpy.types.Scene, "smplx_capture")
         assert hasattr(bpy.types.WindowManager, "smplx_capture_job")
-        for operator in ("fit", "cancel", "reset_pose", "fit_bones", "look_through"):
+        operators = ("fit", "cancel", "reset_pose", "fit_bones", "look_through", "pin_bones", "clear_pins",
+                     "keypoint_handles", "mark_keypoints", "snap_to_floor", "keep_on_floor", "ik_controls",
+                     "ik_switch")  # fmt: skip
+        for operator in operators:
             assert getattr(bpy.ops.smplx_capture, operator).idname() == f"SMPLX_CAPTURE_OT_{operator}"
         assert bpy.types.Panel.bl_rna_get_subclass_py("SMPLX_CAPTURE_PT_fit").bl_category == "SMPL-X Capture"
-        for sub_panel in ("shape", "expression"):  # folded under Refine the Fit
+        for sub_panel in ("shape", "expression", "pose", "keypoints", "floor_and_ik"):  # under Refine the Fit
             panel = bpy.types.Panel.bl_rna_get_subclass_py(f"SMPLX_CAPTURE_PT_{sub_panel}")
             assert panel.bl_parent_id == "SMPLX_CAPTURE_PT_refine"
         addon_utils.disable(ADDON, default_set=True)

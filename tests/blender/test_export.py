@@ -19,7 +19,7 @@ import pygltflib
 import pytest
 from blender_helpers import evaluated_vertices_world, make_person, make_result, posed_joints_world
 
-from smplx_capture_addon.blender_builders import placement
+from smplx_capture_addon.blender_builders import controls, placement
 from smplx_capture_addon.blender_builders.rig import CORRECTIVE_PREFIX
 from smplx_capture_addon.blender_builders.scene import build_fit
 from smplx_capture_addon.body_model import numpy_body
@@ -217,6 +217,32 @@ def test_glb_round_trip(fit, tmp_path, correctives):
     assert_same_rig(original, rig_state(armature, mesh), baked=correctives == BAKE)
     assert len(keyed_frames(armature)) == 1  # the pose, keyed on one frame
     assert [o.name for o in bpy.data.objects if o.type == "CAMERA"] == ["photo camera"]
+
+
+@pytest.mark.parametrize(("suffix", "preset"), [(".fbx", "unreal"), (".fbx", "maya"), (".glb", "unity")])
+def test_ik_controls_are_baked_away(fit, tmp_path, suffix, preset):
+    """A rig posed through its IK controls exports as the same 55 bones in the pose shown,
+    with no controls and no constraints, and the scene keeps its controls (also for
+    centimetre presets, whose scaled copy the controls, in metres, would pull astray)."""
+    built, _ = fit
+    person_objects = built.people[0]
+    rig = person_objects.armature
+    controls.add_ik_controls(built.collection, rig)
+    target = bpy.data.objects[f"{rig.name} right_leg target"]
+    target.matrix_world.translation += 0.3 * (rig.matrix_world @ rig.pose.bones["right_hip"].head
+                                              - target.matrix_world.translation)  # fmt: skip
+    original = rig_state(rig, person_objects.mesh)
+    before = scene_summary()
+
+    path = export_rigs([rig], tmp_path / f"fit{suffix}", preset_name=preset)
+
+    assert scene_summary() == before and controls.has_ik(rig)
+    axes = PRESETS[preset].fbx if suffix == ".fbx" else {}
+    armature, mesh = reimport(path, **{k: v for k, v in axes.items() if k.endswith("bone_axis")})
+    assert sorted(b.name for b in armature.data.bones) == sorted(JOINT_NAMES)
+    assert not any(bone.constraints for bone in armature.pose.bones)
+    assert not [o for o in bpy.data.objects if o.type == "EMPTY"]
+    assert_same_rig(original, rig_state(armature, mesh), baked=True)
 
 
 def ufbx_facts(path: Path) -> dict:

@@ -25,7 +25,8 @@ CHOICES = [
 
 def requests() -> list[FitRequest]:
     """Every field set (a keypoint file with its photo, a model, ...), for each choice of
-    person and each pose prior; and the smallest requests of a photo or keypoints alone."""
+    person and each pose prior (with GMM, a re-fit's start and held joints); and the
+    smallest requests of a photo or keypoints alone."""
     paths = {"photo": "/photos/me 1.jpg", "keypoints": "/job/k.json", "model": "/models/smplx"}
     full = [
         FitRequest(
@@ -38,7 +39,10 @@ def requests() -> list[FitRequest]:
             **prior,
         )
         for choice in CHOICES
-        for prior in ({"vposer": "/priors/V02_05"}, {"gmm": "/priors/gmm_08.pkl"})
+        for prior in (
+            {"vposer": "/priors/V02_05"},
+            {"gmm": "/priors/gmm_08.pkl", "start": "/job/s 1.json", "fixed_joints": ("left_elbow", "pelvis")},
+        )
     ]
     return [*full, FitRequest(photo="me.png"), FitRequest(keypoints="k.json")]
 
@@ -52,6 +56,7 @@ def test_a_request_comes_back_from_json_unchanged(fit_request):
     box = list(person.box) if person.box else None
     assert raw["person"] == {"kind": person.kind, "number": person.number, "box": box}
     assert raw["focal_px"] == fit_request.focal_px and raw["photo"] == fit_request.photo
+    assert raw["start"] == fit_request.start and raw["fixed_joints"] == list(fit_request.fixed_joints)
 
 
 @pytest.mark.parametrize("command", [["fit", "-o", "/out"], ["worker", "--out", "/out"]])
@@ -88,6 +93,13 @@ def test_command_line_options_name_the_person():
         (lambda: FitRequest(keypoints="k.json", overlay=True), "give the photo too (--image PHOTO)"),
         (lambda: FitRequest(photo="a.jpg", vposer="v", gmm="g"), "Give one pose prior, VPoser or GMM,"),
         (lambda: FitRequest(photo="a.jpg", person=2), "The person to fit must be a PersonChoice, not 2."),
+        (lambda: FitRequest(photo="a.jpg", start=""), "The start must be the path of a file or folder"),
+        (lambda: FitRequest(photo="a.jpg", start="s.json", fixed_joints=("left_elbw",)),
+         "Unknown joint 'left_elbw' to hold: use the SMPL-X bone names"),
+        (lambda: FitRequest(photo="a.jpg", start="s.json", fixed_joints="pelvis"),
+         "The held joints must be a list of joint names, not 'pelvis'."),
+        (lambda: FitRequest(photo="a.jpg", fixed_joints=("pelvis",)), "give that fit too (--start RESULT)"),
+        (lambda: FitRequest(photo="a.jpg", start="s.json", vposer="v"), "cannot use VPoser"),
         (lambda: PersonChoice("second"), "Unknown person choice 'second': use one of first, number, box,"),
         (lambda: PersonChoice(NUMBER), "The person number must be a whole number from 1"),
         (lambda: PersonChoice(NUMBER, number=0), "whole number from 1 (the most prominent person), not 0."),
@@ -119,6 +131,8 @@ def test_bad_values_are_refused_with_a_message(make, message):
         (["--focal", "-3"], "positive number of pixels, not -3.0"),
         (["--vposer", "v", "--gmm", "g"], "not both"),
         (["--image", "other.jpg"], "--image names the photo of a keypoint file, but me.jpg is a photo"),
+        (["--fixed-joints", "left_elbow"], "give that fit too (--start RESULT)"),
+        (["--start", "s.json", "--fixed-joints", "elbow"], "Unknown joint 'elbow' to hold"),
     ],
 )
 def test_contradicting_command_line_options_are_refused(options, message):
@@ -137,6 +151,7 @@ def test_contradicting_command_line_options_are_refused(options, message):
         ('{"photo": "a.jpg", "person": "everyone"}', "The person choice must be a JSON object"),
         ('{"photo": "a.jpg", "person": {"kind": "box", "box": [0, 0, 0, 0]}}', "with X0 < X1 and Y0 < Y1"),
         ('{"photo": "a.jpg", "focal_px": -1}', "positive number of pixels, not -1"),
+        ('{"photo": "a.jpg", "start": "s.json", "fixed_joints": "neck"}', "must be a list of joint names"),
     ],
 )
 def test_bad_json_is_refused_with_a_message(text, message):

@@ -26,11 +26,13 @@ def valid_document() -> dict:
     person = make_person(seed=4)
     person.box = [10.0, 20.0, 300.0, 400.0]
     person.residuals_px, person.loss_per_stage = [[0.5, -1.0], None], [9.0]
+    person.keypoints_px = [[100.0, 50.0, 0.9], [0.0, 0.0, 0.0]]
     result = FitResult(
         ModelIdentity("smplx", "SMPLX_NEUTRAL.npz", "/models/SMPLX_NEUTRAL.npz", "ab12", "neutral"),
         ImageInfo("/photos/bus.jpg", 810, 1080),
         Camera(1000.0, [405.0, 540.0], "default-fov"),
         [person],
+        keypoint_names=["nose", "left_eye"],
     )
     return json.loads(json.dumps(result.to_dict()))
 
@@ -99,6 +101,8 @@ WRONG_TYPES = [
     ("people.0.loss_per_stage.0", "low", "people[0].loss_per_stage[0]: must be a number"),
     ("people.0.inferred_joints", "left_knee", "people[0].inferred_joints: must be a list"),
     ("people.0.inferred_joints", ["left_knee", "knee"], "people[0].inferred_joints[1]: must name a joint"),
+    ("people.0.keypoints_px.0", [1.0, 2.0], "people[0].keypoints_px[0]: must hold 3 values"),
+    ("people.0.keypoints_px.2", [1.0, 2.0, 0.5], "people[0].keypoints_px: must have a row per name of"),
     ("people.0.pose", [], "people[0]: the field 'pose' is unknown"),
     ("people.0.jaw_pose.0", 10**400, "people[0].jaw_pose[0]: must be a finite number, found a number too"),
     ("keypoint_names", [1, 2], "keypoint_names[0]: must be a text"),
@@ -121,6 +125,7 @@ IMPLAUSIBLE = [
     ("people.0.global_orient", [1e5, 0.0, 0.0], "people[0].global_orient[0:3]: a turn of 100000 radians"),
     ("people.0.body_pose.52", 30.0, "people[0].body_pose[51:54]: a turn of"),
     ("people.0.betas.3", 1e6, "people[0].betas[3]: must be a number from -100 to 100"),
+    ("people.0.keypoints_px.0.2", 1.5, "people[0].keypoints_px[0][2]: must be a number from 0 to 1"),
 ]
 
 

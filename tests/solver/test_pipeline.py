@@ -14,7 +14,7 @@ import pytest
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import file_sha256
-from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
+from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES_WITH_CONTOUR
 from smplx_capture_addon.devtools.synthetic_model import write_model
 from smplx_capture_addon.errors import Cancelled, ModelFileError
 from smplx_capture_addon.fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
@@ -71,6 +71,37 @@ def test_keypoint_file_to_result_file_round_trip(tmp_path, bench_model_path, cle
     assert back == result
     overlay = paint_fit_over_photo(back, None, tmp_path / "overlay.png")
     assert overlay.stat().st_size > 1000
+
+
+def test_a_refit_starts_from_a_result_holds_its_joints_and_keeps_its_camera(
+    tmp_path, bench_model_path, clean_cases
+):
+    """What Blender's Re-fit sends: the result's people as the start (an elbow turned by
+    the artist and held), the result's keypoints as a keypoint file; the focal length is
+    the start's. The result keeps the keypoints it was fitted to."""
+    keypoints = _keypoint_file(tmp_path / "k.json", clean_cases)
+    first = fit_photo(FitRequest(keypoints=keypoints, model=bench_model_path, device="cpu",
+                                 focal_px=float(clean_cases.focal[0])))  # fmt: skip
+    person = first.people[0]
+    seen = [row[2] > 0 for row in person.keypoints_px]
+    assert len(seen) == len(first.keypoint_names) and seen == [r is not None for r in person.residuals_px]
+    elbow = slice(3 * (JOINT_NAMES.index("left_elbow") - 1), 3 * JOINT_NAMES.index("left_elbow"))
+    person.body_pose[elbow] = [0.1, -0.9, 0.2]
+    start = write_result(first, tmp_path / "start.json")
+
+    stages = []
+    request = FitRequest(keypoints=keypoints, model=bench_model_path, device="cpu", start=str(start),
+                         fixed_joints=("left_elbow",))  # fmt: skip
+    refit = fit_photo(request, progress=lambda stage, fraction, message: stages.append(stage))
+    assert {"camera", "hands-face"} <= set(stages) and "body-1" not in stages  # the warm-start schedule
+    np.testing.assert_allclose(refit.people[0].body_pose[elbow], [0.1, -0.9, 0.2], atol=1e-5)
+    assert refit.camera == first.camera
+    assert refit.solver["keypoints"] == str(keypoints)  # the corrected file the fit read
+
+    first.people = [person, person]
+    write_result(first, start)
+    with pytest.raises(FitError, match="holds 2 people, but 1 are to be fitted: choose as many people"):
+        fit_photo(request)
 
 
 def test_mismatched_model_file_is_refused(tmp_path, clean_cases):
