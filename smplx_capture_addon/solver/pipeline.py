@@ -169,10 +169,12 @@ def fit_photo(
     _check_cancel(cancel)
 
     options, prior_name = _pose_prior_options(request.vposer, request.gmm, device)
-    start, kept_camera = None, None
+    start, kept_camera, boxes = None, None, found_boxes(found.detections, numbered)
     if request.start is not None:
-        start, kept_camera = starting_fit(request.start, body, len(people))
+        start, earlier = starting_fit(request.start, body, len(people))
         options = warm_start_options(options)
+        # A re-fit is of the same people: their numbers and who else the photo showed stay.
+        kept_camera, numbers, boxes = earlier.camera, [p.number for p in earlier.people], earlier.found_boxes
     focal, source = choose_focal(request.focal_px, found, kept_camera)
     keypoints = np.stack([body_keypoints(person) for person in people])
     fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel,
@@ -193,7 +195,7 @@ def fit_photo(
         stages=stages,
         device=device,
         solver=solver_settings(request, found, body, options, prior_name, fit),
-        found_boxes=[list(box) for box in found_boxes(found.detections, numbered)],
+        found_boxes=[list(box) for box in boxes],
     )
 
 
@@ -338,16 +340,16 @@ def choose_focal(
     return camera.default_focal(found.width, found.height), "default-fov"
 
 
-def starting_fit(path: str, body: BodyModel, people: int) -> tuple[dict[str, torch.Tensor], Camera]:
+def starting_fit(path: str, body: BodyModel, people: int) -> tuple[dict[str, torch.Tensor], FitResult]:
     """The parameters a re-fit starts from (one person of the result at `path` per person
-    fitted, in order) and that result's camera, whose focal length the re-fit keeps."""
+    fitted, in order) and that result, whose camera's focal length the re-fit keeps."""
     result = read_result(path)
     if len(result.people) != people:
         raise FitError(
             f"The fit to start from ({path}) holds {len(result.people)} people, but {people} are to be "
             "fitted: choose as many people as it holds."
         )
-    return start_from_result(body, result.people), result.camera
+    return start_from_result(body, result.people), result
 
 
 def fit_people(

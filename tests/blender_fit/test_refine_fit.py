@@ -84,6 +84,7 @@ def turn_between(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_a_pinned_forearm_keeps_its_rotation_and_the_rest_refits(built):
     collection, armature, _ = built
+    first = result_of(collection)
     forearm = armature.pose.bones["right_elbow"]
     forearm.rotation_quaternion = Quaternion((1.0, 0.0, 0.0), math.radians(35)) @ forearm.rotation_quaternion
     edits.set_pinned(armature, ["right_elbow", "left_knee"], True)
@@ -108,6 +109,9 @@ def test_a_pinned_forearm_keeps_its_rotation_and_the_rest_refits(built):
                        camera.principal_point_px)  # fmt: skip
     print(f"joint loss: start {before:.1f} px^2, re-fit {after:.1f} px^2")
     assert after < 0.5 * before
+    # Still the same person of the photo, with the others still offered.
+    assert result.people[0].number == first.people[0].number == 1
+    assert result.found_boxes == first.found_boxes and len(first.found_boxes) == 2
 
 
 def test_a_wrist_handle_dragged_40_px_is_followed_by_the_refit(built):
