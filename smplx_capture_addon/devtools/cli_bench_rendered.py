@@ -17,14 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=DEFAULT_COUNT,
                         help=f"cases of each kind (default {DEFAULT_COUNT})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0,
-                        help=f"the benchmark's seed, below {TRAINING_SEED_START} (the training range)")  # fmt: skip
+                        help=f"the benchmark's seed, below {TRAINING_SEED_START} (the training range)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
                         help=f"case kinds to run (default all: {', '.join(KINDS)})")  # fmt: skip
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int,
-                        help="CPU threads for PyTorch (default: PyTorch's own choice, as `fit` and the worker)")  # fmt: skip
+                        help="CPU threads for PyTorch (default: PyTorch's own, as `fit` and the worker)")
     parser.add_argument("--overlays", type=Path, metavar="DIR",
-                        help="also write each case's fit and keypoints drawn over its render into DIR")  # fmt: skip
+                        help="also write each case's fit and keypoints drawn over its render into DIR")
     parser.add_argument("--json", action="store_true", help="end with one line holding all figures as JSON")
 
 
@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(args.overlays)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    figures = run_rendered_bench(args.n, args.seed, tuple(dict.fromkeys(args.kinds)), resolve_device(args.device),
-                                 args.overlays, log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    kinds = tuple(dict.fromkeys(args.kinds))
+    figures = run_rendered_bench(args.n, args.seed, kinds, resolve_device(args.device), args.overlays,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     print_table(figures)
     if args.json:
         print(json.dumps(figures))

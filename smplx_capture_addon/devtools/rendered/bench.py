@@ -94,7 +94,9 @@ def run_rendered_bench(
     return figures
 
 
-def fit_case(rendered: Rendered, model: BodyModel, device: str = "cpu", overlays: Path | None = None) -> CaseOutcome:
+def fit_case(
+    rendered: Rendered, model: BodyModel, device: str = "cpu", overlays: Path | None = None
+) -> CaseOutcome:
     """Detect and fit everyone in the rendered photo with the true focal length; match
     and measure."""
     case, truths = rendered.case, rendered.truths

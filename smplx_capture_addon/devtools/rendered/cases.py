@@ -38,10 +38,12 @@ NUM_BETAS = 10
 _J = JOINT_NAMES.index
 
 # sRGB colours: skin tones from light to dark, clothes, props.
-SKIN_TONES = ((0.94, 0.78, 0.67), (0.87, 0.67, 0.53), (0.76, 0.56, 0.42), (0.6, 0.42, 0.3), (0.42, 0.28, 0.19),
-              (0.3, 0.2, 0.14))  # fmt: skip
+SKIN_TONES = ((0.94, 0.78, 0.67), (0.87, 0.67, 0.53), (0.76, 0.56, 0.42), (0.6, 0.42, 0.3),
+              (0.42, 0.28, 0.19), (0.3, 0.2, 0.14))  # fmt: skip
 CLOTH_COLOURS = ((0.12, 0.14, 0.2), (0.8, 0.8, 0.78), (0.55, 0.1, 0.1), (0.15, 0.35, 0.6), (0.2, 0.4, 0.25),
-                 (0.85, 0.7, 0.3), (0.35, 0.3, 0.28), (0.6, 0.45, 0.65), (0.9, 0.45, 0.2), (0.05, 0.05, 0.05))  # fmt: skip
+                 (0.85, 0.7, 0.3), (0.35, 0.3, 0.28), (0.6, 0.45, 0.65), (0.9, 0.45, 0.2),
+                 (0.05, 0.05, 0.05))  # fmt: skip
+_GARMENTS = ("shirt", "trousers", "shoes")
 PROP_COLOURS = ((0.45, 0.3, 0.18), (0.6, 0.5, 0.4), (0.3, 0.3, 0.32), (0.7, 0.68, 0.6))
 
 
@@ -139,7 +141,8 @@ def make_case(kind: str, seed: int, index: int, model: BodyModel) -> CaseSpec:
     elif kind == "occluded_torso":
         boxes.append(_box_in_front_of_torso(people[0], centre, rng))
     return CaseSpec(
-        kind=kind, seed=seed, index=index, width=view["width"], height=view["height"], focal_px=view["focal_px"],
+        kind=kind, seed=seed, index=index, width=view["width"], height=view["height"],
+        focal_px=view["focal_px"],
         camera={"focal_35mm": view["focal_35mm"], "pitch_deg": float(np.degrees(view["pitch"])),
                 "roll_deg": float(np.degrees(view["roll"])), "height_m": float(centre[1]),
                 "distance_m": float(np.linalg.norm(centre - people[0].pelvis))},
@@ -197,8 +200,8 @@ def _draw_person(kind: str, rng: np.random.Generator, split: str, model: BodyMod
         "right_hand_pose": _draw_hand(rng, model.data.hand_components_right),
         "transl": np.zeros(3),
     }
-    looks = {"skin": SKIN_TONES[rng.integers(len(SKIN_TONES))], "pose": source,
-             **{part: CLOTH_COLOURS[rng.integers(len(CLOTH_COLOURS))] for part in ("shirt", "trousers", "shoes")},
+    clothes = {part: CLOTH_COLOURS[rng.integers(len(CLOTH_COLOURS))] for part in _GARMENTS}
+    looks = {"skin": SKIN_TONES[rng.integers(len(SKIN_TONES))], "pose": source, **clothes,
              "long_sleeves": bool(rng.random() < 0.5), "long_trousers": bool(rng.random() < 0.7)}  # fmt: skip
     output = posed(model, params)
     return _WorldPerson(params, looks, output.vertices[0].numpy(), output.joints[0].numpy())
@@ -264,7 +267,7 @@ def _heading(person: _WorldPerson) -> float:
 
 def _draw_view(kind: str, rng: np.random.Generator) -> dict:
     aspect = ASPECTS[rng.integers(len(ASPECTS))]
-    width, height = int(round(IMAGE_HEIGHT * aspect)), IMAGE_HEIGHT
+    width, height = round(IMAGE_HEIGHT * aspect), IMAGE_HEIGHT
     # A head and chest filling the frame through a wide lens is a selfie at arm's length
     # or nearer: the chest cases take the longer lenses.
     focal_35mm = float(rng.uniform(35 if kind == "cut_chest" else 24, 85))
@@ -417,8 +420,9 @@ def _box_in_front_of_torso(person: _WorldPerson, centre: np.ndarray, rng: np.ran
     to_camera = float((centre - person.pelvis) @ direction)
     plane = to_camera - (reach + gap)
     chest = person.joints[_J("spine3")]
-    low = _sight_height(centre, person.pelvis + [0.0, rng.uniform(-0.1, 0.05), 0.0], -direction, plane)
-    high = _sight_height(centre, chest + [0.0, rng.uniform(0.0, 0.12), 0.0], -direction, plane)
+    up = np.array([0.0, 1.0, 0.0])
+    low = _sight_height(centre, person.pelvis + rng.uniform(-0.1, 0.05) * up, -direction, plane)
+    high = _sight_height(centre, chest + rng.uniform(0.0, 0.12) * up, -direction, plane)
     shoulders = np.linalg.norm(person.joints[_J("left_shoulder")] - person.joints[_J("right_shoulder")])
     scale = plane / to_camera
     middle = centre + (person.joints[_J("spine2")] - centre) * scale + direction * depth / 2

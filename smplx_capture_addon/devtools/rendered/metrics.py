@@ -62,8 +62,10 @@ def iou(a: Box, b: Box) -> float:
 def match_people(truth_boxes: list[Box | None], detected_boxes: list[Box]) -> dict[int, int]:
     """Rendered person -> detected person: the one-to-one pairing of largest summed IoU
     among pairs overlapping by at least MIN_IOU (a few people: every pairing is tried)."""
-    options = [[None, *(j for j, box in enumerate(detected_boxes)
-                        if truth is not None and iou(truth, box) >= MIN_IOU)] for truth in truth_boxes]  # fmt: skip
+    def overlapping(truth: Box | None) -> list[int]:
+        return [j for j, box in enumerate(detected_boxes) if truth is not None and iou(truth, box) >= MIN_IOU]
+
+    options = [[None, *overlapping(truth)] for truth in truth_boxes]
     best, best_score = {}, 0.0
     for choice in itertools.product(*options):
         taken = [j for j in choice if j is not None]
@@ -83,9 +85,7 @@ def person_errors(model: BodyModel, fitted: dict, truth: PersonTruth) -> dict[st
     """The figures of one matched person (see the module doc); a figure that does not
     apply (no hand in view, ...) is left out."""
     fit_out, true_out = posed(model, fitted), posed(model, truth.params)
-    tensors = {k: torch.as_tensor(np.asarray(v, dtype=np.float64))[None] for k, v in fitted.items()}
-    truth_tensors = {k: torch.as_tensor(np.asarray(v, dtype=np.float64))[None] for k, v in truth.params.items()}
-    mesh = errors_mm(model, tensors, truth_tensors)
+    mesh = errors_mm(model, _batch_of_one(fitted), _batch_of_one(truth.params))
     figures: dict[str, float | list] = {f"{part}pa_v2v": float(mesh[f"{part}pa_v2v"][0])
                                         for part in ("", "body_", "hands_", "face_")}  # fmt: skip
     seen = truth.seen()
@@ -95,10 +95,15 @@ def person_errors(model: BodyModel, fitted: dict, truth: PersonTruth) -> dict[st
     if hands:
         figures["hand_pa_mpjpe"] = hands
     if seen[FACE_LANDMARKS].mean() > 0.5:
-        figures["face_pa"] = _pa_mm(fit_out.keypoints[0, FACE_LANDMARKS], true_out.keypoints[0, FACE_LANDMARKS])
-    figures["unseen"] = unseen_joint_angles(np.asarray(fitted["body_pose"]), np.asarray(truth.params["body_pose"]),
-                                            seen)  # fmt: skip
+        face = FACE_LANDMARKS
+        figures["face_pa"] = _pa_mm(fit_out.keypoints[0, face], true_out.keypoints[0, face])
+    true_pose = np.asarray(truth.params["body_pose"])
+    figures["unseen"] = unseen_joint_angles(np.asarray(fitted["body_pose"]), true_pose, seen)
     return figures
+
+
+def _batch_of_one(params: dict) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.asarray(v, dtype=np.float64))[None] for k, v in params.items()}
 
 
 def _pa_mm(fit: torch.Tensor, true: torch.Tensor) -> float:
@@ -133,7 +138,8 @@ def unseen_joint_angles(fit_pose: np.ndarray, true_pose: np.ndarray, seen: np.nd
     relaxed = relaxed_body_pose().numpy().reshape(21, 3)
     fit, true = fit_pose.reshape(21, 3), true_pose.reshape(21, 3)
     return [{"joint": JOINT_NAMES[j], "leg": j in LEG_JOINTS,
-             "from_truth": _angle_deg(fit[j - 1], true[j - 1]), "from_relaxed": _angle_deg(fit[j - 1], relaxed[j - 1])}
+             "from_truth": _angle_deg(fit[j - 1], true[j - 1]),
+             "from_relaxed": _angle_deg(fit[j - 1], relaxed[j - 1])}
             for j in unseen_body_joints(seen)]  # fmt: skip
 
 
@@ -156,7 +162,8 @@ def association_errors(detected: Person, owner: int, truths: list[PersonTruth]) 
     face = detected.keypoint_sets.get(_FACE_SET)
     if face is not None:
         counts["faces"] += 1
-        counts["faces_wrong_person"] += _nearest_other(face, LAYOUTS[_FACE_SET].mapping, owner, truths, sides=False)
+        mapping = LAYOUTS[_FACE_SET].mapping
+        counts["faces_wrong_person"] += _nearest_other(face, mapping, owner, truths, sides=False)
     return counts
 
 

@@ -52,7 +52,8 @@ def mirrored(left: Joints) -> Joints:
     """The same turns on the right side: names swapped, axis-angle y and z negated."""
     right = {}
     for name, rotation in left.items():
-        other = name.replace("left_", "right_") if name.startswith("left_") else name.replace("right_", "left_")
+        left_side = name.startswith("left_")
+        other = name.replace("left_", "right_") if left_side else name.replace("right_", "left_")
         right[other] = rotation * np.array([1.0, -1.0, -1.0])
     return right
 

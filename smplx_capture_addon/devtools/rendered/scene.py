@@ -41,7 +41,8 @@ def face_regions(faces: np.ndarray, owner: np.ndarray, person: PersonSpec) -> np
     joint; sleeves and trouser legs reach the forearms and shins when long."""
     regions = np.full(len(owner), SKIN)
     parts = ((SHIRT, _SHIRT + (_SLEEVES if person.long_sleeves else ())),
-             (TROUSERS, _TROUSERS + (_TROUSER_LEGS if person.long_trousers else ())), (SHOES, _SHOES))  # fmt: skip
+             (TROUSERS, _TROUSERS + (_TROUSER_LEGS if person.long_trousers else ())),
+             (SHOES, _SHOES))  # fmt: skip
     for region, joints in parts:
         regions[np.isin(owner, [JOINT_NAMES.index(name) for name in joints])] = region
     return regions[faces[:, 0]]
@@ -127,8 +128,9 @@ def _material(name: str, colour, roughness: float) -> bpy.types.Material:
 
 def _dress(obj: bpy.types.Object, person: PersonSpec, regions: np.ndarray) -> None:
     """Skin, shirt, trousers and shoes as the mesh's four materials, by face region."""
-    for name, colour, roughness in (("skin", person.skin, 0.5), ("shirt", person.shirt, 0.8),
-                                    ("trousers", person.trousers, 0.8), ("shoes", person.shoes, 0.4)):  # fmt: skip
+    looks = (("skin", person.skin, 0.5), ("shirt", person.shirt, 0.8), ("trousers", person.trousers, 0.8),
+             ("shoes", person.shoes, 0.4))  # fmt: skip
+    for name, colour, roughness in looks:
         obj.data.materials.append(_material(name, colour, roughness))
     obj.data.polygons.foreach_set("material_index", regions.astype(np.int32))
 

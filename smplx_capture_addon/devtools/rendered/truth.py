@@ -47,8 +47,8 @@ def person_truths(case: CaseSpec, model: BodyModel, labels: np.ndarray) -> list[
     for number, person in enumerate(case.people, start=1):
         keypoints = posed(model, person.params).keypoints[0].numpy()
         projected = project(keypoints, case.focal_px, case.principal_point)
-        truths.append(PersonTruth(person.params, keypoints, projected,
-                                  visibility(keypoints, projected, labels, number), pixel_box(labels, number)))  # fmt: skip
+        seen = visibility(keypoints, projected, labels, number)
+        truths.append(PersonTruth(person.params, keypoints, projected, seen, pixel_box(labels, number)))
     return truths
 
 
@@ -80,9 +80,13 @@ def truth_record(case: CaseSpec, truths: list[PersonTruth]) -> dict:
         "camera": {"focal_length_px": case.focal_px, "principal_point_px": list(case.principal_point),
                    "width": case.width, "height": case.height, **case.camera},
         "people": [
-            {"params": truth.params, "box": truth.box,
-             **{state: [name for name, value in zip(KEYPOINT_NAMES, truth.visibility, strict=True) if value == state]
-                for state in (IN_VIEW, OCCLUDED, OUTSIDE)}}
+            {"params": truth.params, "box": truth.box, **_keypoints_by_state(truth.visibility)}
             for truth in truths
         ],
     }  # fmt: skip
+
+
+def _keypoints_by_state(states: np.ndarray) -> dict[str, list[str]]:
+    """The names of the keypoints IN_VIEW, OCCLUDED and OUTSIDE."""
+    return {state: [name for name, value in zip(KEYPOINT_NAMES, states, strict=True) if value == state]
+            for state in (IN_VIEW, OCCLUDED, OUTSIDE)}  # fmt: skip
