@@ -35,6 +35,8 @@ IMAGE_HEIGHT = 720
 ASPECTS = (0.75, 1.0, 4 / 3)  # width / height
 BACKGROUND_PHOTOS = ("coffee.png", "rocket.jpg", "brick.png", "gravel.png", "grass.png")
 NUM_BETAS = 10
+MAX_DRAWS = 50  # people and camera drawn again until the frame shows what the kind wants
+FRAME_MARGIN = 0.03  # of the image's width and height
 _J = JOINT_NAMES.index
 
 # sRGB colours: skin tones from light to dark, clothes, props.
@@ -130,12 +132,17 @@ def make_case(kind: str, seed: int, index: int, model: BodyModel) -> CaseSpec:
     """Case `index` of `kind` drawn from `seed` (the split follows the seed's range)."""
     rng = np.random.default_rng([seed, KINDS.index(kind), index])
     split = split_of(seed)
-    people = [_draw_person(kind, rng, split, model) for _ in range(PEOPLE_PER_KIND.get(kind, 1))]
-    _place_on_floor(people, rng)
+    for _ in range(MAX_DRAWS):
+        people = [_draw_person(kind, rng, split, model) for _ in range(PEOPLE_PER_KIND.get(kind, 1))]
+        _place_on_floor(people, rng)
+        view = _draw_view(kind, rng)
+        rotation, centre = _frame(kind, people, view, rng)
+        if framed_as_meant(kind, people[0].joints, rotation, centre, view):
+            break
+    else:
+        raise RuntimeError(f"No framing of case {index} of {kind} (seed {seed}) in {MAX_DRAWS} draws.")
     owner = model.full_weights.argmax(1).numpy()
     boxes = [_seat_under(people[0], owner, rng)] if kind == "seated" else []
-    view = _draw_view(kind, rng)
-    rotation, centre = _frame(kind, people, view, rng)
     if kind == "occluded_legs":
         boxes.append(_table_in_front(people[0], centre, rng))
     elif kind == "occluded_torso":
@@ -365,6 +372,33 @@ def _frame_cut(kind: str, person: _WorldPerson, rotation: np.ndarray, view: dict
     above = wanted_top - size[1] / 2
     depth = (above * a[2] - view["focal_px"] * a[1]) / (bottom[1] - size[1] / 2 - above)
     return _camera_centre(rotation, cut, bottom, depth, view)
+
+
+def framed_as_meant(kind: str, joints: np.ndarray, rotation: np.ndarray, centre: np.ndarray,
+                    view: dict) -> bool:  # fmt: skip
+    """Whether the first person's joints (world) fall where the kind wants them: the head
+    and shoulders inside the frame (a margin from its edges), and for the cut kinds the
+    knees (cut_legs) or the hips (cut_chest) below its lower edge, the hips (cut_legs)
+    above it. A leaning or sideways body can defeat `_frame_cut`'s aim, hence the check."""
+    size = np.array([view["width"], view["height"]], dtype=np.float64)
+    pixels = _project(joints, rotation, centre, view)
+    in_front = ((joints - centre) @ rotation[2]) > 0.1
+
+    def inside(names: tuple[str, ...]) -> bool:
+        rows, margin = [_J(name) for name in names], FRAME_MARGIN * size
+        within = (pixels[rows] >= margin) & (pixels[rows] <= size - margin)
+        return bool(in_front[rows].all() and within.all())
+
+    def below(names: tuple[str, ...]) -> bool:
+        return bool((pixels[[_J(name) for name in names], 1] > size[1]).all())
+
+    if not inside(("head", "left_shoulder", "right_shoulder")):
+        return False
+    if kind == "cut_legs":
+        return inside(("left_hip", "right_hip")) and below(("left_knee", "right_knee"))
+    if kind == "cut_chest":
+        return below(("pelvis", "left_hip", "right_hip"))
+    return True
 
 
 def _toward_camera(person: _WorldPerson, centre: np.ndarray) -> tuple[np.ndarray, float]:

@@ -12,6 +12,10 @@ The background is laid in afterwards (`pictures.compose`).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import bpy
@@ -160,5 +164,20 @@ def _add_light(light: dict, scene: bpy.types.Scene) -> None:
 def _render(scene: bpy.types.Scene, path: Path, samples: int) -> Path:
     scene.cycles.samples = samples
     scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
+    with _output_to_stderr():
+        bpy.ops.render.render(write_still=True)
     return path
+
+
+@contextlib.contextmanager
+def _output_to_stderr() -> Iterator[None]:
+    """Blender's render log goes to stderr, as the benchmark's own log: stdout keeps
+    only the figures (and their JSON line)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
