@@ -137,7 +137,7 @@ def make_case(kind: str, seed: int, index: int, model: BodyModel) -> CaseSpec:
         _place_on_floor(people, rng)
         view = _draw_view(kind, rng)
         rotation, centre = _frame(kind, people, view, rng)
-        if framed_as_meant(kind, people[0].joints, rotation, centre, view):
+        if _framed_as_meant(kind, people[0].joints, rotation, centre, view):
             break
     else:
         raise RuntimeError(f"No framing of case {index} of {kind} (seed {seed}) in {MAX_DRAWS} draws.")
@@ -374,8 +374,8 @@ def _frame_cut(kind: str, person: _WorldPerson, rotation: np.ndarray, view: dict
     return _camera_centre(rotation, cut, bottom, depth, view)
 
 
-def framed_as_meant(kind: str, joints: np.ndarray, rotation: np.ndarray, centre: np.ndarray,
-                    view: dict) -> bool:  # fmt: skip
+def _framed_as_meant(kind: str, joints: np.ndarray, rotation: np.ndarray, centre: np.ndarray,
+                     view: dict) -> bool:  # fmt: skip
     """Whether the first person's joints (world) fall where the kind wants them: the head
     and shoulders inside the frame (a margin from its edges), and for the cut kinds the
     knees (cut_legs) or the hips (cut_chest) below its lower edge, the hips (cut_legs)
