@@ -22,7 +22,7 @@ from __future__ import annotations
 KINDS = ("full", "cut_legs", "cut_chest", "occluded_legs", "occluded_torso", "two_people", "three_people",
          "seated", "crouched", "lying")  # fmt: skip
 TRAINING_SEED_START = 1_000_000
-DEFAULT_COUNT = 3  # cases per kind
+DEFAULT_COUNT = 2  # cases per kind
 
 
 def split_of(seed: int) -> str:
