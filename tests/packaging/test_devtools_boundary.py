@@ -1,6 +1,6 @@
 """The extension zips leave devtools/ out, so the add-on must never need it: no module outside
 devtools/ imports it, and the command line works without it (it offers `bench` only where
-devtools/ exists)."""
+devtools/ exists, and `bench-rendered` beside it)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def listed_commands(package_parent: Path) -> set[str]:
 
 def test_command_line_offers_bench_only_where_devtools_exists(tmp_path: Path):
     runtime = {"model-info", "detect", "fit", "fit-video", "blend", "export", "worker"}
-    assert listed_commands(ROOT) == runtime | {"bench"}
+    assert listed_commands(ROOT) == runtime | {"bench", "bench-rendered"}
     # The zips' copy of the package: everything but devtools/ (and what --help does not read).
     shutil.copytree(PACKAGE, tmp_path / "smplx_capture_addon",
                     ignore=shutil.ignore_patterns("devtools", "docs", "data", "__pycache__"))  # fmt: skip

@@ -1,0 +1,69 @@
+"""`bench-rendered`: the rendered benchmark with ground truth (see devtools.rendered)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .rendered import DEFAULT_COUNT, KINDS, TRAINING_SEED_START
+
+HELP = ("render people with known bodies (whole, cut by the frame, occluded, in groups, seated, crouched, "
+        "lying), detect and fit them, and print the errors per case kind")  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=DEFAULT_COUNT,
+                        help=f"cases of each kind (default {DEFAULT_COUNT})")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0,
+                        help=f"the benchmark's seed, below {TRAINING_SEED_START} (the training range)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
+                        help=f"case kinds to run (default all: {', '.join(KINDS)})")  # fmt: skip
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for PyTorch (default: PyTorch's own, as `fit` and the worker)")
+    parser.add_argument("--overlays", type=Path, metavar="DIR",
+                        help="also write each case's fit and keypoints drawn over its render into DIR")
+    parser.add_argument("--json", action="store_true", help="end with one line holding all figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..atomic_files import check_output_folder
+    from ..solver.pipeline import resolve_device
+    from .rendered.bench import run_rendered_bench
+
+    if args.n < 1:
+        print("error: --n must be at least 1", file=sys.stderr)
+        return 2
+    if args.overlays is not None:
+        check_output_folder(args.overlays)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    kinds = tuple(dict.fromkeys(args.kinds))
+    figures = run_rendered_bench(args.n, args.seed, kinds, resolve_device(args.device), args.overlays,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    print_table(figures)
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def print_table(figures: dict) -> None:
+    """The run's settings, then one row per figure with a column per kind and one for all."""
+    for key, value in figures.items():
+        if key not in ("kinds", "all"):
+            print(f"{key}: {_shown(value)}")
+    columns = {**figures["kinds"], "all": figures["all"]}
+    width = max(len(name) for name in figures["all"])
+    print(f"{'':<{width}}  " + " ".join(f"{name[:14]:>14}" for name in columns))
+    for name in figures["all"]:
+        print(f"{name:<{width}}  " + " ".join(f"{_shown(column[name]):>14}" for column in columns.values()))
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,197 @@
+"""The rendered benchmark (`bench-rendered`, devtools/rendered/): real Blender renders of
+the open default body at a quarter of the benchmark's resolution and a few samples, their
+ground truth checked against the pixels, the metrics against known errors, the cache
+against a second render, and one case detected and fitted end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smplx_capture_addon.blender_builders.placement import project
+from smplx_capture_addon.body_model.model_file import load_model
+from smplx_capture_addon.body_model.names import KEYPOINT_NAMES
+from smplx_capture_addon.body_model.numpy_body import axis_angle_to_matrix
+from smplx_capture_addon.devtools.motions import matrix_to_axis_angle
+from smplx_capture_addon.devtools.rendered import TRAINING_SEED_START, cache, scene
+from smplx_capture_addon.devtools.rendered.bench import fit_case, run_rendered_bench
+from smplx_capture_addon.devtools.rendered.cases import evaluation_model, make_case, posed
+from smplx_capture_addon.devtools.rendered.metrics import (
+    association_errors,
+    match_people,
+    person_errors,
+)
+from smplx_capture_addon.devtools.rendered.pictures import read_labels
+from smplx_capture_addon.devtools.rendered.truth import IN_VIEW, OUTSIDE
+from smplx_capture_addon.errors import CaptureError
+from smplx_capture_addon.keypoints.layouts import LAYOUTS
+from smplx_capture_addon.keypoints.people import Person
+
+SCALE = 0.25  # of the benchmark's image size: enough pixels to check, quick to render
+TEST_SAMPLES = 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    return evaluation_model(load_model("default"))
+
+
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rendered_bench")
+
+
+def small(case, scale: float = SCALE):
+    """The case at a lower resolution: the same camera, fewer pixels."""
+    return dataclasses.replace(case, width=round(case.width * scale), height=round(case.height * scale),
+                               focal_px=case.focal_px * scale)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(model, bench_cache):
+    """kind -> the first benchmark case of that kind, rendered small (made once per module)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    made = {kind: cache.render_or_load(small(make_case(kind, 0, 0, model)), model, bench_cache)
+            for kind in ("full", "two_people", "cut_legs", "cut_chest")}  # fmt: skip
+    patch.undo()
+    return made
+
+
+def silhouette_share(vertices: np.ndarray, case, labels: np.ndarray, wanted) -> float:
+    """Share of the vertices projecting inside the image that land on a label in `wanted`
+    or next to one: the id map takes one sample at each pixel's centre, so a vertex on
+    the outline may fall in the pixel beside the silhouette."""
+    pixels = project(vertices, case.focal_px, case.principal_point)
+    inside = ((pixels >= 0) & (pixels < [case.width, case.height])).all(axis=1)
+    columns, rows = pixels[inside].astype(int).T
+    padded = np.pad(np.isin(labels, wanted), 1)
+    height, width = labels.shape
+    near = np.zeros_like(labels, dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            near |= padded[dy : dy + height, dx : dx + width]
+    return float(near[rows, columns].mean())
+
+
+def test_the_truth_projects_onto_the_rendered_silhouette(rendered, model):
+    for kind in ("full", "two_people"):
+        case = rendered[kind].case
+        labels = read_labels(rendered[kind].photo.parent / "ids.png")
+        people = range(1, len(case.people) + 1)
+        for number, person in enumerate(case.people, start=1):
+            vertices = posed(model, person.params).vertices[0].numpy()
+            assert silhouette_share(vertices, case, labels, people) > 0.99, (kind, number)
+            # Moved by 40 cm to the side, the same body misses its silhouette: the check can fail.
+            aside = vertices + np.array([0.4, 0.0, 0.0])
+            assert silhouette_share(aside, case, labels, people) < 0.8, (kind, number)
+    # One person alone: every vertex on their own label, and their box is their silhouette's.
+    case, truth = rendered["full"].case, rendered["full"].truths[0]
+    labels = read_labels(rendered["full"].photo.parent / "ids.png")
+    vertices = posed(model, case.people[0].params).vertices[0].numpy()
+    assert silhouette_share(vertices, case, labels, [1]) > 0.99
+    pixels = project(vertices, case.focal_px, case.principal_point)
+    assert np.allclose(truth.box, [*pixels.min(0), *pixels.max(0)], atol=2.0)
+    assert (truth.visibility == IN_VIEW).all()  # "full": nothing hidden, nothing outside
+
+
+def test_the_cut_cases_leave_the_legs_or_all_below_the_chest_outside_the_frame(rendered):
+    for kind, outside, inside in (
+        ("cut_legs", ("left_knee", "right_knee", "left_ankle", "right_ankle"), ("left_hip", "right_hip")),
+        ("cut_chest", ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee"), ()),
+    ):
+        truth = rendered[kind].truths[0]
+        state = dict(zip(KEYPOINT_NAMES, truth.visibility, strict=True))
+        assert {name: state[name] for name in outside} == dict.fromkeys(outside, OUTSIDE), kind
+        in_frame = ("head", "left_shoulder", "right_shoulder", *inside)
+        assert all(state[name] != OUTSIDE for name in in_frame), kind
+        rows = truth.projected[[KEYPOINT_NAMES.index(name) for name in outside], 1]
+        assert rows.min() > rendered[kind].case.height, kind
+        # The frame cuts through the body: it reaches the lower edge.
+        labels = read_labels(rendered[kind].photo.parent / "ids.png")
+        assert (labels[-1] == 1).sum() >= 5, kind
+
+
+def test_the_metrics_are_zero_for_the_truth_and_grow_with_an_error(rendered, model):
+    truth = rendered["cut_legs"].truths[0]
+    exact = person_errors(model, truth.params, truth)
+    for name in ("pa_v2v", "body_pa_v2v", "hands_pa_v2v", "face_pa_v2v", "mpjpe_in_view", "pa_mpjpe_in_view"):
+        assert exact[name] == pytest.approx(0.0, abs=1e-6), name
+    unseen = {joint["joint"]: joint for joint in exact["unseen"]}
+    assert {"left_knee", "right_knee"} <= set(unseen)  # a knee's turn shows in the shin, out of the frame
+    assert all(joint["from_truth"] == pytest.approx(0.0, abs=1e-4) for joint in exact["unseen"])
+
+    errors = []
+    for angle in (0.2, 0.4):
+        pose = np.array(truth.params["body_pose"]).reshape(21, 3)
+        knee = axis_angle_to_matrix(pose[3]) @ axis_angle_to_matrix([angle, 0.0, 0.0])
+        pose[3] = matrix_to_axis_angle(knee)  # the left knee (joint 4) bent further by `angle`
+        pose[17, 1] += angle  # the left elbow (joint 18) turned about y
+        errors.append(person_errors(model, {**truth.params, "body_pose": pose.reshape(-1).tolist()}, truth))
+    for name in ("pa_v2v", "body_pa_v2v", "mpjpe_in_view", "pa_mpjpe_in_view"):
+        assert 0.0 < errors[0][name] < errors[1][name], name
+    knee = [{j["joint"]: j for j in e["unseen"]}["left_knee"] for e in errors]
+    assert [k["from_truth"] for k in knee] == pytest.approx([np.degrees(0.2), np.degrees(0.4)], abs=0.5)
+
+
+def test_people_are_matched_by_their_boxes_and_hands_on_the_wrong_person_counted(rendered):
+    truths = rendered["two_people"].truths
+    boxes = [truth.box for truth in truths]
+    assert match_people(boxes, [boxes[1], [0, 0, 1, 1], boxes[0]]) == {0: 2, 1: 0}
+    assert match_people(boxes, [[0, 0, 1, 1]]) == {}
+
+    def hand_of(truth) -> Person:
+        layout = LAYOUTS["hand_21_left"]
+        points = np.zeros((layout.size, 3))
+        for index, name, _ in layout.mapping:
+            points[index] = [*truth.projected[KEYPOINT_NAMES.index(name)], 1.0]
+        return Person(box=truth.box, keypoint_sets={"hand_21_left": points})
+
+    assert association_errors(hand_of(truths[0]), 0, truths)["hands_wrong_person"] == 0
+    assert association_errors(hand_of(truths[1]), 1, truths)["hands_wrong_person"] == 0
+    given_to_the_other = association_errors(hand_of(truths[1]), 0, truths)
+    assert given_to_the_other == {"hands": 1, "hands_wrong_person": 1, "faces": 0, "faces_wrong_person": 0}
+
+
+def test_a_render_is_cached_and_reused(rendered, model, bench_cache, monkeypatch):
+    first = rendered["full"]
+    assert first.render_seconds > 0
+    files = sorted(first.photo.parent.iterdir())
+    stamps = [path.stat().st_mtime_ns for path in files]
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(scene, "render_case", no_render)
+    again = cache.render_or_load(first.case, model, bench_cache)
+    assert again.render_seconds == 0.0 and again.photo == first.photo
+    assert [path.stat().st_mtime_ns for path in files] == stamps
+    assert np.array_equal(again.truths[0].visibility, first.truths[0].visibility)
+    # Another case (or another seed) is another folder: it would be rendered.
+    other = small(make_case("full", 1, 0, model))
+    assert cache.case_folder(other, model, bench_cache) != first.photo.parent
+    with pytest.raises(AssertionError, match="rendered again"):
+        cache.render_or_load(other, model, bench_cache)
+
+
+def test_the_benchmark_refuses_the_training_seeds(tmp_path):
+    with pytest.raises(CaptureError, match="training range"):
+        run_rendered_bench(1, TRAINING_SEED_START, ("full",), cache=tmp_path)
+
+
+def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    case = small(make_case("full", 0, 0, model), 0.5)
+    rendered = cache.render_or_load(case, model, bench_cache)
+    patch.undo()
+    outcome = fit_case(rendered, model)
+    assert outcome.found == [0] and outcome.detected == 1
+    person = outcome.people[0]
+    print(f"full case 0 at half size: PA-V2V {person['pa_v2v']:.1f} mm, fit {outcome.fit_seconds:.1f} s")
+    assert 0.0 < person["pa_v2v"] < 80.0  # a fit, not the truth, and not far from it
+    assert person["hands_wrong_person"] == 0 and person["faces_wrong_person"] == 0
+    assert outcome.detect_seconds > 0 and outcome.fit_seconds > 0
