@@ -56,11 +56,24 @@ def print_table(figures: dict) -> None:
     for key, value in figures.items():
         if key not in ("kinds", "all"):
             print(f"{key}: {_shown(value)}")
-    columns = {**figures["kinds"], "all": figures["all"]}
-    width = max(len(name) for name in figures["all"])
+    columns = {name: _flat(column) for name, column in {**figures["kinds"], "all": figures["all"]}.items()}
+    rows = list(columns["all"])
+    width = max(len(name) for name in rows)
     print(f"{'':<{width}}  " + " ".join(f"{name[:14]:>14}" for name in columns))
-    for name in figures["all"]:
-        print(f"{name:<{width}}  " + " ".join(f"{_shown(column[name]):>14}" for column in columns.values()))
+    for name in rows:
+        cells = (f"{_shown(column.get(name)):>14}" for column in columns.values())
+        print(f"{name:<{width}}  " + " ".join(cells))
+
+
+def _flat(figures: dict) -> dict:
+    """Figures with each nested one (seconds by stage) as rows of its own: "outer.inner"."""
+    flat = {}
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{inner}": figure for inner, figure in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 def _shown(value) -> str:

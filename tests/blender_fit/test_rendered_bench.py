@@ -17,7 +17,7 @@ from smplx_capture_addon.body_model.names import KEYPOINT_NAMES
 from smplx_capture_addon.body_model.numpy_body import axis_angle_to_matrix
 from smplx_capture_addon.devtools.motions import matrix_to_axis_angle
 from smplx_capture_addon.devtools.rendered import TRAINING_SEED_START, cache, scene
-from smplx_capture_addon.devtools.rendered.bench import fit_case, run_rendered_bench
+from smplx_capture_addon.devtools.rendered.bench import fit_case, run_rendered_bench, summary
 from smplx_capture_addon.devtools.rendered.cases import evaluation_model, make_case, posed
 from smplx_capture_addon.devtools.rendered.metrics import (
     association_errors,
@@ -195,3 +195,11 @@ def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
     assert 0.0 < person["pa_v2v"] < 80.0  # a fit, not the truth, and not far from it
     assert person["hands_wrong_person"] == 0 and person["faces_wrong_person"] == 0
     assert outcome.detect_seconds > 0 and outcome.fit_seconds > 0
+    # The fit's time by stage (camera first, as run) adds up to the fit's; one person: its
+    # median and 95th percentile are its detection and fit together.
+    assert next(iter(outcome.stage_seconds)) == "camera"
+    assert sum(outcome.stage_seconds.values()) == pytest.approx(outcome.fit_seconds)
+    figures = summary([outcome])
+    assert figures["seconds_per_person_median"] == figures["seconds_per_person_p95"] == pytest.approx(
+        outcome.detect_seconds + outcome.fit_seconds)
+    assert figures["stage_seconds_per_person"] == pytest.approx(outcome.stage_seconds)

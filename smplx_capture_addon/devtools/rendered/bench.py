@@ -55,6 +55,7 @@ class CaseOutcome:
     detect_seconds: float = 0.0
     fit_seconds: float = 0.0
     render_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # the fit's, by stage in the order run
 
 
 def run_rendered_bench(
@@ -115,6 +116,9 @@ def fit_case(
     outcome.detected = len(result.people)
     outcome.detect_seconds = sum(stage.seconds for stage in result.stages if stage.name == "detect")
     outcome.fit_seconds = sum(stage.seconds for stage in result.stages if stage.name not in _UNTIMED_STAGES)
+    for stage in result.stages:
+        if stage.name not in _UNTIMED_STAGES:
+            outcome.stage_seconds[stage.name] = outcome.stage_seconds.get(stage.name, 0.0) + stage.seconds
     matches = match_people([truth.box for truth in truths], [person.box for person in result.people])
     for rendered_index, detected_index in sorted(matches.items()):
         figures = person_errors(model, fitted_params(result.people[detected_index]), truths[rendered_index])
@@ -183,5 +187,24 @@ def summary(outcomes: list[CaseOutcome]) -> dict:
         "unseen_legs_from_relaxed_deg": _mean([joint["from_relaxed"] for joint in legs]),
         "detect_seconds_per_person": sum(o.detect_seconds for o in outcomes) / detected if detected else None,
         "fit_seconds_per_person": sum(o.fit_seconds for o in outcomes) / detected if detected else None,
+        **_time_spread(outcomes),
     }
     return figures
+
+
+def _time_spread(outcomes: list[CaseOutcome]) -> dict:
+    """Seconds per person (a case's detection and fit shared by the people it found):
+    median, 95th percentile and the largest; and each fit stage's seconds per person."""
+    per_person = [(o.detect_seconds + o.fit_seconds) / o.detected
+                  for o in outcomes for _ in range(o.detected)]  # fmt: skip
+    detected = sum(o.detected for o in outcomes)
+    stages: dict[str, float] = {}
+    for outcome in outcomes:
+        for name, seconds in outcome.stage_seconds.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+    return {
+        "seconds_per_person_median": float(np.median(per_person)) if per_person else None,
+        "seconds_per_person_p95": float(np.percentile(per_person, 95)) if per_person else None,
+        "seconds_per_person_max": max(per_person, default=None),
+        "stage_seconds_per_person": {name: total / max(detected, 1) for name, total in stages.items()},
+    }
