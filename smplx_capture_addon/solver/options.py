@@ -56,8 +56,9 @@ class FitOptions:
     restart_above_px: float = 5.0
     restart_turns: tuple[float, ...] = (-40.0, -20.0, 20.0, 40.0)
     # Keypoints beyond the image by more than this fraction of its long side are the
-    # detector's guesses (legs below a portrait's frame) and are not fitted.
-    outside_margin: float = 0.25
+    # detector's guesses (legs below a portrait's frame) and are not fitted; a little
+    # margin keeps a foot on the frame's edge.
+    outside_margin: float = 0.02
     # The shape (betas) stays as the start gives it: a video's frames share the shape fitted once.
     hold_shape: bool = False
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation

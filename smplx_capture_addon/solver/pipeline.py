@@ -181,7 +181,8 @@ def fit_photo(
                      start, request.fixed_joints)  # fmt: skip
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
-    fitted = person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height))
+    fitted = person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height),
+                         options.outside_margin)  # fmt: skip
     if request.overlay:
         _draw_keypoints(found, Path(out_dir))
     return FitResult(
@@ -392,15 +393,16 @@ def person_fits(
     data: BodyModelData,
     names: Sequence[str],
     size: tuple[int, int],
+    outside_margin: float,
 ) -> list[PersonFit]:
     """Each person's fitted parameters, residuals to the `used` (P, K, 3) keypoints of
-    `names`, and the joints no keypoint seen inside the `size` (width, height) photo moved."""
+    `names`, and the joints no keypoint seen in the `size` (width, height) photo moved
+    (up to `outside_margin` beyond it, as the fit counts them)."""
     residuals = fit.projected.cpu().numpy() - used[..., :2]
     fits = []
     for index, person in enumerate(people):
         seen = used[index, :, 2] > 0
-        # A point beyond the frame is the detector's guess, even where the fit still uses it.
-        in_photo = seen & ~outside_image(used[index, :, :2], *size, margin=0.0)
+        in_photo = seen & ~outside_image(used[index, :, :2], *size, outside_margin)
         inferred = inferred_joints(data, names, in_photo)
         fits.append(_person_fit(fit, index, person.box, residuals[index], used[index], inferred))
     return fits

@@ -17,7 +17,7 @@ from smplx_capture_addon.solver import camera, collision, priors, stages
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.fit_result import BatchFit
 from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, rows_within
-from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT
+from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT, prepare_keypoints
 from smplx_capture_addon.solver.keypoint_fit import check_plausible, fit_from, fit_keypoints
 from smplx_capture_addon.solver.keypoint_groups import BODY, SHOULDERS, TORSO_PAIRS
 from smplx_capture_addon.solver.learned_priors import load_gmm
@@ -285,6 +285,19 @@ def test_a_few_points_beyond_the_frame_are_ignored(bench_model, clean_cases):
     result = fit_keypoints(bench_model, wild, focal, size)
     expected = fit_keypoints(bench_model, unseen, focal, size)
     assert torch.equal(result.params["body_pose"], expected.params["body_pose"])
+
+
+def test_a_point_beyond_the_frame_is_a_guess_but_one_on_its_edge_is_kept(bench_model, clean_cases):
+    """A detector's guess just below the frame (a leg of a portrait) is not fitted; a foot
+    on the frame's edge, a pixel or two out, still is (FitOptions.outside_margin)."""
+    keypoints = _keypoints(clean_cases)
+    width, height = (float(v) for v in clean_cases.image_size[0])
+    keypoints[0, 7, :2] = torch.tensor([width / 2, height + 0.05 * max(width, height)])  # left ankle
+    keypoints[0, 8, :2] = torch.tensor([width / 2, height + 0.01 * max(width, height)])  # right ankle
+    keypoints[0, 7:9, 2] = 1.0
+    margin = FitOptions().outside_margin
+    prepared = prepare_keypoints(bench_model, keypoints, clean_cases.image_size[:1], margin)
+    assert prepared[0, 7, 2] == 0.0 and prepared[0, 8, 2] == 1.0
 
 
 def test_a_body_behind_the_camera_is_a_divergence(bench_model):
