@@ -124,7 +124,8 @@ def read_amass(path: Path, data: BodyModelData, fps: float | None = None) -> Mot
     if fps is None:
         fps = next((_number(check, arrays[key], key) for key in FPS_KEYS if key in arrays), None)
         if fps is None:
-            raise check.fail("mocap_frame_rate", "is missing, so the clip's rate is unknown: give --fps")
+            raise MotionImportError(f"{path}: mocap_frame_rate: is missing, so the clip's rate is unknown: "
+                                    "give it with --fps.")  # fmt: skip
     poses["global_orient"], poses["transl"] = _in_front_of_camera(data, betas, poses)
     poses["expression"] = expression
     camera = Camera(FOCAL_PX, [FRAME_SIZE[0] / 2, FRAME_SIZE[1] / 2], "default-fov")
@@ -153,9 +154,10 @@ def read_smplify_frame(
     raw = _unpickle(path)
     latent_only = "body_pose" not in raw and "pose_embedding" in raw
     if latent_only or _size(raw.get("body_pose")) == VPOSER_CODE_WIDTH:
-        problem = (f"holds a VPoser code ({VPOSER_CODE_WIDTH} values), not 21 joint rotations: decode it "
-                   "with VPoser into body_pose (63 values) first")  # fmt: skip
-        raise check.fail("body_pose", problem)
+        raise MotionImportError(
+            f"{path}: body_pose: holds a VPoser code ({VPOSER_CODE_WIDTH} values), not "
+            "21 joint rotations: decode it with VPoser into body_pose (63 values) first."
+        )
     if "body_pose" not in raw or "global_orient" not in raw:
         missing = "body_pose" if "body_pose" not in raw else "global_orient"
         raise check.fail(missing, "is missing: this is not an SMPL-X result")
@@ -194,7 +196,10 @@ def _unpickle(path: Path) -> dict:
         raise MotionImportError(f"{path}: {problem}. {_PKL_REMEDY}") from None
     if not isinstance(raw, dict):
         raise MotionImportError(f"{path}: the pickle holds no dictionary of parameters. {_PKL_REMEDY}")
-    return {key: value.array() if isinstance(value, StandIn) else value for key, value in raw.items()}
+    try:  # chumpy arrays (older results) hold their values as plain data
+        return {key: value.array() if isinstance(value, StandIn) else value for key, value in raw.items()}
+    except (BadArray, ValueError) as error:
+        raise MotionImportError(f"{path}: holds a damaged array ({error}). {_PKL_REMEDY}") from None
 
 
 def _numbered_pickles(folder: Path) -> list[Path]:
@@ -220,8 +225,8 @@ def _hand_pose(check: JsonFields, raw: dict, name: str, data: BodyModelData, exp
     if not 0 < values.size < POSE_WIDTHS[name]:
         raise check.fail(name, f"must hold 45 values (or up to 44 PCA coefficients), found {values.size}")
     if not expand_pca:
-        raise check.fail(name, f"holds {values.size} PCA coefficients: give the SMPL-X model file the fit "
-                               "used with --model, whose hand components expand them")  # fmt: skip
+        problem = f"holds {values.size} PCA coefficients: give the SMPL-X model the fit used with --model"
+        raise MotionImportError(f"{check.path}: {name}: {problem}, whose hand components expand them.")
     components = data.hand_components_left if left else data.hand_components_right
     return values @ components[: values.size].astype(np.float64) + mean
 
@@ -289,7 +294,7 @@ def _number(check: JsonFields, value: object, key: str) -> float:
 def _size(value: object) -> int | None:
     try:
         return np.asarray(value).size if value is not None else None
-    except (TypeError, ValueError, BadArray):
+    except (TypeError, ValueError):  # a ragged list: _vector says what is wrong
         return None
 
 
@@ -331,7 +336,7 @@ def _motion(path: Path, data: BodyModelData, poses: dict, betas: np.ndarray, fps
     check = JsonFields(path, MotionImportError, "Correct the file.")
     for name, values in poses.items():
         if name == "transl" and np.abs(values).max() > MAX_TRANSLATION_M:
-            raise check.fail("trans" if path.suffix == ".npz" else name, "places the body over 10 km away")
+            raise check.fail(name, "places the body over 10 km away")
         turns = np.linalg.norm(values.reshape(frames, -1, 3), axis=-1) if name in POSE_WIDTHS else np.zeros(1)
         if turns.max() > MAX_TURN_RAD:
             raise check.fail(name, f"a turn of {turns.max():g} radians is not a pose")
