@@ -228,3 +228,14 @@ def test_import_motion_builds_a_blend_posed_as_the_imported_parameters(small_mod
                                       person.expression, person.transl).joints  # fmt: skip
         joints = world_to_opencv(camera, posed_joints_world(armature))
         np.testing.assert_allclose(joints, expected, atol=MM)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_file_is_read(small_model, tmp_path, capsys):
+    in_the_way = tmp_path / "a file"
+    in_the_way.write_text("a file, not a folder")
+    missing = tmp_path / "no such motion.npz"  # never read: the output is refused first
+    blocked_json = ["-o", str(tmp_path / "scene.blend"), "--motion-out", str(in_the_way / "motion.json")]
+    for argv in (["-o", str(in_the_way / "scene.blend")], blocked_json):
+        assert main(["import-motion", str(missing), *argv, "--model", small_model.path]) == 2
+        assert f"{in_the_way} is a file, not a folder: choose a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file"]
