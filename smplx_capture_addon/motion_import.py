@@ -81,13 +81,13 @@ def import_motion(path: str | Path, data: BodyModelData, fps: float | None = Non
     when they are the components the fit used)."""
     path = Path(path)
     if path.is_dir():
-        return read_smplify_folder(path, data, fps, expand_hand_pca)
+        return read_smplify(path, data, fps, expand_hand_pca)
     if not path.is_file():
         raise MotionImportError(f"Motion file not found: {path}")
     if path.suffix.lower() == ".npz":
         return read_amass(path, data, fps)
     if path.suffix.lower() == ".pkl":
-        return read_smplify_folder(path, data, fps, expand_hand_pca)
+        return read_smplify(path, data, fps, expand_hand_pca)
     raise MotionImportError(f"{path}: not a motion this can import: give an SMPL-X .npz "
                             f"(AMASS's layout), an SMPLify-X result .pkl or a folder of them.")  # fmt: skip
 
@@ -133,7 +133,7 @@ def read_amass(path: Path, data: BodyModelData, fps: float | None = None) -> Mot
     return _motion(path, data, poses, betas, fps, camera, method)
 
 
-def read_smplify_folder(path: Path, data: BodyModelData, fps: float | None = None,
+def read_smplify(path: Path, data: BodyModelData, fps: float | None = None,
                         expand_hand_pca: bool = True) -> Motion:  # fmt: skip
     """An SMPLify-X result .pkl (one frame), or a folder of numbered ones (a clip)."""
     files = _numbered_pickles(path) if path.is_dir() else [path]
