@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "worker": ".worker.cli",
     "fit": ".solver.cli_fit",
     "fit-video": ".video.cli",
+    "import-motion": ".blender_builders.cli_import",
 }
 # Development commands, offered only where their package is: devtools/ is left out of the extension zips.
 DEVELOPMENT_COMMANDS: dict[str, str] = {

@@ -66,7 +66,7 @@ def listed_commands(package_parent: Path) -> set[str]:
 
 
 def test_command_line_offers_bench_only_where_devtools_exists(tmp_path: Path):
-    runtime = {"model-info", "detect", "fit", "fit-video", "blend", "export", "worker"}
+    runtime = {"model-info", "detect", "fit", "fit-video", "import-motion", "blend", "export", "worker"}
     assert listed_commands(ROOT) == runtime | {"bench", "bench-rendered"}
     # The zips' copy of the package: everything but devtools/ (and what --help does not read).
     shutil.copytree(PACKAGE, tmp_path / "smplx_capture_addon",
