@@ -12,7 +12,7 @@ A motion is one JSON file (`motion.json`), format "smplx-capture-motion", versio
       "betas": [S floats],
       "partial": false,
       "frames": [
-        {"index": 0, "flag": "fitted" | "bridged" | "lost",
+        {"index": 0, "flag": "fitted" | "bridged" | "lost" | "imported",
          "expression": [E], "global_orient": [3], "body_pose": [63], "jaw_pose": [3],
          "leye_pose": [3], "reye_pose": [3], "left_hand_pose": [45], "right_hand_pose": [45],
          "transl": [3], "box": [x0, y0, x1, y1] | null,
@@ -31,7 +31,8 @@ Conventions:
 - `flag`: "fitted" where the person was seen and fitted; "bridged" where the track was
   lost between two fitted frames (parameters interpolated between them); "lost" where
   it was lost before the first or after the last fitted frame (parameters held from the
-  nearest fitted frame). `box` and `residual_px` (mean and largest distance of the seen
+  nearest fitted frame); "imported" where another tool made the frame (`import-motion`:
+  nothing of ours measured it). `box` and `residual_px` (mean and largest distance of the seen
   body keypoints to the fit, in pixels) are null where nothing was fitted.
 - `partial`: true when the fit was cancelled: the frames done so far, each complete.
 - Every field is checked on reading and on writing, as result.json's are; a bad one is a
@@ -67,8 +68,8 @@ from .result_format import (
 
 FORMAT = "smplx-capture-motion"
 VERSION = 1
-FITTED, BRIDGED, LOST = "fitted", "bridged", "lost"
-FLAGS = (FITTED, BRIDGED, LOST)
+FITTED, BRIDGED, LOST, IMPORTED = "fitted", "bridged", "lost", "imported"
+FLAGS = (FITTED, BRIDGED, LOST, IMPORTED)
 MAX_FPS = 10_000.0
 MAX_FRAME_INDEX = 100_000_000  # a day of video at over 1,000 frames per second
 MAX_RESIDUAL_PX = 1.0e7

@@ -24,7 +24,7 @@ Two kinds of file are read:
   a clip, with the frames' mean shape. Pickles are read with the safe unpickler (arrays
   only, nothing in the file runs).
 
-Every frame is flagged fitted, with residuals of 0 (no keypoints of ours were measured).
+Every frame is flagged imported, without residuals (no keypoints of ours measured it).
 Only the standard library and numpy: Blender's process can use it.
 """
 
@@ -42,7 +42,7 @@ from .body_model.model_file import BodyModelData
 from .body_model.safe_pickle import BadArray, RefusedPickle, StandIn, unpickle_arrays
 from .errors import CaptureError
 from .json_fields import JsonFields
-from .motion_format import FITTED, Motion, MotionFrame, VideoInfo
+from .motion_format import IMPORTED, Motion, MotionFrame, VideoInfo
 from .result_format import MAX_TRANSLATION_M, MAX_TURN_RAD, Camera, ModelIdentity
 
 FRAME_SIZE = (1920, 1080)
@@ -341,7 +341,7 @@ def _motion(path: Path, data: BodyModelData, poses: dict, betas: np.ndarray, fps
         if turns.max() > MAX_TURN_RAD:
             raise check.fail(name, f"a turn of {turns.max():g} radians is not a pose")
     motion_frames = [
-        MotionFrame(index=k, flag=FITTED, residual_px={"mean": 0.0, "max": 0.0},
+        MotionFrame(index=k, flag=IMPORTED, residual_px=None,
                     **{name: values[k].tolist() for name, values in poses.items()})
         for k in range(frames)
     ]  # fmt: skip

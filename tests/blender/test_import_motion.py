@@ -18,7 +18,7 @@ from test_export import MM, keyed_frames
 
 from smplx_capture_addon.body_model import numpy_body
 from smplx_capture_addon.cli import main
-from smplx_capture_addon.motion_format import FITTED, frame_as_result, read_motion
+from smplx_capture_addon.motion_format import IMPORTED, frame_as_result, read_motion
 from smplx_capture_addon.motion_import import (
     DEFAULT_FOCAL_PX,
     DISTANCE_M,
@@ -65,7 +65,7 @@ def test_an_amass_npz_keeps_its_poses_and_rate_seen_by_a_camera_in_front(small_m
     motion = import_motion(path, small_model)
     assert motion.fps == FPS and len(motion.frames) == FRAMES
     assert [f.index for f in motion.frames] == list(range(FRAMES))
-    assert {f.flag for f in motion.frames} == {FITTED}
+    assert {f.flag for f in motion.frames} == {IMPORTED} and all(f.residual_px is None for f in motion.frames)
     np.testing.assert_allclose(motion.betas, clip["betas"])
     assert motion.camera.focal_length_px == pytest.approx(FOCAL_PX)
     # Everything but the root is the file's, in its layout (root 3, body 63, jaw 3, eyes 6, hands 90).
