@@ -12,6 +12,7 @@ Only the standard library: Blender's process reads results too.
 from __future__ import annotations
 
 import math
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import CaptureError
@@ -119,3 +120,17 @@ class JsonFields:
 def _fields_named(keys: list) -> str:
     names = ", ".join(map(repr, keys))
     return f"the field {names} is" if len(keys) == 1 else f"the fields {names} are"
+
+
+def field_names(kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields of dataclass `kind`: those without a default, and those with one."""
+    required = tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
+    return required, tuple(f.name for f in fields(kind) if f.name not in required)
+
+
+def dataclass_from(check: JsonFields, where: str, value: object, kind: type):
+    """Dataclass `kind` made from the JSON object `value`, which must give every field
+    without a default and no other."""
+    required, optional = field_names(kind)
+    return kind(**check.fields(where, value, required, optional))
+

@@ -45,25 +45,23 @@ Blender's process and the clip fitting both read it.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic_files import write_text
 from .errors import CaptureError
-from .json_fields import JsonFields, shown
+from .json_fields import JsonFields, dataclass_from, field_names, shown
 from .result_format import (
-    FOCAL_RANGE_IN_WIDTHS,
     MAX_COEFFICIENT,
     MAX_IMAGE_SIDE_PX,
-    MAX_TRANSLATION_M,
-    MAX_TURN_RAD,
-    POSE_SIZES,
     Camera,
     FitResult,
     ImageInfo,
     ModelIdentity,
     PersonFit,
+    check_camera,
+    check_model,
+    check_pose,
 )
 
 FORMAT = "smplx-capture-motion"
@@ -169,37 +167,26 @@ def motion_from_dict(raw: object, where: str = "motion") -> Motion:
             f"{VERSION}); update the extension or fit the video again."
         )
     check = JsonFields(where, MotionFormatError, _REMEDY)
-    required, optional = _field_names(Motion)
+    required, optional = field_names(Motion)
     raw = check.fields("the motion", raw, required, None)  # other tools' keys at the top: ignored
     frames = check.array("frames", raw["frames"])
     motion = Motion(
-        model=_from_json(check, "model", raw["model"], ModelIdentity),
-        video=_from_json(check, "video", raw["video"], VideoInfo),
-        camera=_from_json(check, "camera", raw["camera"], Camera),
+        model=dataclass_from(check, "model", raw["model"], ModelIdentity),
+        video=dataclass_from(check, "video", raw["video"], VideoInfo),
+        camera=dataclass_from(check, "camera", raw["camera"], Camera),
         fps=raw["fps"],
         betas=raw["betas"],
-        frames=[_from_json(check, f"frames[{k}]", frame, MotionFrame) for k, frame in enumerate(frames)],
+        frames=[dataclass_from(check, f"frames[{k}]", frame, MotionFrame) for k, frame in enumerate(frames)],
         **{name: raw[name] for name in optional if name in raw},
     )
     _check(motion, where)
     return motion
 
 
-def _from_json(check: JsonFields, where: str, value: object, kind: type):
-    required, optional = _field_names(kind)
-    return kind(**check.fields(where, value, required, optional))
-
-
-def _field_names(kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    required = tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
-    return required, tuple(f.name for f in fields(kind) if f.name not in required)
-
-
 def _check(motion: Motion, where: str) -> None:
     """Every field of `motion` of its type, size and a plausible magnitude."""
     check = JsonFields(where, MotionFormatError, _REMEDY)
-    for name in ("kind", "file", "path", "sha256", "gender"):
-        check.text(f"model.{name}", getattr(motion.model, name))
+    check_model(check, motion.model)
     video = motion.video
     check.text("video.path", video.path)
     width = check.whole("video.width", video.width, 1, MAX_IMAGE_SIDE_PX)
@@ -207,12 +194,7 @@ def _check(motion: Motion, where: str) -> None:
     check.number("video.fps", video.fps, 0.0, MAX_FPS)
     check.whole("video.start", video.start, 0, MAX_FRAME_INDEX)
     step = check.whole("video.step", video.step, 1, MAX_FRAME_INDEX)
-    low, high = (width * ratio for ratio in FOCAL_RANGE_IN_WIDTHS)
-    check.number("camera.focal_length_px", motion.camera.focal_length_px, low, high)
-    centre = check.array("camera.principal_point_px", motion.camera.principal_point_px, 2)
-    for axis, (value, size) in enumerate(zip(centre, (width, height), strict=True)):
-        check.number(f"camera.principal_point_px[{axis}]", value, -size, 2 * size)
-    check.text("camera.source", motion.camera.source)
+    check_camera(check, motion.camera, width, height)
     if check.number("fps", motion.fps, 0.0, MAX_FPS) <= 0.0:
         raise check.fail("fps", "must be above 0")
     betas = check.array("betas", motion.betas)
@@ -236,16 +218,7 @@ def _check_frame(check: JsonFields, where: str, frame: MotionFrame) -> int:
     index = check.whole(f"{where}.index", frame.index, 0, MAX_FRAME_INDEX)
     if frame.flag not in FLAGS:
         raise check.fail(f"{where}.flag", f"must be one of {', '.join(FLAGS)}, found {shown(frame.flag)}")
-    for name, size in POSE_SIZES.items():
-        if name == "transl":
-            check.numbers(f"{where}.transl", frame.transl, size, -MAX_TRANSLATION_M, MAX_TRANSLATION_M)
-            continue
-        values = check.numbers(f"{where}.{name}", getattr(frame, name), size)
-        for first in range(0, size, 3):
-            turn = math.hypot(*values[first : first + 3])
-            if turn > MAX_TURN_RAD:
-                problem = f"a turn of {turn:g} radians is not a pose (at most {MAX_TURN_RAD:g})"
-                raise check.fail(f"{where}.{name}[{first}:{first + 3}]", problem)
+    check_pose(check, where, frame)
     expression = check.array(f"{where}.expression", frame.expression)
     check.numbers(f"{where}.expression", expression, len(expression), -MAX_COEFFICIENT, MAX_COEFFICIENT)
     if frame.box is not None:

@@ -60,14 +60,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic_files import write_text
 from .body_model.model_file import BodyModelData, load_model
 from .body_model.names import JOINT_NAMES, POSE_BLOCKS
 from .errors import CaptureError, ModelFileError
-from .json_fields import JsonFields, as_float, shown
+from .json_fields import JsonFields, as_float, dataclass_from, field_names, shown
 
 FORMAT = "smplx-capture-result"
 VERSION = 1
@@ -209,16 +209,16 @@ def result_from_dict(raw: dict, where: str = "result") -> FitResult:
             f"{VERSION}); update the extension or fit again."
         )
     check = JsonFields(where, ResultFormatError, _REMEDY)
-    raw = check.fields("the result", raw, _field_names(FitResult)[0], None)  # other tools' keys: ignored
+    raw = check.fields("the result", raw, field_names(FitResult)[0], None)  # other tools' keys: ignored
     people = check.array("people", raw["people"])
     stages = check.array("stages", raw.get("stages", []))
     result = FitResult(
-        model=_from_json(check, "model", raw["model"], ModelIdentity),
-        image=_from_json(check, "image", raw["image"], ImageInfo),
-        camera=_from_json(check, "camera", raw["camera"], Camera),
-        people=[_from_json(check, f"people[{k}]", person, PersonFit) for k, person in enumerate(people)],
+        model=dataclass_from(check, "model", raw["model"], ModelIdentity),
+        image=dataclass_from(check, "image", raw["image"], ImageInfo),
+        camera=dataclass_from(check, "camera", raw["camera"], Camera),
+        people=[dataclass_from(check, f"people[{k}]", person, PersonFit) for k, person in enumerate(people)],
         keypoint_names=raw.get("keypoint_names", []),
-        stages=[_from_json(check, f"stages[{k}]", stage, Stage) for k, stage in enumerate(stages)],
+        stages=[dataclass_from(check, f"stages[{k}]", stage, Stage) for k, stage in enumerate(stages)],
         device=raw.get("device", "cpu"),
         solver=raw.get("solver", {}),
         found_boxes=raw.get("found_boxes", []),
@@ -227,33 +227,14 @@ def result_from_dict(raw: dict, where: str = "result") -> FitResult:
     return result
 
 
-def _from_json(check: JsonFields, where: str, value: object, kind: type):
-    """Dataclass `kind` made from the JSON object `value`, which must give every field
-    without a default and no other."""
-    required, optional = _field_names(kind)
-    return kind(**check.fields(where, value, required, optional))
-
-
-def _field_names(kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The fields of dataclass `kind`: those without a default, and those with one."""
-    required = tuple(f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING)
-    return required, tuple(f.name for f in fields(kind) if f.name not in required)
-
-
 def _check(result: FitResult, where: str) -> None:
     """Every field of `result` of its type, size and a plausible magnitude."""
     check = JsonFields(where, ResultFormatError, _REMEDY)
-    for name in ("kind", "file", "path", "sha256", "gender"):
-        check.text(f"model.{name}", getattr(result.model, name))
+    check_model(check, result.model)
     check.text("image.path", result.image.path)
     width = check.whole("image.width", result.image.width, 1, MAX_IMAGE_SIDE_PX)
     height = check.whole("image.height", result.image.height, 1, MAX_IMAGE_SIDE_PX)
-    low, high = (width * ratio for ratio in FOCAL_RANGE_IN_WIDTHS)
-    check.number("camera.focal_length_px", result.camera.focal_length_px, low, high)
-    centre = check.array("camera.principal_point_px", result.camera.principal_point_px, 2)
-    for axis, (value, size) in enumerate(zip(centre, (width, height), strict=True)):
-        check.number(f"camera.principal_point_px[{axis}]", value, -size, 2 * size)  # within an image of it
-    check.text("camera.source", result.camera.source)
+    check_camera(check, result.camera, width, height)
     if not check.array("people", result.people):
         raise ResultFormatError(f"{where}: the result holds no fitted person.")
     for index, person in enumerate(result.people):
@@ -271,12 +252,30 @@ def _check(result: FitResult, where: str) -> None:
         check.numbers(f"found_boxes[{index}]", box, 4)
 
 
-def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
+def check_model(check: JsonFields, model: ModelIdentity) -> None:
+    for name in ("kind", "file", "path", "sha256", "gender"):
+        check.text(f"model.{name}", getattr(model, name))
+
+
+def check_camera(check: JsonFields, camera: Camera, width: int, height: int) -> None:
+    """The camera of a `width` x `height` picture: a focal length a lens can have, the
+    principal point within an image of the picture."""
+    low, high = (width * ratio for ratio in FOCAL_RANGE_IN_WIDTHS)
+    check.number("camera.focal_length_px", camera.focal_length_px, low, high)
+    centre = check.array("camera.principal_point_px", camera.principal_point_px, 2)
+    for axis, (value, size) in enumerate(zip(centre, (width, height), strict=True)):
+        check.number(f"camera.principal_point_px[{axis}]", value, -size, 2 * size)
+    check.text("camera.source", camera.source)
+
+
+def check_pose(check: JsonFields, where: str, posed: object) -> None:
+    """The pose blocks and `transl` of `posed` (a PersonFit, a motion's frame): their sizes
+    and turns no pose has."""
     for name, size in POSE_SIZES.items():
         if name == "transl":
-            check.numbers(f"{where}.transl", person.transl, size, -MAX_TRANSLATION_M, MAX_TRANSLATION_M)
+            check.numbers(f"{where}.transl", posed.transl, size, -MAX_TRANSLATION_M, MAX_TRANSLATION_M)
             continue
-        values = check.numbers(f"{where}.{name}", getattr(person, name), size)
+        values = check.numbers(f"{where}.{name}", getattr(posed, name), size)
         for first in range(0, size, 3):
             turn = math.hypot(*values[first : first + 3])
             if turn > MAX_TURN_RAD:
@@ -284,6 +283,10 @@ def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
                     f"{where}.{name}[{first}:{first + 3}]",
                     f"a turn of {turn:g} radians is not a pose (at most {MAX_TURN_RAD:g})",
                 )
+
+
+def _check_person(check: JsonFields, where: str, person: PersonFit) -> None:
+    check_pose(check, where, person)
     for name in ("betas", "expression"):
         values = check.array(f"{where}.{name}", getattr(person, name))
         check.numbers(f"{where}.{name}", values, len(values), -MAX_COEFFICIENT, MAX_COEFFICIENT)

@@ -223,12 +223,9 @@ def inferred_summary(names: list[str]) -> list[str]:
     return [*names, *lines]
 
 
-class SMPLX_CAPTURE_PT_inferred(bpy.types.Panel):  # noqa: N801 (Blender's naming)
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = CATEGORY
-    bl_parent_id = "SMPLX_CAPTURE_PT_refine"
+class SMPLX_CAPTURE_PT_inferred(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
     bl_label = "Not Seen in the Photo"
+    bl_options = set()  # noqa: RUF012 (open: what to check comes first)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
