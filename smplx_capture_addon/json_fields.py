@@ -11,6 +11,7 @@ Only the standard library: Blender's process reads results too.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -133,4 +134,16 @@ def dataclass_from(check: JsonFields, where: str, value: object, kind: type):
     without a default and no other."""
     required, optional = field_names(kind)
     return kind(**check.fields(where, value, required, optional))
+
+
+def read_json_file(path: str | Path, what: str, error: type[CaptureError]) -> object:
+    """The JSON in the `what` file (a "result", a "motion") at `path`, or `error` saying
+    that it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{what.capitalize()} file not found: {path}") from None
+    # ValueError: bad JSON, or an integer of over 4,300 digits; RecursionError: lists nested too deep
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as problem:
+        raise error(f"{path}: not a readable {what} file ({problem}).") from None
 

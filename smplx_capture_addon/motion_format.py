@@ -50,7 +50,7 @@ from pathlib import Path
 
 from .atomic_files import write_text
 from .errors import CaptureError
-from .json_fields import JsonFields, dataclass_from, field_names, shown
+from .json_fields import JsonFields, dataclass_from, field_names, read_json_file, shown
 from .result_format import (
     MAX_COEFFICIENT,
     MAX_IMAGE_SIDE_PX,
@@ -140,13 +140,7 @@ def write_motion(motion: Motion, path: str | Path) -> Path:
 
 def read_motion(path: str | Path) -> Motion:
     """Read and check a motion file."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MotionFormatError(f"Motion file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise MotionFormatError(f"{path}: not a readable motion file ({error}).") from None
-    return motion_from_dict(raw, str(path))
+    return motion_from_dict(read_json_file(path, "motion", MotionFormatError), str(path))
 
 
 def is_motion_file(path: str | Path) -> bool:

@@ -67,7 +67,7 @@ from .atomic_files import write_text
 from .body_model.model_file import BodyModelData, load_model
 from .body_model.names import JOINT_NAMES, POSE_BLOCKS
 from .errors import CaptureError, ModelFileError
-from .json_fields import JsonFields, as_float, dataclass_from, field_names, shown
+from .json_fields import JsonFields, as_float, dataclass_from, field_names, read_json_file, shown
 
 FORMAT = "smplx-capture-result"
 VERSION = 1
@@ -189,14 +189,7 @@ def write_result(result: FitResult, path: str | Path) -> Path:
 
 def read_result(path: str | Path) -> FitResult:
     """Read and check a result file."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ResultFormatError(f"Result file not found: {path}") from None
-    # ValueError: bad JSON, or an integer of over 4,300 digits; RecursionError: lists nested too deep
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise ResultFormatError(f"{path}: not a readable result file ({error}).") from None
-    return result_from_dict(raw, str(path))
+    return result_from_dict(read_json_file(path, "result", ResultFormatError), str(path))
 
 
 def result_from_dict(raw: dict, where: str = "result") -> FitResult:
