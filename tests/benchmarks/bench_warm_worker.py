@@ -47,9 +47,11 @@ PARTS = ("total", "detect", "load-model", "fit stages", "read model", "build", "
 SECOND_FIT_TARGET_S = 3.0  # issue #32: the second fit on a 2-core CPU
 
 
-def one_shot_start_fit(request: FitRequest, worker_python: str | None = None) -> tuple[WorkerJob, Path]:
+def one_shot_start_fit(
+    request: FitRequest, worker_python: str | None = None, out_dir: Path | None = None
+) -> tuple[WorkerJob, Path]:
     """The add-on's start_fit before the warm worker: a new worker process for every fit."""
-    out_dir = Path(tempfile.mkdtemp(prefix=f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-"))
+    out_dir = out_dir or fit_job.new_job_folder()
     command = runner.worker_command(worker_python, [*request.to_arguments(), "--out", str(out_dir)])
     return WorkerJob(command, runner.worker_environment([runner.extension_site_packages()])), out_dir
 
