@@ -10,6 +10,8 @@ Pipeline (:func:`detect`):
    crop around it); with ``all_people``, everyone; otherwise the most prominent person,
    the one with the largest ``box area x mean landmark visibility`` (a big, clearly
    seen person wins over a big person mostly out of frame; ties go to the leftmost).
+   Everyone's box is kept in that order (``Detections.found_boxes``: person numbers),
+   so another person can be picked without detecting again.
 3. Second pass, per chosen person: pose and hands again on a crop around the person
    (the box plus 10%: a tight crop keeps neighbours out of the pose detector's view),
    hands once more on a crop around each wrist, and the face on a crop around the head.
