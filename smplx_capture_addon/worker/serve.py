@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import Cancelled
 from ..fit_request import FitRequest
 from . import protocol
-from .cli import Channel, Paths, Progress, fit, run_job
+from .job import Channel, Paths, Progress, fit, run_job
 
 if TYPE_CHECKING:
     from ..solver.pipeline import WarmModels

@@ -336,9 +336,9 @@ def test_the_worker_repeats_its_progress_while_busy_and_nothing_after_its_end(tm
     script = tmp_path / "busy_worker.py"
     script.write_text(textwrap.dedent("""
         import sys, time
-        from smplx_capture_addon.worker import cli, protocol
+        from smplx_capture_addon.worker import job, protocol
 
-        channel = cli.Channel(heartbeat_s=0.1)
+        channel = job.Channel(heartbeat_s=0.1)
         channel.send(protocol.progress("fit", 0.5, "a long stage"))
         time.sleep(float(sys.argv[1]))  # the stage sends nothing itself
         channel.send(protocol.result("/tmp/x/result.json"))
