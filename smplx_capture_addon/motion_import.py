@@ -319,15 +319,7 @@ def _in_front_of_camera(data: BodyModelData, betas: np.ndarray, poses: dict) -> 
     trans = poses["transl"]
     # pelvis_world = rest_pelvis + trans; the first frame's pelvis lands at DISTANCE_M straight ahead
     transl = (trans - trans[0]) @ camera.T + np.array([0.0, 0.0, DISTANCE_M]) - rest_pelvis
-    return matrix_to_axis_angle(camera @ roots), transl
-
-
-def matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 3) axis-angle, angles in [0, pi]."""
-    q = numpy_body.matrix_to_quaternion(matrix)
-    sine = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sine, q[..., :1])
-    return q[..., 1:] * np.where(sine > 1e-12, angle / np.where(sine > 1e-12, sine, 1.0), 2.0)
+    return numpy_body.matrix_to_axis_angle(camera @ roots), transl
 
 
 def _motion(path: Path, data: BodyModelData, poses: dict, betas: np.ndarray, fps: float, camera: Camera,

@@ -77,7 +77,7 @@ def posed_person(
     for joint, name in enumerate(JOINT_NAMES[1:], start=1):
         bone_local = _orthonormal(_shown_rotation(armature.pose.bones[name]))
         rotations[joint] = frames[joint] @ bone_local @ frames[joint].T
-    pose = matrix_to_axis_angle(rotations)
+    pose = numpy_body.matrix_to_axis_angle(rotations)
     blocks, first = {}, 0
     for block, joints in POSE_BLOCKS:
         blocks[block] = pose[first : first + joints].ravel().tolist()
@@ -100,15 +100,6 @@ def _orthonormal(matrix: np.ndarray) -> np.ndarray:
     """The rotation nearest to `matrix` (drops a scale an artist gave the object)."""
     u, _, vt = np.linalg.svd(matrix)
     return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
-
-
-def matrix_to_axis_angle(matrices: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 3) axis-angle, angles in [0, pi]."""
-    quaternion = numpy_body.matrix_to_quaternion(matrices)
-    vector = quaternion[..., 1:]
-    sine = np.linalg.norm(vector, axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sine, quaternion[..., :1])
-    return np.where(sine > 1e-12, vector / np.maximum(sine, 1e-12) * angle, 2.0 * vector)
 
 
 def _shape_and_expression(mesh: bpy.types.Object | None, fitted: PersonFit) -> tuple[list, list]:

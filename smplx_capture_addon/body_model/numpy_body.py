@@ -90,6 +90,28 @@ def matrix_to_quaternion(matrix) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
+def quaternion_to_axis_angle(quaternion) -> np.ndarray:
+    """(..., 4) w, x, y, z (any norm, either sign) -> (..., 3) axis-angle of at most pi."""
+    q = np.asarray(quaternion, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(q[..., :1] < 0, -q, q)
+    sine = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sine, q[..., :1])
+    # Near zero the turn is 2 * the vector part (angle / sin(angle / 2) -> 2).
+    scale = np.where(sine > 1e-8, angle / np.maximum(sine, 1e-12), 2.0)
+    return q[..., 1:] * scale
+
+
+def axis_angle_to_quaternion(axis_angle) -> np.ndarray:
+    """(..., 3) axis-angle -> (..., 4) unit quaternions w, x, y, z (w >= 0)."""
+    return matrix_to_quaternion(axis_angle_to_matrix(axis_angle))
+
+
+def matrix_to_axis_angle(matrix) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 3) axis-angle, angles in [0, pi]."""
+    return quaternion_to_axis_angle(matrix_to_quaternion(matrix))
+
+
 def full_pose(person) -> np.ndarray:
     """(55, 3) axis-angle of all joints from a result's person (hands are full 45-d with
     the mean included, as the result format says)."""

@@ -13,25 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..body_model.numpy_body import axis_angle_to_matrix, matrix_to_quaternion
+from ..body_model.numpy_body import axis_angle_to_quaternion, quaternion_to_axis_angle
 
 SIGMA_FRAMES = 1.5  # the Gaussian's width in frames at the clip's own rate
-
-
-def axis_angle_to_quaternion(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 4) unit quaternions w, x, y, z."""
-    return matrix_to_quaternion(axis_angle_to_matrix(axis_angle))
-
-
-def quaternion_to_axis_angle(quaternion: np.ndarray) -> np.ndarray:
-    """(..., 4) w, x, y, z (any norm, either sign) -> (..., 3) axis-angle of at most pi."""
-    q = quaternion / np.linalg.norm(quaternion, axis=-1, keepdims=True)
-    q = np.where(q[..., :1] < 0, -q, q)
-    sine = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sine, q[..., :1])
-    # Near zero the turn is 2 * the vector part (angle / sin(angle / 2) -> 2).
-    scale = np.where(sine > 1e-8, angle / np.maximum(sine, 1e-12), 2.0)
-    return q[..., 1:] * scale
 
 
 def continuous(quaternions: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from smplx_capture_addon.motion_import import (
     FOCAL_PX,
     MotionImportError,
     import_motion,
-    matrix_to_axis_angle,
 )
 
 FRAMES = 7
@@ -42,7 +41,8 @@ def amass_clip(seed: int = 0) -> dict[str, np.ndarray]:
     for k in range(FRAMES):  # upright, facing -y then turning a little each frame
         heading = np.array([0.0, 0.0, 0.15 * k + np.pi])
         upright = numpy_body.axis_angle_to_matrix(heading) @ Z_UP_FROM_Y_UP
-        poses[k, 0] = matrix_to_axis_angle(upright @ numpy_body.axis_angle_to_matrix(0.1 * poses[k, 0]))
+        turned = upright @ numpy_body.axis_angle_to_matrix(0.1 * poses[k, 0])
+        poses[k, 0] = numpy_body.matrix_to_axis_angle(turned)
     walk = [np.linspace(0.3, 1.5, FRAMES), np.linspace(-0.2, 0.4, FRAMES), np.full(FRAMES, 0.95)]
     trans = np.stack(walk, axis=1)
     return {"poses": poses.reshape(FRAMES, 165), "trans": trans, "betas": rng.normal(size=16)}

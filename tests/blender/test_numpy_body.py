@@ -18,3 +18,17 @@ def test_quaternions_round_trip_rotations():
     ], axis=-1).reshape(-1, 3, 3)  # fmt: skip
     np.testing.assert_allclose(rebuilt, rotations, atol=1e-12)
     assert (w >= 0).all()
+
+
+def test_axis_angle_round_trips_through_matrices_and_quaternions():
+    """Turns of at most pi come back as they went in, tiny ones too; a quaternion of any
+    norm and sign gives the same turn."""
+    rng = np.random.default_rng(1)
+    axes = rng.normal(size=(300, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.concatenate([rng.uniform(0.0, np.pi - 1e-6, 297), [0.0, 1e-10, 1e-5]])
+    turns = axes * angles[:, None]
+    np.testing.assert_allclose(numpy_body.matrix_to_axis_angle(numpy_body.axis_angle_to_matrix(turns)), turns,
+                               atol=1e-9)  # fmt: skip
+    q = numpy_body.axis_angle_to_quaternion(turns)
+    np.testing.assert_allclose(numpy_body.quaternion_to_axis_angle(-3.0 * q), turns, atol=1e-9)
