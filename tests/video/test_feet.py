@@ -166,3 +166,14 @@ def test_feet_that_never_rest_find_no_ground_and_are_left_as_fitted(fitted):
                               camera.default_focal(480, 360), (240.0, 180.0))  # fmt: skip
     assert planted.ground is None and not planted.contacts.any()
     assert feet.planted_frames(frames, planted) == frames
+
+
+def test_the_command_leaves_the_feet_as_fitted_when_asked(clip_folder, tmp_path):
+    from smplx_capture_addon.cli import main
+
+    out = tmp_path / "out"
+    assert main(["fit-video", str(clip_folder / "clip.mp4"), "-o", str(out), "--start", "29", "--device",
+                 "cpu", "--no-ground", "--quiet"]) == 0  # fmt: skip
+    motion = read_motion(out / "motion.json")
+    assert len(motion.frames) == 3 and motion.ground is None and motion.solver["ground"] is False
+    assert all(frame.contacts is None for frame in motion.frames)
