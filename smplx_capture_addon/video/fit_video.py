@@ -1,10 +1,10 @@
 """A video (or folder of frames) in, a motion out: what the `fit-video` command calls.
 
 Frames are read, searched and fitted one at a time (only per-frame parameters are kept),
-then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still where
-they stand (`feet`). A Ctrl-C (or `Cancelled`) during the frames ends
-the clip early: the frames done so far become a motion marked `partial`, still complete
-and valid, and the caller is told it was cancelled.
+then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still
+where they stand (`feet`). A Ctrl-C (or `Cancelled`) during the frames ends the clip
+early: the frames done so far become a motion marked `partial`, still complete and
+valid, and the caller is told it was cancelled.
 """
 
 from __future__ import annotations
