@@ -1,9 +1,9 @@
 """The motion result: a video clip's fit, where the clip fitting and the Blender builders meet.
 
-A motion is one JSON file (`motion.json`), format "smplx-capture-motion", version 1:
+A motion is one JSON file (`motion.json`), format "smplx-capture-motion", version 2:
 
     {
-      "format": "smplx-capture-motion", "version": 1,
+      "format": "smplx-capture-motion", "version": 2,
       "model":  {"kind", "file", "path", "sha256", "gender"}   (as in result.json),
       "video":  {"path": "clip.mp4", "width": 320, "height": 480, "fps": 30.0,
                  "start": 0, "step": 1},
@@ -16,9 +16,11 @@ A motion is one JSON file (`motion.json`), format "smplx-capture-motion", versio
          "expression": [E], "global_orient": [3], "body_pose": [63], "jaw_pose": [3],
          "leye_pose": [3], "reye_pose": [3], "left_hand_pose": [45], "right_hand_pose": [45],
          "transl": [3], "box": [x0, y0, x1, y1] | null,
-         "residual_px": {"mean": px, "max": px} | null}
+         "residual_px": {"mean": px, "max": px} | null,
+         "contacts": {"left_heel": b, "left_toe": b, "right_heel": b, "right_toe": b} | null}
       ],
-      "device": "cpu", "solver": {free-form settings}
+      "device": "cpu", "solver": {free-form settings},
+      "ground": {"normal": [3], "offset": metres} | null
     }
 
 Conventions:
@@ -35,6 +37,13 @@ Conventions:
   nothing of ours measured it). `box` and `residual_px` (mean and largest distance of the seen
   body keypoints to the fit, in pixels) are null where nothing was fitted.
 - `partial`: true when the fit was cancelled: the frames done so far, each complete.
+- `ground`: the floor the feet stood on, a plane in camera space: the points x with
+  normal . x = offset, the unit normal pointing from the floor towards the body. It passes
+  through the heel and big-toe surface points of the feet where they stood (the sole's
+  lowest vertices lie a centimetre or two below them). `contacts`: for each frame,
+  whether each foot's heel and big toe stood on the ground (held still there by the fit,
+  see video/feet.py). Both are null where nothing measured them: the feet never rested,
+  an imported motion, or a version 1 file (read as version 2 without them).
 - Every field is checked on reading and on writing, as result.json's are; a bad one is a
   MotionFormatError naming the file and the field (`frames[3].transl[2]`).
 
@@ -65,7 +74,10 @@ from .result_format import (
 )
 
 FORMAT = "smplx-capture-motion"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no ground and no contacts
+CONTACT_POINTS = ("left_heel", "left_toe", "right_heel", "right_toe")
+MAX_GROUND_OFFSET = 1000.0  # metres from the camera
 FITTED, BRIDGED, LOST, IMPORTED = "fitted", "bridged", "lost", "imported"
 FLAGS = (FITTED, BRIDGED, LOST, IMPORTED)
 MAX_FPS = 10_000.0
@@ -104,6 +116,13 @@ class MotionFrame:
     transl: list[float]
     box: list[float] | None = None
     residual_px: dict[str, float] | None = None
+    contacts: dict[str, bool] | None = None
+
+
+@dataclass
+class GroundPlane:
+    normal: list[float]
+    offset: float
 
 
 @dataclass
@@ -117,6 +136,7 @@ class Motion:
     partial: bool = False
     device: str = "cpu"
     solver: dict = field(default_factory=dict)
+    ground: GroundPlane | None = None
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
@@ -155,15 +175,16 @@ def motion_from_dict(raw: object, where: str = "motion") -> Motion:
     """A motion from its JSON form, every field checked (`where` names the file in messages)."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise MotionFormatError(f"{where}: not an SMPL-X Capture motion (no format '{FORMAT}').")
-    if raw.get("version") != VERSION:
+    if raw.get("version") not in READABLE_VERSIONS:
         raise MotionFormatError(
             f"{where}: motion version {raw.get('version')} is not supported (this version reads "
-            f"{VERSION}); update the extension or fit the video again."
+            f"{' and '.join(map(str, READABLE_VERSIONS))}); update the extension or fit the video again."
         )
     check = JsonFields(where, MotionFormatError, _REMEDY)
     required, optional = field_names(Motion)
     raw = check.fields("the motion", raw, required, None)  # other tools' keys at the top: ignored
     frames = check.array("frames", raw["frames"])
+    ground = raw.get("ground")
     motion = Motion(
         model=dataclass_from(check, "model", raw["model"], ModelIdentity),
         video=dataclass_from(check, "video", raw["video"], VideoInfo),
@@ -171,7 +192,8 @@ def motion_from_dict(raw: object, where: str = "motion") -> Motion:
         fps=raw["fps"],
         betas=raw["betas"],
         frames=[dataclass_from(check, f"frames[{k}]", frame, MotionFrame) for k, frame in enumerate(frames)],
-        **{name: raw[name] for name in optional if name in raw},
+        **{name: raw[name] for name in optional if name in raw and name != "ground"},
+        ground=None if ground is None else dataclass_from(check, "ground", ground, GroundPlane),
     )
     _check(motion, where)
     return motion
@@ -206,6 +228,15 @@ def _check(motion: Motion, where: str) -> None:
         previous = index
     check.text("device", motion.device)
     check.mapping("solver", motion.solver)
+    if motion.ground is not None:
+        _check_ground(check, motion.ground)
+
+
+def _check_ground(check: JsonFields, ground: GroundPlane) -> None:
+    normal = check.numbers("ground.normal", ground.normal, 3, -1.0, 1.0)
+    if abs(sum(value * value for value in normal) - 1.0) > 1e-3:
+        raise check.fail("ground.normal", "must be a unit vector (length 1)")
+    check.number("ground.offset", ground.offset, -MAX_GROUND_OFFSET, MAX_GROUND_OFFSET)
 
 
 def _check_frame(check: JsonFields, where: str, frame: MotionFrame) -> int:
@@ -223,4 +254,10 @@ def _check_frame(check: JsonFields, where: str, frame: MotionFrame) -> int:
             check.number(f"{where}.residual_px.{name}", residual[name], 0.0, MAX_RESIDUAL_PX)
     if (frame.flag == FITTED) != (frame.residual_px is not None):
         raise check.fail(f"{where}.residual_px", "must be given for a fitted frame and null for any other")
+    if frame.contacts is not None:
+        contacts = check.fields(f"{where}.contacts", frame.contacts, CONTACT_POINTS)
+        for name in CONTACT_POINTS:
+            if not isinstance(contacts[name], bool):
+                found = shown(contacts[name])
+                raise check.fail(f"{where}.contacts.{name}", f"must be true or false, found {found}")
     return index

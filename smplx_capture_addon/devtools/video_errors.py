@@ -1,5 +1,6 @@
 """Errors of a video fit against the rendered clip's ground truth (devtools/video_clip.py):
-per-frame body PA vertex error and the acceleration error (jitter) of the body joints.
+per-frame body PA vertex error, the acceleration error (jitter) of the body joints, and
+the feet: how far a fitted foot slides while the true foot stands, and how its height jitters.
 
 The truth's hands are the model's mean hand pose (the clip is rendered with zero hand
 parameters), and its shape and expression are zero.
@@ -14,9 +15,19 @@ import torch
 
 from ..body_model.model import BodyModel
 from ..body_model.model_file import load_model
+from ..body_model.names import keypoint_index
 from ..motion_format import MotionFrame
 from .bench import BODY_JOINTS, errors_mm
 
+FOOT_NAMES = ("left_heel", "left_big_toe", "right_heel", "right_big_toe")
+FOOT_KEYPOINTS = [keypoint_index(name) for name in FOOT_NAMES]
+# The clip's camera is level (video_clip), so its floor's normal is camera space's up, -y.
+TRUTH_UP = np.array([0.0, -1.0, 0.0])
+# A true foot point stands on the floor over a step from one frame to the next when it is
+# within TRUTH_CONTACT_HEIGHT of the floor at both frames and moves less than
+# TRUTH_CONTACT_STEP (0.3 m/s at 30 fps; the walk's swing foot moves 40 to 140 mm a frame).
+TRUTH_CONTACT_HEIGHT = 0.02
+TRUTH_CONTACT_STEP = 0.01
 POSE_NAMES = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
               "right_hand_pose", "transl", "expression")  # fmt: skip
 
@@ -71,3 +82,46 @@ def acceleration_error_mm(model: BodyModel, fitted: dict, truth: dict) -> float:
         return relative[:-2] - 2 * relative[1:-1] + relative[2:]
 
     return float(np.linalg.norm(accelerations(fitted) - accelerations(truth), axis=-1).mean() * 1000.0)
+
+
+def foot_points(model: BodyModel, params: dict) -> np.ndarray:
+    """(F, 4, 3) the heels and big toes (left heel, left toe, right heel, right toe), camera space."""
+    with torch.no_grad():
+        keypoints = model(vertices=False, face_landmarks=False, **params).keypoints
+    return keypoints[:, FOOT_KEYPOINTS].double().numpy()
+
+
+def truth_floor_heights(truth_points: np.ndarray) -> np.ndarray:
+    """(F, 4) the true foot points' heights above the floor: the lowest their soles reach."""
+    along_up = truth_points @ TRUTH_UP
+    return along_up - along_up.min()
+
+
+def truth_contact_steps(truth_points: np.ndarray) -> np.ndarray:
+    """(F - 1, 4) whether each true foot point stands on the floor from frame t to t + 1."""
+    low = truth_floor_heights(truth_points) < TRUTH_CONTACT_HEIGHT
+    still = np.linalg.norm(np.diff(truth_points, axis=0), axis=-1) < TRUTH_CONTACT_STEP
+    return low[1:] & low[:-1] & still
+
+
+def foot_skating_mm(points: np.ndarray, steps: np.ndarray) -> float:
+    """Mean distance (mm, camera space) the foot `points` (F, 4, 3) move over the contact
+    `steps` (F - 1, 4) of the truth."""
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=-1)[steps].mean() * 1000.0)
+
+
+def foot_height_jitter_mm(points: np.ndarray) -> float:
+    """Mean size of the second difference in time of the foot points' heights along the
+    true floor's normal, mm per frame^2."""
+    heights = points @ TRUTH_UP
+    return float(np.abs(heights[2:] - 2 * heights[1:-1] + heights[:-2]).mean() * 1000.0)
+
+
+def truth_contacts(truth_points: np.ndarray) -> np.ndarray:
+    """(F, 4) whether each true foot point stands on the floor at each frame: it begins or
+    ends a contact step (`truth_contact_steps`)."""
+    steps = truth_contact_steps(truth_points)
+    contacts = np.zeros(truth_points.shape[:2], dtype=bool)
+    contacts[1:] |= steps
+    contacts[:-1] |= steps
+    return contacts

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--smooth", type=float, default=None, metavar="SIGMA",
                         help="smoothing width in frames (default 1.5; 0: none)")  # fmt: skip
+    parser.add_argument("--no-ground", action="store_true",
+                        help="leave the feet as fitted: no ground plane, no contacts held (a person "
+                        "not standing on a floor)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"frame {index}: {what}", file=sys.stderr, flush=True)
 
     sigma = SIGMA_FRAMES if args.smooth is None else args.smooth
-    fitted = fit_video(request, frame_range, folder_fps=args.fps, sigma=sigma, progress=progress)
+    fitted = fit_video(request, frame_range, folder_fps=args.fps, sigma=sigma, progress=progress,
+                       ground=not args.no_ground)  # fmt: skip
     motion = fitted.motion
     path = write_motion(motion, out / MOTION_FILE)
     count = sum(frame.flag == FITTED for frame in motion.frames)

@@ -1,7 +1,10 @@
 """Video fit on the rendered walking clip (devtools/video_clip.py), end to end with
 detection: per-frame body PA vertex error, acceleration error (jitter) with and without
-smoothing, frames per second. With --independent, also every frame fitted alone from
-scratch (the single-photo fit), for comparison. Prints figures; asserts nothing.
+smoothing, foot skating (how far the fitted heels and toes slide over the steps where the
+true ones stand: video_errors.truth_contact_steps) and the feet's height jitter, with the
+feet held on the ground and as fitted; the contacts found against the truth's, the ground
+against the truth's floor; frames per second. With --independent, also every frame fitted
+alone from scratch (the single-photo fit), for comparison. Prints figures; asserts nothing.
 
     .venv/bin/python tests/benchmarks/bench_video.py [--start F] [--end F] [--independent]
 """
@@ -23,6 +26,7 @@ from smplx_capture_addon.keypoints.detect import Detector
 from smplx_capture_addon.solver import camera
 from smplx_capture_addon.solver.options import FitOptions
 from smplx_capture_addon.solver.pipeline import load_body
+from smplx_capture_addon.video import feet
 from smplx_capture_addon.video.clip_fit import ClipFitter, motion_frames
 from smplx_capture_addon.video.fit_video import fit_video
 from smplx_capture_addon.video.frames import FrameRange, open_clip
@@ -33,8 +37,33 @@ def figures(name: str, frames, betas, model, truth) -> None:
     params = video_errors.frame_parameters(frames, betas, model)
     errors = video_errors.body_pa_v2v_mm(model, params, truth)
     jitter = video_errors.acceleration_error_mm(model, params, truth)
-    print(f"{name:<28} body PA-V2V mean {errors.mean():6.1f} median {np.median(errors):6.1f} "
-          f"max {errors.max():6.1f} mm | acceleration error {jitter:6.2f} mm/frame^2")  # fmt: skip
+    points = video_errors.foot_points(model, params)
+    steps = video_errors.truth_contact_steps(video_errors.foot_points(model, truth))
+    print(f"{name:<34} body PA-V2V mean {errors.mean():6.1f} median {np.median(errors):6.1f} "
+          f"max {errors.max():6.1f} mm | acceleration error {jitter:6.2f} mm/frame^2 | foot skating "
+          f"{video_errors.foot_skating_mm(points, steps):5.2f} mm/frame, height jitter "
+          f"{video_errors.foot_height_jitter_mm(points):5.2f} mm/frame^2")  # fmt: skip
+
+
+def truth_figures(motion, model, truth) -> None:
+    """The truth's own foot figures, and the contacts and ground found against the truth's."""
+    points = video_errors.foot_points(model, truth)
+    steps = video_errors.truth_contact_steps(points)
+    print(f"{'truth':<34} foot skating {video_errors.foot_skating_mm(points, steps):5.2f} mm/frame over "
+          f"{steps.sum()} contact steps, height jitter {video_errors.foot_height_jitter_mm(points):5.2f} "
+          "mm/frame^2")  # fmt: skip
+    if motion.ground is None:
+        print("no ground found")
+        return
+    found = np.array([[frame.contacts[name] for name in feet.CONTACT_POINTS] for frame in motion.frames])
+    true = video_errors.truth_contacts(points)
+    floor = (points @ video_errors.TRUTH_UP).min()
+    normal = np.asarray(motion.ground.normal)
+    angle = np.degrees(np.arccos(np.clip(normal @ video_errors.TRUTH_UP, -1.0, 1.0)))
+    print(f"contacts: {np.mean(found == true):.0%} of frame-points agree with the truth's "
+          f"({found.sum()} found, {true.sum()} true, {np.sum(found & true)} both); ground normal "
+          f"{angle:.1f} degrees from the floor's, offset {motion.ground.offset:.3f} m (the truth's "
+          f"{floor:.3f})")  # fmt: skip
 
 
 def independent_frames(request: FitRequest, frame_range: FrameRange):
@@ -68,9 +97,12 @@ def main() -> None:
     count = len(motion.frames)
     detect, fit = motion.solver["detect_seconds"], motion.solver["fit_seconds"]
     print(f"{count} frames {video_clip.WIDTH}x{video_clip.HEIGHT}, {fitted.seconds:.1f} s end to end: "
-          f"{count / fitted.seconds:.2f} frames per second (detection {detect:.1f} s, fitting {fit:.1f} s), "
-          "torch threads 1")  # fmt: skip
-    figures("video fit, smoothed", motion.frames, motion.betas, model, truth)
+          f"{count / fitted.seconds:.2f} frames per second (detection {detect:.1f} s, fitting {fit:.1f} s, "
+          f"feet {motion.solver['feet_seconds']:.1f} s), torch threads 1")  # fmt: skip
+    truth_figures(motion, model, truth)
+    figures("video fit, smoothed, feet held", motion.frames, motion.betas, model, truth)
+    figures("video fit, smoothed, feet as fitted", motion_frames(fitted.frame_fits), motion.betas, model,
+            truth)  # fmt: skip
     figures("video fit, not smoothed", motion_frames(fitted.frame_fits, 0.0), motion.betas, model, truth)
     if args.independent:
         fits, shapes = independent_frames(request, frame_range)
