@@ -9,6 +9,8 @@ from ..atomic_files import check_output_folder
 from ..errors import CaptureError
 from ..fit_request import BOX, DEVICES, GENDERS, NUMBER, FitRequest, PersonChoice
 from ..worker.protocol import EXIT_CANCELLED
+from .request import VideoRequest
+from .smoothing import SIGMA_FRAMES
 
 HELP = "fit the body model to a person in a video (or a folder of frames); writes motion.json"
 MOTION_FILE = "motion.json"
@@ -46,33 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.output)  # before the solver (and torch) is even imported
-    if args.person is not None and args.box is not None:
-        raise CaptureError("Choose the person one way: --person N or --box X0 Y0 X1 Y1, not both.")
-    if args.person is not None:
-        choice = PersonChoice(NUMBER, number=args.person)
-    else:
-        choice = PersonChoice(BOX, box=args.box) if args.box is not None else PersonChoice()
-    if not args.fps > 0:
-        raise CaptureError(f"--fps must be above 0, not {args.fps}.")
-    request = FitRequest(photo=args.video, model=args.model, gender=args.gender, device=args.device,
-                         focal_px=args.focal, person=choice)  # fmt: skip
+    video_request = request_from_arguments(args)
 
     from ..motion_format import FITTED, write_motion
-    from .fit_video import fit_video
-    from .frames import FrameRange
-    from .smoothing import SIGMA_FRAMES
+    from .fit_video import fit_video_request
 
-    frame_range = FrameRange(args.start, args.end, args.step)
-    if args.smooth is not None and not args.smooth >= 0:
-        raise CaptureError(f"--smooth must be 0 or more frames, not {args.smooth}.")
-
-    def progress(index: int, what: str) -> None:
+    def progress(index: int, what: str, done: int, total: int) -> None:
         if not args.quiet:
             print(f"frame {index}: {what}", file=sys.stderr, flush=True)
 
-    sigma = SIGMA_FRAMES if args.smooth is None else args.smooth
-    fitted = fit_video(request, frame_range, folder_fps=args.fps, sigma=sigma, progress=progress,
-                       ground=not args.no_ground)  # fmt: skip
+    fitted = fit_video_request(video_request, progress)
     motion = fitted.motion
     path = write_motion(motion, out / MOTION_FILE)
     count = sum(frame.flag == FITTED for frame in motion.frames)
@@ -86,3 +71,18 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     print(f"wrote {path}")
     return 0
+
+
+def request_from_arguments(args: argparse.Namespace) -> VideoRequest:
+    """The video request that the command's arguments describe."""
+    if args.person is not None and args.box is not None:
+        raise CaptureError("Choose the person one way: --person N or --box X0 Y0 X1 Y1, not both.")
+    if args.person is not None:
+        choice = PersonChoice(NUMBER, number=args.person)
+    else:
+        choice = PersonChoice(BOX, box=args.box) if args.box is not None else PersonChoice()
+    fit = FitRequest(photo=args.video, model=args.model, gender=args.gender, device=args.device,
+                     focal_px=args.focal, person=choice)  # fmt: skip
+    smooth = SIGMA_FRAMES if args.smooth is None else args.smooth
+    return VideoRequest(fit, args.start, args.end, args.step, folder_fps=args.fps, smooth=smooth,
+                        ground=not args.no_ground)

@@ -58,17 +58,19 @@ class ClipFitter:
         self.last: dict[str, torch.Tensor] | None = None
         self.betas: np.ndarray | None = None
 
-    def fit_frame(self, tracked: TrackedFrame) -> FrameFit:
-        """The frame's fit, or an empty FrameFit where the track is lost or the fit fails."""
+    def fit_frame(self, tracked: TrackedFrame, cancel: Callable[[], bool] | None = None) -> FrameFit:
+        """The frame's fit, or an empty FrameFit where the track is lost or the fit fails;
+        Cancelled when `cancel()` says so during the fit."""
         if tracked.person is None:
             return FrameFit(tracked.index)
         keypoints = torch.as_tensor(body_keypoints(tracked.person)[None], dtype=torch.float32)
         try:
             if self.last is None:
-                fit = fit_keypoints(self.body, keypoints, self.focal, self.image_size, self.first_options)
+                fit = fit_keypoints(self.body, keypoints, self.focal, self.image_size, self.first_options,
+                                    cancel=cancel)  # fmt: skip
             else:
                 fit = fit_keypoints(self.body, keypoints, self.focal, self.image_size, self.warm_options,
-                                    start=self.last)  # fmt: skip
+                                    cancel=cancel, start=self.last)  # fmt: skip
         except FitError:
             return FrameFit(tracked.index)  # a diverged frame is a gap, not a wrong pose
         self.last = {name: value.clone() for name, value in fit.params.items()}

@@ -4,14 +4,17 @@ Frames are read, searched and fitted one at a time (only per-frame parameters ar
 then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still
 where they stand (`feet`). A Ctrl-C (or `Cancelled`) during the frames ends the clip
 early: the frames done so far become a motion marked `partial`, still complete and
-valid, and the caller is told it was cancelled.
+valid, and the caller is told it was cancelled. `cancel()` is asked before each frame
+and inside each frame's fit, so a cancel is heard within moments.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import Cancelled
 from ..fit_request import FitRequest
@@ -24,7 +27,12 @@ from .clip_fit import ClipFitter, FrameFit, motion_frames
 from .frames import FOLDER_FPS, FrameRange, open_clip
 from .tracks import track_person
 
-Progress = Callable[[int, str], None]  # (frame index, what happened to it)
+if TYPE_CHECKING:
+    from ..solver.pipeline import WarmModels
+    from .request import VideoRequest
+
+# (frame index, what happened to it, frames done, frames in the range: 0 when the clip does not say)
+Progress = Callable[[int, str, int, int], None]
 
 
 @dataclass
@@ -42,36 +50,43 @@ def fit_video(
     sigma: float = smoothing.SIGMA_FRAMES,
     progress: Progress | None = None,
     ground: bool = True,
+    cancel: Callable[[], bool] | None = None,
+    warm: WarmModels | None = None,
 ) -> VideoFit:
     """Fit the person `request.person` chooses in `request.photo` (the video or folder)
     over `frame_range`; `sigma` is the smoothing's width in frames (0: none); `ground`:
-    find the ground and hold the feet still where they stand on it (`feet`)."""
+    find the ground and hold the feet still where they stand on it (`feet`). `warm`: the
+    detector and body models a serving worker keeps (None: loaded for this clip alone)."""
     from ..keypoints.detect import Detector
     from ..solver.options import FitOptions
 
     started = time.perf_counter()
     clip = open_clip(request.photo, folder_fps)
     info = clip.info
-    data, body, device = load_body(request)
+    data, body, device = warm.body(request) if warm is not None else load_body(request)
     focal = request.focal_px or camera.default_focal(info.width, info.height)
     fitter = ClipFitter(body, focal, (info.width, info.height), FitOptions())
+    total = frames_in_range(frame_range, info.frame_count)
     fits: list[FrameFit] = []
     cancelled = False
     detect_seconds = fit_seconds = 0.0
-    with Detector() as detector:
+    with nullcontext(warm.detector()) if warm is not None else Detector() as detector:
         tracked_frames = track_person(clip.frames(frame_range), request.person, detector)
         try:
             while True:
+                if cancel is not None and cancel():
+                    raise Cancelled("The video fit was cancelled.")
                 mark = time.perf_counter()
                 tracked = next(tracked_frames, None)
                 if tracked is None:
                     break
                 detect_seconds += time.perf_counter() - mark
                 mark = time.perf_counter()
-                fits.append(fitter.fit_frame(tracked))
+                fits.append(fitter.fit_frame(tracked, cancel))
                 fit_seconds += time.perf_counter() - mark
                 if progress is not None:
-                    progress(tracked.index, "fitted" if fits[-1].full_pose is not None else "no person")
+                    what = "fitted" if fits[-1].full_pose is not None else "no person"
+                    progress(tracked.index, what, len(fits), total)
         except (KeyboardInterrupt, Cancelled):
             if fitter.betas is None:
                 raise  # nothing fitted: nothing to keep
@@ -111,3 +126,26 @@ def fit_video(
         ground=None if planted is None else feet.ground_plane(planted.ground),
     )
     return VideoFit(motion, cancelled, time.perf_counter() - started, fits)
+
+
+def fit_video_request(
+    video_request: VideoRequest,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    warm: WarmModels | None = None,
+) -> VideoFit:
+    """`fit_video` with the clip, range and settings of `video_request`."""
+    return fit_video(video_request.fit, video_request.frame_range(), folder_fps=video_request.folder_fps,
+                     sigma=video_request.smooth, progress=progress, ground=video_request.ground,
+                     cancel=cancel, warm=warm)  # fmt: skip
+
+
+def frames_in_range(frame_range: FrameRange, frame_count: int) -> int:
+    """How many frames of a clip of `frame_count` frames `frame_range` gives (0: unknown,
+    a clip that states no count, read to its end)."""
+    last = frame_range.end
+    if frame_count:
+        last = frame_count - 1 if last is None else min(last, frame_count - 1)
+    if last is None or last < frame_range.start:
+        return 0
+    return (last - frame_range.start) // frame_range.step + 1

@@ -77,12 +77,16 @@ def test_each_frame_is_near_the_truth_and_smoothing_lowers_the_jitter(fitted, cl
 
 
 def test_a_cancel_keeps_the_frames_done_as_a_valid_partial_motion(clip_folder, tmp_path):
-    def stop_after_two(index: int, what: str) -> None:
+    told = []
+
+    def stop_after_two(index: int, what: str, done: int, total: int) -> None:
+        told.append((index, what, done, total))
         if index == 1:
             raise KeyboardInterrupt
 
     request = FitRequest(photo=str(clip_folder / "frames"), device="cpu")
     fitted = fit_video(request, FrameRange(0), progress=stop_after_two)
+    assert told == [(0, "fitted", 1, 32), (1, "fitted", 2, 32)]  # frames done of the range's 32
     assert fitted.cancelled and fitted.motion.partial
     assert [(f.index, f.flag) for f in fitted.motion.frames] == [(0, FITTED), (1, FITTED)]
     from smplx_capture_addon.motion_format import write_motion
