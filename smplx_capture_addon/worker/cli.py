@@ -17,7 +17,7 @@ import threading
 from .. import fit_request as request
 from ..errors import CaptureError
 from . import protocol, runner
-from .job import Channel, Paths, Progress, fit, run_job
+from .job import Channel, Progress, Written, fit, run_job
 
 HELP = "fit a photo in a worker process that reports progress as JSON lines (used by Blender)"
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     channel.hello()
 
-    def job(progress: Progress) -> Paths:
+    def job(progress: Progress) -> Written:
         return fit(request.from_arguments(args), args.out, progress, cancel.is_set)
 
     final, status = run_job(job, channel)

@@ -1,7 +1,8 @@
-"""One fit job of the worker and how its messages go out: the `Channel` (protocol lines
-on a private stdout, with a heartbeat while a job runs), `fit` (a request into a folder)
-and `run_job` (a job's exceptions turned into its final message). The one-shot worker
-(`cli`) and the serving one (`serve`) both run their fits through it.
+"""One job of the worker and how its messages go out: the `Channel` (protocol lines on a
+private stdout, with a heartbeat while a job runs), `fit` (a photo's request into a
+folder), `fit_video` (a video's) and `run_job` (a job's exceptions turned into its final
+message). The one-shot worker (`cli`) and the serving one (`serve`) both run their fits
+through it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,10 +26,22 @@ from . import protocol
 
 if TYPE_CHECKING:
     from ..solver.pipeline import WarmModels
+    from ..video.request import VideoRequest
 
 UPRIGHT_PHOTO = "photo_upright.png"
+VIDEO_STAGE = "video"
 Progress = Callable[[str, float, str], None]
-Paths = tuple[Path, Path | None, Path | None]  # result.json, the keypoint drawing, the upright photo
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a job wrote: its result (result.json, or a video's motion.json), the keypoint
+    drawing and the upright photo when made, and for a video whether the motion is partial."""
+
+    result: Path
+    overlay: Path | None = None
+    photo: Path | None = None
+    partial: bool | None = None  # None: a photo's job, which has no such thing
 
 
 class Channel:
@@ -74,7 +88,7 @@ class Channel:
 
 
 def run_job(
-    job: Callable[[Progress], Paths], channel: Channel, job_id: str | None = None
+    job: Callable[[Progress], Written], channel: Channel, job_id: str | None = None
 ) -> tuple[str, int]:
     """Run `job` (given the function that sends its progress) and return its final message
     and the exit status that goes with it: an exception becomes an error message, never a
@@ -84,7 +98,7 @@ def run_job(
         channel.send(protocol.progress(stage, fraction, message, job=job_id))
 
     try:
-        paths = job(progress)
+        written = job(progress)
     except (Cancelled, KeyboardInterrupt):  # Ctrl-C in the terminal reaches the worker too
         return protocol.cancelled(job=job_id), protocol.EXIT_CANCELLED
     except CaptureError as error:
@@ -101,8 +115,9 @@ def run_job(
         traceback.print_exc()
         message = f"Internal error in the fit ({type(error).__name__}: {error})."
         return protocol.error(message, kind="internal", job=job_id), protocol.EXIT_ERROR
-    paths = [str(path) if path else None for path in paths]
-    return protocol.result(*paths, job=job_id), protocol.EXIT_OK
+    overlay, photo = (str(path) if path else None for path in (written.overlay, written.photo))
+    final = protocol.result(str(written.result), overlay, photo, job=job_id, partial=written.partial)
+    return final, protocol.EXIT_OK
 
 
 def fit(
@@ -111,7 +126,7 @@ def fit(
     progress: Progress,
     cancel: Callable[[], bool],
     warm: Callable[[], WarmModels] | None = None,
-) -> Paths:
+) -> Written:
     """Fit `fit_request` into the folder `out` (the solver, and so torch, is imported only
     here, after the checks that need no solver). `warm` gives the models a serving worker
     keeps; None loads them for this fit alone."""
@@ -130,4 +145,32 @@ def fit(
     overlay = out / KEYPOINTS_PICTURE if fit_request.overlay else None
     # The fit is in upright pixels, but Blender shows images as stored, ignoring EXIF.
     upright = write_upright_copy(fit_request.photo, out / UPRIGHT_PHOTO) if fit_request.photo else None
-    return write_result(result, out / "result.json"), overlay, upright
+    return Written(write_result(result, out / "result.json"), overlay, upright)
+
+
+def fit_video(
+    video_request: VideoRequest,
+    out: str | Path,
+    progress: Progress,
+    cancel: Callable[[], bool],
+    warm: Callable[[], WarmModels] | None = None,
+) -> Written:
+    """Fit `video_request` into OUT/motion.json, telling `progress` each frame done. A
+    cancel after the first frame was fitted writes the frames done, marked partial."""
+    out = check_output_folder(out)
+    if not Path(video_request.fit.photo).exists():
+        raise CaptureError(f"The video {video_request.fit.photo} does not exist.")
+    resolve_model_path(video_request.fit.model, video_request.fit.gender)
+    progress("loading", 0.0, "loading the solver")
+    from ..motion_format import write_motion
+    from ..video.cli import MOTION_FILE
+    from ..video.fit_video import fit_video as fit_clip
+
+    def frame_done(index: int, what: str, done: int, total: int) -> None:
+        counted = f"frame {done} of {total}" if total else f"frame {done}"
+        progress(VIDEO_STAGE, done / total if total else 0.0, f"{counted} (clip frame {index}: {what})")
+
+    fitted = fit_clip(video_request.fit, video_request.frame_range(), folder_fps=video_request.folder_fps,
+                      sigma=video_request.smooth, progress=frame_done, cancel=cancel,
+                      warm=warm() if warm else None)  # fmt: skip
+    return Written(write_motion(fitted.motion, out / MOTION_FILE), partial=fitted.cancelled)

@@ -14,6 +14,7 @@ standard error):
     {"type": "progress", "stage": "detect", "fraction": 0.25, "message": "finding people"}
     {"type": "result", "path": "/tmp/job/result.json", "overlay": "/tmp/job/keypoints.png" | null,
      "photo": "/tmp/job/photo_upright.png" | null}
+    {"type": "result", "path": "/tmp/job/motion.json", "overlay": null, "photo": null, "partial": false}
     {"type": "error", "message": "No person found in photo.jpg.", "kind": "CaptureError"}
     {"type": "cancelled"}
 
@@ -21,7 +22,10 @@ standard error):
 keypoints found drawn on it, DIR/keypoints.png beside DIR/keypoints.json (when the
 request asks for them with `--overlay`, else null); `photo` an upright copy of a photo
 whose EXIF says to rotate it (Blender ignores EXIF orientation; the fit is in upright
-pixels).
+pixels). A video job's result (below) is its motion.json and says whether it is `partial`:
+true when the job was cancelled after some frames were fitted, the motion then holding
+those frames (complete and valid, marked partial in the file too); a photo's result has
+no `partial` (read as false).
 A run ends with exactly one of `result`, `error` or `cancelled`; the exit status is then
 0, 2 or 3. A worker that exits without one of them has crashed; its standard error tells
 why.
@@ -44,11 +48,18 @@ solver imported, the MediaPipe detector open, the body models built last). It re
 requests on its standard input, one JSON object per line:
 
     {"type": "fit", "job": "7", "request": {...}, "out": "/tmp/job"}
+    {"type": "fit-video", "job": "8", "request": {...}, "out": "/tmp/job"}
     {"type": "cancel", "job": "7"}
     {"type": "quit"}
 
-where `request` is the fit request's JSON form (`fit_request.FitRequest.to_json()`) and
-`out` the job's folder (the one-shot form's --out). It answers with the messages above,
+where `request` is the fit request's JSON form (`fit_request.FitRequest.to_json()`), for
+`fit-video` the video request's (`video.request.VideoRequest.to_dict()`: the video, the
+frame range and step, the person, model and device), and `out` the job's folder (the
+one-shot form's --out). A video job (serving form only; the `fit-video` command is its
+one-shot form) writes OUT/motion.json; its progress has the stage "video", `fraction`
+the frames done over the frames in the range (0 while a clip that states no frame count
+runs) and a message "frame 12 of 80"; a cancel after the first frame was fitted ends it
+with a `result` marked `partial`, a cancel before with `cancelled`. It answers with the messages above,
 `hello` once at its start (with "serve": true), and every `progress`, `result`, `error`
 and `cancelled` with the "job" of the fit it belongs to. Fits run one at a time, in the
 order sent; each ends with exactly one final message, and an error ends the job, not the
@@ -71,6 +82,8 @@ from dataclasses import dataclass, field
 PROTOCOL_VERSION = 1
 CANCEL_LINE = "cancel"
 FINAL_TYPES = ("result", "error", "cancelled")
+FIT_VIDEO = "fit-video"
+FIT_REQUESTS = ("fit", FIT_VIDEO)  # the requests that start a job
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
 HEARTBEAT_S = 5.0
 # Twelve missed heartbeats: slack for a slow start (Python, then the bundled wheels) on a
@@ -140,7 +153,8 @@ def _valid_fields(message_type, fields: dict) -> bool:
         )
     if message_type == "result":
         path, others = fields.get("path"), (fields.get("overlay"), fields.get("photo"))
-        return isinstance(path, str) and bool(path) and all(o is None or isinstance(o, str) for o in others)
+        files = isinstance(path, str) and bool(path) and all(o is None or isinstance(o, str) for o in others)
+        return files and isinstance(fields.get("partial", False), bool)
     if message_type == "error":
         return isinstance(fields.get("message"), str) and isinstance(fields.get("kind", ""), str)
     return message_type in ("hello", "cancelled")
@@ -148,7 +162,7 @@ def _valid_fields(message_type, fields: dict) -> bool:
 
 def _valid_request(request_type, fields: dict) -> bool:
     job = fields.get("job")
-    if request_type == "fit":
+    if request_type in FIT_REQUESTS:
         out = fields.get("out")
         valid_job = isinstance(job, str) and bool(job)
         return valid_job and isinstance(out, str) and bool(out) and isinstance(fields.get("request"), dict)
@@ -172,8 +186,16 @@ def progress(stage: str, fraction: float, message: str = "", job: str | None = N
     return encode("progress", **_with_job(job, stage=stage, fraction=fraction, message=message))
 
 
-def result(path: str, overlay: str | None = None, photo: str | None = None, job: str | None = None) -> str:
-    return encode("result", **_with_job(job, path=path, overlay=overlay, photo=photo))
+def result(
+    path: str,
+    overlay: str | None = None,
+    photo: str | None = None,
+    job: str | None = None,
+    partial: bool | None = None,
+) -> str:
+    """A job's result; `partial` (a video job's, True or False) is left out of a photo's."""
+    extra = {} if partial is None else {"partial": partial}
+    return encode("result", **_with_job(job, path=path, overlay=overlay, photo=photo, **extra))
 
 
 def error(message: str, kind: str = "CaptureError", job: str | None = None) -> str:
@@ -188,6 +210,12 @@ def request_fit(job: str, request: dict, out: str) -> str:
     """A serving worker's request to fit `request` (the FitRequest's JSON form, as a
     dict) into the folder `out`."""
     return encode("fit", job=job, request=request, out=out)
+
+
+def request_fit_video(job: str, request: dict, out: str) -> str:
+    """A serving worker's request to fit the video request `request` (its JSON form, as a
+    dict) into the folder `out`."""
+    return encode(FIT_VIDEO, job=job, request=request, out=out)
 
 
 def request_cancel(job: str) -> str:

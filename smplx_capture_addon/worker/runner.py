@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fit_request import FitRequest
+from ..video.request import VideoRequest
 from . import protocol
 
 PACKAGE_NAME = Path(__file__).resolve().parent.parent.name
@@ -69,6 +70,7 @@ class JobState:
     result_path: str | None = None
     overlay_path: str | None = None
     photo_path: str | None = None  # upright copy of an EXIF-rotated photo
+    partial: bool = False  # a video's motion holding the frames fitted before a cancel
     error: str | None = None
     cancel_requested: bool = False
     stderr_tail: list[str] = field(default_factory=list)
@@ -112,6 +114,7 @@ def apply_message(state: JobState, message: protocol.Message) -> JobState:
         state.result_path = message.get("path")
         state.overlay_path = message.get("overlay")
         state.photo_path = message.get("photo")
+        state.partial = message.get("partial", False)
     elif message.type == "error":
         state.status = FAILED
         state.error = message.get("message") or "The worker reported an error without a message."
@@ -449,15 +452,16 @@ class WarmWorker:
         self._jobs = 0
         self._last_job: WorkerJob | None = None
 
-    def start_job(self, request: FitRequest, out_dir: str | Path) -> WorkerJob:
-        """Send it `request`, to be fitted into `out_dir`; the job that follows it."""
+    def start_job(self, request: FitRequest | VideoRequest, out_dir: str | Path) -> WorkerJob:
+        """Send it `request` (a photo's or a video's), to be fitted into `out_dir`; the job
+        that follows it."""
         self._jobs += 1
         job_id = str(self._jobs)
         self.worker.lines()  # what it wrote between jobs belongs to none
         # All it wrote on standard error before its first job (its start) counts for that job.
         job = WorkerJob.serving(self.worker, job_id, 0 if self._jobs == 1 else self.worker.stderr_count)
         if self.worker.process is not None:
-            self.worker.write(protocol.request_fit(job_id, json.loads(request.to_json()), str(out_dir)))
+            self.worker.write(_request_line(job_id, request, out_dir))
         self._last_job = job
         return job
 
@@ -510,7 +514,11 @@ class KeptWorker:
         self.warm: WarmWorker | None = None
 
     def start_job(
-        self, python: str | Path | None, env: dict[str, str] | None, request: FitRequest, out_dir: str | Path
+        self,
+        python: str | Path | None,
+        env: dict[str, str] | None,
+        request: FitRequest | VideoRequest,
+        out_dir: str | Path,
     ) -> WorkerJob:
         """Give `request` to the worker of `python` (this interpreter by default) in `env`,
         started when none serves; its files go to `out_dir`."""
@@ -530,6 +538,13 @@ class KeptWorker:
         if self.warm is not None:
             self.warm.close()
             self.warm = None
+
+
+def _request_line(job_id: str, request: FitRequest | VideoRequest, out_dir: str | Path) -> str:
+    """The serving worker's request line that starts the job `job_id` on `request`."""
+    if isinstance(request, VideoRequest):
+        return protocol.request_fit_video(job_id, request.to_dict(), str(out_dir))
+    return protocol.request_fit(job_id, json.loads(request.to_json()), str(out_dir))
 
 
 def _lines(stream) -> Iterator[str]:

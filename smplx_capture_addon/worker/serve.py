@@ -1,5 +1,5 @@
-"""The serving worker (`worker --serve`): the fits requested on standard input, one after
-another in one process that keeps torch, the solver, the detector and the body models
+"""The serving worker (`worker --serve`): the fits requested on standard input (photos and
+videos), one after another in one process that keeps torch, the solver, the detector and the body models
 loaded between them (see `protocol` for the requests and the answers)."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import Cancelled
 from ..fit_request import FitRequest
+from ..video.request import VideoRequest
 from . import protocol
-from .job import Channel, Paths, Progress, fit, run_job
+from .job import Channel, Progress, Written, fit, fit_video, run_job
 
 if TYPE_CHECKING:
     from ..solver.pipeline import WarmModels
@@ -57,7 +58,7 @@ class _Server:
             if request is None:
                 excerpt = line.strip()[:IGNORED_LINE_EXCERPT]
                 print(f"worker: ignored an input line that is not a request: {excerpt!r}", file=sys.stderr)
-            elif request.type == "fit":
+            elif request.type in protocol.FIT_REQUESTS:
                 self._waiting.put(request)
             elif request.type == "cancel":
                 self._cancelled.add(request.get("job"))
@@ -85,15 +86,18 @@ class _Server:
             self._channel.send(final)
             self._cancelled.discard(job)
 
-    def _fit(self, request: protocol.Message, progress: Progress) -> Paths:
+    def _fit(self, request: protocol.Message, progress: Progress) -> Written:
         job = request.get("job")
-        fit_request = FitRequest.from_dict(request.get("request"))
 
         def cancelled() -> bool:
             return self._stopping.is_set() or job in self._cancelled
 
         if cancelled():  # cancelled while it waited: answered without starting it
             raise Cancelled("The fit was cancelled.")
+        if request.type == protocol.FIT_VIDEO:
+            video_request = VideoRequest.from_dict(request.get("request"))
+            return fit_video(video_request, request.get("out"), progress, cancelled, self._warm_models)
+        fit_request = FitRequest.from_dict(request.get("request"))
         return fit(fit_request, request.get("out"), progress, cancelled, self._warm_models)
 
     def _warm_models(self) -> WarmModels:

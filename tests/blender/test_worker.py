@@ -54,6 +54,8 @@ MALFORMED_LINES = [
     '{"type": "result", "path": 5}',
     '{"type": "result", "path": ""}',
     '{"type": "result", "path": "/r.json", "overlay": 3}',
+    '{"type": "result", "path": "/m.json", "partial": "yes"}',
+    '{"type": "result", "path": "/m.json", "partial": 1}',
     '{"type": "error", "message": null}',
     '{"type": "error", "message": ["boom"]}',
     '{"type": "error", "message": "boom", "kind": 3}',
@@ -75,6 +77,7 @@ def test_only_valid_messages_decode():
         protocol.encode("progress", stage="fit", fraction=1, message="a whole number is a fraction too"),
         protocol.result("/r.json"), protocol.error("boom"), protocol.cancelled(),
         protocol.encode("hello", protocol=1, pid=2, python="3.11"),
+        protocol.result("/m.json", partial=True, job="4"), protocol.result("/m.json", partial=False),
     ]  # fmt: skip
     for line in valid:
         assert protocol.decode(line) is not None, line
@@ -86,6 +89,9 @@ def test_only_valid_requests_decode():
     fit = protocol.decode_request(protocol.request_fit("3", {"photo": "a.jpg"}, "/tmp/job"))
     assert (fit.type, fit.get("job"), fit.get("request"), fit.get("out")) == ("fit", "3", {"photo": "a.jpg"},
                                                                               "/tmp/job")  # fmt: skip
+    video = protocol.decode_request(protocol.request_fit_video("4", {"start": 2}, "/tmp/job"))
+    assert (video.type, video.get("job"), video.get("request"), video.get("out")) == (
+        "fit-video", "4", {"start": 2}, "/tmp/job")  # fmt: skip
     assert protocol.decode_request(protocol.request_cancel("3")).get("job") == "3"
     assert protocol.decode_request(protocol.request_quit()).type == "quit"
     not_requests = [
@@ -95,6 +101,8 @@ def test_only_valid_requests_decode():
         '{"type": "fit", "job": "1", "request": "a.jpg", "out": "/o"}',
         '{"type": "fit", "job": "1", "request": {}}',
         '{"type": "fit", "job": 1, "request": {}, "out": "/o"}',
+        '{"type": "fit-video", "job": "1", "request": "clip.mp4", "out": "/o"}',
+        '{"type": "fit-video", "job": "1", "request": {}}',
         '{"type": "cancel"}', '{"type": "cancel", "job": 3}', '{"type": "stop"}',
         protocol.progress("fit", 0.5),
     ]  # fmt: skip
@@ -118,6 +126,16 @@ def test_progress_only_moves_forward_and_the_end_is_final():
     apply_message(state, message(protocol.error("too late")))
     apply_exit(state, 1)
     assert state.status == runner.DONE and state.error is None
+
+
+def test_a_video_result_says_whether_it_is_partial_and_a_photos_never_is():
+    assert "partial" not in message(protocol.result("/r.json")).fields
+    photo, whole, partial = JobState(), JobState(), JobState()
+    apply_message(photo, message(protocol.result("/r.json")))
+    apply_message(whole, message(protocol.result("/m.json", partial=False)))
+    apply_message(partial, message(protocol.result("/m.json", partial=True)))
+    assert [s.partial for s in (photo, whole, partial)] == [False, False, True]
+    assert partial.status == runner.DONE and partial.result_path == "/m.json"
 
 
 def test_exit_without_a_final_message_is_a_crash_with_its_reason():
