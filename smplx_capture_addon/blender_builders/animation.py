@@ -2,7 +2,8 @@
 `scene.build_fit` builds them for the clip's first frame, then every frame keyed: the
 armature object's location and rotation (the root, as a still fit places it), each
 bone's quaternion and the expression shape keys. The pose correctives follow the bones
-through their drivers. The scene's frame range and rate become the clip's.
+through their drivers. The scene's frame range and rate become the clip's, and the video
+plays behind the rig as the camera's background movie, its frames on the motion's.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from mathutils import Matrix
 from ..body_model import numpy_body
 from ..body_model.model_file import BodyModelData
 from ..body_model.names import JOINT_NAMES
-from ..motion_format import Motion, frame_as_result
+from ..motion_format import IMPORTED, Motion, frame_as_result
 from ..video.smoothing import continuous
 from . import placement, rig
-from .scene import BuiltFit, BuiltPerson, build_fit
+from .scene import BuiltFit, BuiltPerson, build_fit, remove_objects
 
 FIRST_FRAME = 1
 PROP_MOTION = "smplx_capture_motion"  # on the collection: the number of frames of the motion it holds
+PROP_PARTIAL = "smplx_capture_partial"  # on the collection: the motion of a cancelled fit (motion.partial)
 
 
 def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
@@ -32,15 +34,68 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
     and frame rate set from the clip."""
     scene = scene or bpy.context.scene
     name = name or Path(motion.video.path).stem or "motion"
+    saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y
     built = build_fit(frame_as_result(motion), data, name=name, scene=scene)
-    built.warnings.clear()  # "no photo": a motion's camera has none
+    built.warnings.clear()  # "no photo": the clip is the camera's background, added below
     built.collection[PROP_MOTION] = len(motion.frames)
-    key_motion(built.people[0], motion, data)
+    built.collection[PROP_PARTIAL] = motion.partial
+    try:
+        key_motion(built.people[0], motion, data)
+        if any(frame.flag != IMPORTED for frame in motion.frames):  # another tool's motion has no video
+            built.warnings += add_clip_background(built.camera, motion)
+    except BaseException:
+        remove_built(built)  # never half a motion in the scene
+        scene.camera, scene.render.resolution_x, scene.render.resolution_y = saved_view
+        raise
     scene.render.fps = max(1, round(motion.fps))
     scene.render.fps_base = scene.render.fps / motion.fps
     scene.frame_start, scene.frame_end = FIRST_FRAME, FIRST_FRAME + len(motion.frames) - 1
     scene.frame_set(FIRST_FRAME)
     return built
+
+
+def remove_built(built: BuiltFit) -> None:
+    """Remove what build_motion made: its collection, objects and Actions."""
+    for person in built.people:
+        for owner in (person.armature, person.mesh.data.shape_keys):
+            animation = owner.animation_data if owner is not None else None
+            if animation is not None and animation.action is not None:
+                bpy.data.actions.remove(animation.action)
+    remove_objects(list(built.collection.objects))
+    bpy.data.collections.remove(built.collection)
+
+
+def clip_background_problem(motion: Motion) -> str | None:
+    """Why the motion's video cannot play behind its rig (None when it can): a movie plays
+    one video frame per scene frame, so only a video file fitted at every frame lines up."""
+    path = Path(motion.video.path)
+    if not path.is_file():
+        return f"The video {path} is not a video file here: the camera shows no clip behind the rig."
+    if motion.video.step != 1:
+        return (f"The clip was fitted every {motion.video.step} frames, so its movie would not keep pace "
+                "with the rig: the camera shows no clip behind it (fit every frame for that).")  # fmt: skip
+    return None
+
+
+def add_clip_background(camera: bpy.types.Object, motion: Motion) -> list[str]:
+    """The motion's video as `camera`'s background movie, the video frame of the motion's
+    first frame on FIRST_FRAME; what could not be done, as warnings for the user."""
+    problem = clip_background_problem(motion)
+    if problem is not None:
+        return [problem]
+    try:
+        clip = bpy.data.movieclips.load(motion.video.path)
+    except RuntimeError as error:
+        return [f"Blender cannot read the video {motion.video.path} ({error}): the camera shows no clip."]
+    # Scene frame f shows the file's frame f - frame_start + 1 + frame_offset (1-based).
+    clip.frame_start, clip.frame_offset = FIRST_FRAME, motion.video.start
+    background = camera.data.background_images.new()
+    background.source = "MOVIE_CLIP"
+    background.clip = clip
+    background.frame_method = "STRETCH"
+    background.alpha = 1.0
+    camera.data.show_background_images = True
+    return []
 
 
 def armature_matrices(motion: Motion, data: BodyModelData, first_matrix: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""What the Fit button does, as plain functions the operators call and tests run:
-give a fit request to the warm worker and follow the job, and turn a finished job into
-a scene (or into a message, leaving the scene untouched).
+"""What the Fit buttons do, as plain functions the operators call and tests run: give a
+fit request (a photo's or a video's) to the warm worker and follow the job, and turn a
+finished job into a scene (or into a message, leaving the scene untouched).
 
 One serving worker is kept from fit to fit (`runner.KeptWorker`): it is started at the
 first fit, keeps torch, the detector and the body model loaded for the next ones, and is
@@ -30,10 +30,13 @@ import bpy
 from ..atomic_files import process_running
 from ..blender_builders import edits, keypoint_handles, rig
 from ..blender_builders import scene as builders
+from ..blender_builders.animation import build_motion
 from ..blender_builders.refit import replace_fit
 from ..errors import CaptureError
 from ..fit_request import EVERYONE, FitRequest, PersonChoice
+from ..motion_format import frame_as_result, read_motion
 from ..result_format import model_for_result, read_result, write_result
+from ..video.request import VideoRequest
 from ..worker import runner
 from ..worker.runner import JobState, WorkerJob
 
@@ -41,6 +44,7 @@ JOB_FOLDER_PREFIX = "smplx-capture-job-"
 _JOB_FOLDER = re.compile(rf"^{re.escape(JOB_FOLDER_PREFIX)}(\d+)-")
 _KEPT_WORKER = runner.KeptWorker()
 REFIT_START, REFIT_KEYPOINTS = "start.json", "corrected_keypoints.json"  # a re-fit's inputs, in its folder
+PARTIAL_SUFFIX = "(partial)"  # ends the name of a video fit's collection built from a cancelled job
 
 
 def new_job_folder() -> Path:
@@ -50,9 +54,9 @@ def new_job_folder() -> Path:
 
 
 def start_fit(
-    request: FitRequest, worker_python: str | None = None, out_dir: Path | None = None
+    request: FitRequest | VideoRequest, worker_python: str | None = None, out_dir: Path | None = None
 ) -> tuple[WorkerJob, Path]:
-    """Give `request` to the warm worker of `worker_python` (None: the Python running
+    """Give `request` (a photo's or a video's) to the warm worker of `worker_python` (None: the Python running
     Blender), started if none serves; its files go to `out_dir` (a re-fit's, holding its
     inputs), else to a new job folder, for `remove_job_folder` once the job has ended."""
     out_dir = out_dir or new_job_folder()
@@ -112,6 +116,30 @@ def finish_fit(
             image.pack()
     if replace is not None:
         replace_fit(replace, built, scene or bpy.context.scene)
+    return built
+
+
+def finish_video_fit(
+    state: JobState, request: VideoRequest, scene: bpy.types.Scene | None = None
+) -> builders.BuiltFit:
+    """Build the rig and Action of a finished video job (animation.build_motion: the scene's
+    frame range and rate from the clip, the clip behind the rig). Raises CaptureError (scene
+    untouched) when the job failed or was cancelled before a frame was fitted. A job
+    cancelled later built the frames done: its collection's name says "(partial)", and
+    the first warning says so."""
+    if state.status == runner.CANCELLED:
+        raise CaptureError("The video fit was cancelled before a frame was fitted: nothing was built.")
+    if state.status != runner.DONE or not state.result_path:
+        raise CaptureError(state.error or "The video fit failed.")
+    motion = read_motion(state.result_path)
+    data = model_for_result(frame_as_result(motion), request.fit.model)
+    name = Path(request.fit.photo).stem
+    if motion.partial:
+        name = f"{name} {PARTIAL_SUFFIX}"
+    built = build_motion(motion, data, name=name, scene=scene)
+    if motion.partial:
+        built.warnings.insert(0, f"The video fit was cancelled: '{built.collection.name}' holds only the "
+                                 f"{len(motion.frames)} frames fitted before the cancel.")  # fmt: skip
     return built
 
 

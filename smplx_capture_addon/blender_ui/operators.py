@@ -1,11 +1,13 @@
 """Thin operators: each reads the context, calls a plain function of `fit_job`, reports.
 
-The Fit operator has two paths. `invoke` (a click in Blender) gives the fit to the warm
-worker and follows the job from a timer in a modal handler, so Blender stays responsive.
-`execute` (scripts, and the bpy module, which has no event loop to run timers) blocks
-until the job ends. Both end in `fit_job.finish_fit`, which builds only after success,
-and whatever ends a job (its end, an error, Blender cancelling the operator) leaves no
-timer, no job running in a worker and no active job behind: Fit is available again.
+The Fit and Fit Video operators (what they share is `_FollowsJob`) have two paths.
+`invoke` (a click in Blender) gives the job to the warm worker and follows it from a
+timer in a modal handler, so Blender stays responsive. `execute` (scripts, and the bpy
+module, which has no event loop to run timers) blocks until the job ends. Both end in
+`fit_job.finish_fit` or `finish_video_fit`, which build only after success (for a video,
+also a cancel after some frames: the frames done, marked partial), and whatever ends a
+job (its end, an error, Blender cancelling the operator) leaves no timer, no job running
+in a worker and no active job behind: Fit is available again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..blender_builders import scene as builders
 from ..errors import CaptureError
 from ..export import exporter, presets
 from ..fit_request import BOX, EVERYONE, FIRST, NUMBER, FitRequest, PersonChoice
+from ..video.request import VideoRequest
 from ..worker.runner import CANCELLED, JobState, WorkerJob
 from . import fit_job
 from .preferences import preferences
@@ -30,7 +33,7 @@ from .preferences import preferences
 @dataclass
 class _Running:
     job: WorkerJob
-    request: FitRequest
+    request: FitRequest | VideoRequest
     replace: str | None  # name of the fit collection to replace
     out_dir: Path  # the job's folder, removed when the job ends
 
@@ -55,11 +58,6 @@ def request_from_context(context: bpy.types.Context) -> FitRequest:
     settings = context.scene.smplx_capture
     if not settings.image:
         raise CaptureError("Pick an image first.")
-    model = None
-    if settings.model == "SMPLX":
-        model = preference_path(context, "smplx_folder")
-        if model is None:
-            raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
     kind = _PERSON_KINDS[settings.person]
     person = PersonChoice(
         kind,
@@ -68,7 +66,7 @@ def request_from_context(context: bpy.types.Context) -> FitRequest:
     )
     return FitRequest(
         photo=bpy.path.abspath(settings.image),
-        model=model,
+        model=chosen_model(context),
         gender=settings.gender,
         device=settings.device,
         focal_px=settings.focal_px or None,
@@ -77,6 +75,34 @@ def request_from_context(context: bpy.types.Context) -> FitRequest:
         vposer=preference_path(context, "vposer"),
         gmm=preference_path(context, "gmm"),
     )
+
+
+def chosen_model(context: bpy.types.Context) -> str | None:
+    """The body model the panel chose: None for the open default body, else the SMPL-X
+    folder of the preferences."""
+    if context.scene.smplx_capture.model != "SMPLX":
+        return None
+    model = preference_path(context, "smplx_folder")
+    if model is None:
+        raise CaptureError("Set the folder of your SMPL-X files in the add-on's preferences first.")
+    return model
+
+
+def video_request_from_context(context: bpy.types.Context) -> VideoRequest:
+    """The VideoRequest that the Fit a Video panel's settings describe (the body model,
+    gender and device as Fit a Photo has them)."""
+    settings = context.scene.smplx_capture
+    if not settings.video:
+        raise CaptureError("Pick a video first.")
+    fit = FitRequest(
+        photo=bpy.path.abspath(settings.video),
+        model=chosen_model(context),
+        gender=settings.gender,
+        device=settings.device,
+        person=PersonChoice(NUMBER, number=settings.video_person),
+    )
+    end = settings.video_end if settings.video_end >= 0 else None
+    return VideoRequest(fit, settings.video_start, end, settings.video_step)
 
 
 def preference_path(context: bpy.types.Context, name: str) -> str | None:
@@ -102,44 +128,37 @@ def _redraw(context: bpy.types.Context) -> None:
                 area.tag_redraw()
 
 
-class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
-    """Detect the person in the image and fit the body to it, in a separate process"""
+class _FollowsJob:
+    """What the Fit and Fit a Video operators share: a job given to the warm worker and
+    followed (blocking in `execute`, from a timer in `invoke`/`modal`), the scene built
+    only from a finished job, and everything cleaned up however the job ends. A subclass
+    says what it asks for (`_request`), what it replaces (`_replacing`) and what it
+    builds (`_build`)."""
 
-    bl_idname = "smplx_capture.fit"
-    bl_label = "Fit"
-    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
-
-    replace: BoolProperty(
-        name="Replace the active fit",
-        description="Replace the fit the active object belongs to, keeping what you added to it",
-        default=False,
-        options={"SKIP_SAVE"},
-    )
-    keep_edits: BoolProperty(
-        name="Keep my edits",
-        description="Re-fit the active fit from its rig's current pose, holding the bones you rotated or "
-        "pinned, to the keypoints its handles show",
-        default=False,
-        options={"SKIP_SAVE"},
-    )
+    kind = "photo"  # which panel shows the job's progress
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return "job" not in _ACTIVE
 
+    def _replacing(self, context: bpy.types.Context) -> bpy.types.Collection | None:
+        return None
+
+    def _request(
+        self, context: bpy.types.Context, target: bpy.types.Collection | None, out_dir: Path
+    ) -> FitRequest | VideoRequest:
+        raise NotImplementedError
+
+    def _build(self, context: bpy.types.Context, running: _Running, state: JobState) -> builders.BuiltFit:
+        raise NotImplementedError
+
     def _start(self, context: bpy.types.Context) -> _Running | None:
         status = context.window_manager.smplx_capture_job
-        status.error = ""
-        target = fit_job.fit_of(context.active_object) if self.replace or self.keep_edits else None
+        status.error, status.kind = "", self.kind
+        target = self._replacing(context)
         out_dir = fit_job.new_job_folder()
         try:
-            if self.keep_edits:
-                if target is None:
-                    raise CaptureError("Select a fit (its rig, body or camera) to re-fit.")
-                request = fit_job.refit_request(target, out_dir, context.scene.smplx_capture.device,
-                                                preference_path(context, "gmm"))  # fmt: skip
-            else:
-                request = request_from_context(context)
+            request = self._request(context, target, out_dir)
             job, out_dir = fit_job.start_fit(request, preference_path(context, "worker_python"), out_dir)
         except CaptureError as error:
             fit_job.remove_job_folder(out_dir)
@@ -216,11 +235,10 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
             show_state(context.window_manager, state)
             self.report({"INFO"}, "SMPL-X Capture: fit cancelled, nothing changed")
             return {"CANCELLED"}
-        replace = bpy.data.collections.get(running.replace) if running.replace else None
         if context.mode != "OBJECT" and context.active_object is not None:
             bpy.ops.object.mode_set(mode="OBJECT")  # building needs object mode (bones are made in edit mode)
         try:
-            built = fit_job.finish_fit(state, running.request, replace, context.scene)
+            built = self._build(context, running, state)
         except CaptureError as error:
             return self._fail(context, str(error))
         show_state(context.window_manager, state)
@@ -235,6 +253,63 @@ class SMPLX_CAPTURE_OT_fit(bpy.types.Operator):  # noqa: N801 (Blender's naming)
         status.running, status.error, status.status = False, message, "Failed."
         self.report({"ERROR"}, message)
         return {"CANCELLED"}
+
+
+class SMPLX_CAPTURE_OT_fit(_FollowsJob, bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Detect the person in the image and fit the body to it, in a separate process"""
+
+    bl_idname = "smplx_capture.fit"
+    bl_label = "Fit"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
+
+    replace: BoolProperty(
+        name="Replace the active fit",
+        description="Replace the fit the active object belongs to, keeping what you added to it",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+    keep_edits: BoolProperty(
+        name="Keep my edits",
+        description="Re-fit the active fit from its rig's current pose, holding the bones you rotated or "
+        "pinned, to the keypoints its handles show",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+
+    def _replacing(self, context: bpy.types.Context) -> bpy.types.Collection | None:
+        return fit_job.fit_of(context.active_object) if self.replace or self.keep_edits else None
+
+    def _request(
+        self, context: bpy.types.Context, target: bpy.types.Collection | None, out_dir: Path
+    ) -> FitRequest:
+        if not self.keep_edits:
+            return request_from_context(context)
+        if target is None:
+            raise CaptureError("Select a fit (its rig, body or camera) to re-fit.")
+        return fit_job.refit_request(target, out_dir, context.scene.smplx_capture.device,
+                                     preference_path(context, "gmm"))  # fmt: skip
+
+    def _build(self, context: bpy.types.Context, running: _Running, state: JobState) -> builders.BuiltFit:
+        replace = bpy.data.collections.get(running.replace) if running.replace else None
+        return fit_job.finish_fit(state, running.request, replace, context.scene)
+
+
+class SMPLX_CAPTURE_OT_fit_video(_FollowsJob, bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Fit the body to a person through a video, frame by frame in a separate process, and build one rig
+    with an Action over the clip"""
+
+    bl_idname = "smplx_capture.fit_video"
+    bl_label = "Fit Video"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012
+    kind = "video"
+
+    def _request(
+        self, context: bpy.types.Context, target: bpy.types.Collection | None, out_dir: Path
+    ) -> VideoRequest:
+        return video_request_from_context(context)
+
+    def _build(self, context: bpy.types.Context, running: _Running, state: JobState) -> builders.BuiltFit:
+        return fit_job.finish_video_fit(state, running.request, context.scene)
 
 
 class SMPLX_CAPTURE_OT_fit_person(bpy.types.Operator):  # noqa: N801 (Blender's naming)
@@ -265,7 +340,7 @@ class SMPLX_CAPTURE_OT_fit_person(bpy.types.Operator):  # noqa: N801 (Blender's 
 
 
 class SMPLX_CAPTURE_OT_cancel(bpy.types.Operator):  # noqa: N801 (Blender's naming)
-    """Stop the running fit (the scene is left as it was)"""
+    """Stop the running fit (nothing is built; a video fit builds the frames done, marked partial)"""
 
     bl_idname = "smplx_capture.cancel"
     bl_label = "Cancel"
@@ -404,6 +479,7 @@ def unregister_menus() -> None:
 
 CLASSES = (
     SMPLX_CAPTURE_OT_fit,
+    SMPLX_CAPTURE_OT_fit_video,
     SMPLX_CAPTURE_OT_fit_person,
     SMPLX_CAPTURE_OT_cancel,
     SMPLX_CAPTURE_OT_reset_pose,

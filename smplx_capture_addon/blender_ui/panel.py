@@ -32,7 +32,6 @@ class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         settings = context.scene.smplx_capture
-        job = context.window_manager.smplx_capture_job
         layout.prop(settings, "image")
         layout.prop(settings, "show_keypoints")
         layout.prop(settings, "person", expand=True)
@@ -44,19 +43,62 @@ class SMPLX_CAPTURE_PT_fit(bpy.types.Panel):  # noqa: N801 (Blender's naming)
         layout.prop(settings, "gender")
         layout.prop(settings, "device", expand=True)
         layout.prop(settings, "focal_px")
-        if job.running:
-            layout.progress(factor=job.progress, type="BAR", text=job.status)
-            layout.operator("smplx_capture.cancel", icon="CANCEL")
-        else:
+        if not _job_progress(layout, context, "photo"):
             row = layout.row(align=True)
             row.operator("smplx_capture.fit", icon="ARMATURE_DATA")
             if fit_job.fit_of(context.active_object) is not None:
                 row.operator("smplx_capture.fit", text="Re-fit", icon="FILE_REFRESH").keep_edits = True
-            if job.status:
-                layout.label(text=job.status)
+            _job_outcome(layout, context, "photo")
             _other_people(layout, fit_job.fit_of(context.active_object))
-        if job.error:
-            _wrapped(layout.box(), job.error, context, icon="ERROR")
+        _job_error(layout, context, "photo")
+
+
+def _job_progress(layout: bpy.types.UILayout, context: bpy.types.Context, kind: str) -> bool:
+    """The bar and Cancel, in place of the Fit buttons, while a job of this panel's `kind`
+    (photo or video) runs; whether one does."""
+    job = context.window_manager.smplx_capture_job
+    if job.kind != kind or not job.running:
+        return False
+    layout.progress(factor=job.progress, type="BAR", text=job.status)
+    layout.operator("smplx_capture.cancel", icon="CANCEL")
+    return True
+
+
+def _job_outcome(layout: bpy.types.UILayout, context: bpy.types.Context, kind: str) -> None:
+    job = context.window_manager.smplx_capture_job
+    if job.kind == kind and job.status:
+        layout.label(text=job.status)
+
+
+def _job_error(layout: bpy.types.UILayout, context: bpy.types.Context, kind: str) -> None:
+    job = context.window_manager.smplx_capture_job
+    if job.kind == kind and job.error:
+        _wrapped(layout.box(), job.error, context, icon="ERROR")
+
+
+class SMPLX_CAPTURE_PT_video(bpy.types.Panel):  # noqa: N801 (Blender's naming)
+    """A video fitted frame by frame into one rig with an Action, with the body model,
+    gender and device that Fit a Photo has chosen."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Fit a Video"
+    bl_parent_id = "SMPLX_CAPTURE_PT_fit"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.smplx_capture
+        layout.prop(settings, "video")
+        row = layout.row(align=True)
+        row.prop(settings, "video_start")
+        row.prop(settings, "video_end")
+        row.prop(settings, "video_step")
+        layout.prop(settings, "video_person")
+        if not _job_progress(layout, context, "video"):
+            layout.operator("smplx_capture.fit_video", icon="SEQUENCE")
+            _job_outcome(layout, context, "video")
+        _job_error(layout, context, "video")
 
 
 def _other_people(layout: bpy.types.UILayout, fit: bpy.types.Collection | None) -> None:
@@ -243,6 +285,7 @@ class SMPLX_CAPTURE_PT_inferred(_RefineSubPanel, bpy.types.Panel):  # noqa: N801
 
 CLASSES = (
     SMPLX_CAPTURE_PT_fit,
+    SMPLX_CAPTURE_PT_video,
     SMPLX_CAPTURE_PT_refine,
     SMPLX_CAPTURE_PT_inferred,
     SMPLX_CAPTURE_PT_shape,

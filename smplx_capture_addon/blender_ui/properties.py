@@ -59,10 +59,26 @@ class SMPLXCaptureSettings(bpy.types.PropertyGroup):
     focal_px: FloatProperty(
         name="Focal length (px)", description="0: from EXIF or a guess", default=0.0, min=0.0
     )
+    video: StringProperty(
+        name="Video", description="The video (mp4, mov, avi, webm) to fit frame by frame", subtype="FILE_PATH"
+    )
+    video_start: IntProperty(name="Start", description="The first frame to fit (from 0)", default=0, min=0)
+    video_end: IntProperty(
+        name="End", description="The last frame to fit, included (-1: the clip's last)", default=-1, min=-1
+    )
+    video_step: IntProperty(name="Step", description="Fit every N-th frame", default=1, min=1)
+    video_person: IntProperty(
+        name="Person",
+        description="The N-th person found in the first frame where anyone is (1 = the most prominent), "
+        "then followed from frame to frame",
+        default=1,
+        min=1,
+    )
 
 
 class SMPLXCaptureJob(bpy.types.PropertyGroup):
     running: BoolProperty(default=False)
+    kind: StringProperty(name="Kind", description="The panel of the job: photo or video", default="photo")
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
     status: StringProperty(name="Status")
     error: StringProperty(name="Error")

@@ -371,7 +371,7 @@ def _modal_copy_of_the_fit_operator() -> type:
     fit = operators.SMPLX_CAPTURE_OT_fit
     methods = {k: v for k, v in vars(fit).items() if k not in ("__dict__", "__weakref__", "bl_rna")}
     methods.update(bl_idname="smplx_capture_test.fit_modal", execute=_drive_fit)
-    return type("SMPLX_CAPTURE_TEST_OT_fit_modal", (bpy.types.Operator,), methods)
+    return type("SMPLX_CAPTURE_TEST_OT_fit_modal", fit.__bases__, methods)  # the job-following base too
 
 
 @pytest.fixture
