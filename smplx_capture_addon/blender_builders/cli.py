@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..atomic_files import atomic_output, check_output_file, os_error_in
-from ..errors import OutputError
+from ..errors import CaptureError, OutputError
 from ..interrupts import interrupts_deferred
 
 HELP = (
@@ -24,18 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="body model file or SMPL-X folder (default: the result's)")
     parser.add_argument("--render", metavar="PNG", help="also render the fit over the photo to PNG")
     parser.add_argument(
+        "--render-video", metavar="MP4", help="a motion: also render it over its clip to a video (H.264, MP4)"
+    )
+    parser.add_argument(
         "--expressions", type=int, help="expression shape keys to make (default: as the fit, at least 10)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     output = check_output_file(Path(args.output).resolve())  # before Blender is even imported
-    if args.render:
-        check_output_file(args.render)
+    for rendered in (args.render, args.render_video):
+        if rendered:
+            check_output_file(rendered)
     from ..motion_format import frame_as_result, is_motion_file, read_motion
     from ..result_format import model_for_result, read_result
 
     motion = read_motion(args.result) if is_motion_file(args.result) else None
+    if args.render_video and motion is None:
+        raise CaptureError(f"--render-video renders a motion: {args.result} is a still fit (--render PNG).")
     result = frame_as_result(motion) if motion is not None else read_result(args.result)
     data = model_for_result(result, args.model)
     photo = args.image or result.image.path or None
@@ -61,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         render_scene_over_photo(built, args.render, photo if photo and Path(photo).is_file() else None)
         print(f"rendered {args.render} in {time.perf_counter() - start:.2f} s")
+    if args.render_video:
+        from .render_video import render_motion_video
+
+        start = time.perf_counter()
+        _, warnings = render_motion_video(built, motion, args.render_video)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"rendered {args.render_video} in {time.perf_counter() - start:.2f} s")
     return 0
 
 
