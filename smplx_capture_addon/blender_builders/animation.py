@@ -30,8 +30,9 @@ PROP_PARTIAL = "smplx_capture_partial"  # on the collection: the motion of a can
 def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
                  scene: bpy.types.Scene | None = None) -> BuiltFit:  # fmt: skip
     """Build `motion` into a new collection of `scene` (the current one by default): the rig
-    of its first frame, keyed on every frame from FIRST_FRAME, and the scene's frame range
-    and frame rate set from the clip."""
+    of its first frame, keyed on every frame from FIRST_FRAME, the scene's frame range and
+    frame rate set from the clip, the clip behind the rig. A partial motion (a cancelled
+    fit) is marked (PROP_PARTIAL) and its first warning says so."""
     scene = scene or bpy.context.scene
     name = name or Path(motion.video.path).stem or "motion"
     saved_view = scene.camera, scene.render.resolution_x, scene.render.resolution_y
@@ -39,6 +40,9 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
     built.warnings.clear()  # "no photo": the clip is the camera's background, added below
     built.collection[PROP_MOTION] = len(motion.frames)
     built.collection[PROP_PARTIAL] = motion.partial
+    if motion.partial:
+        built.warnings.append(f"The video fit was cancelled: '{built.collection.name}' holds only the "
+                              f"{len(motion.frames)} frames fitted before the cancel.")  # fmt: skip
     try:
         key_motion(built.people[0], motion, data)
         if any(frame.flag != IMPORTED for frame in motion.frames):  # another tool's motion has no video

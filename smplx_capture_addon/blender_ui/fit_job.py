@@ -125,8 +125,8 @@ def finish_video_fit(
     """Build the rig and Action of a finished video job (animation.build_motion: the scene's
     frame range and rate from the clip, the clip behind the rig). Raises CaptureError (scene
     untouched) when the job failed or was cancelled before a frame was fitted. A job
-    cancelled later built the frames done: its collection's name says "(partial)", and
-    the first warning says so."""
+    cancelled later built the frames done: its collection's name ends in PARTIAL_SUFFIX,
+    and the first warning says so."""
     if state.status == runner.CANCELLED:
         raise CaptureError("The video fit was cancelled before a frame was fitted: nothing was built.")
     if state.status != runner.DONE or not state.result_path:
@@ -136,11 +136,7 @@ def finish_video_fit(
     name = Path(request.fit.photo).stem
     if motion.partial:
         name = f"{name} {PARTIAL_SUFFIX}"
-    built = build_motion(motion, data, name=name, scene=scene)
-    if motion.partial:
-        built.warnings.insert(0, f"The video fit was cancelled: '{built.collection.name}' holds only the "
-                                 f"{len(motion.frames)} frames fitted before the cancel.")  # fmt: skip
-    return built
+    return build_motion(motion, data, name=name, scene=scene)
 
 
 def show_handles(fit: bpy.types.Collection) -> bpy.types.Collection:
