@@ -102,7 +102,7 @@ def video_request_from_context(context: bpy.types.Context) -> VideoRequest:
         person=PersonChoice(NUMBER, number=settings.video_person),
     )
     end = settings.video_end if settings.video_end >= 0 else None
-    return VideoRequest(fit, settings.video_start, end, settings.video_step)
+    return VideoRequest(fit, settings.video_start, end, settings.video_step, ground=settings.video_ground)
 
 
 def preference_path(context: bpy.types.Context, name: str) -> str | None:

@@ -95,6 +95,7 @@ class SMPLX_CAPTURE_PT_video(bpy.types.Panel):  # noqa: N801 (Blender's naming)
         row.prop(settings, "video_end")
         row.prop(settings, "video_step")
         layout.prop(settings, "video_person")
+        layout.prop(settings, "video_ground")
         if not _job_progress(layout, context, "video"):
             layout.operator("smplx_capture.fit_video", icon="SEQUENCE")
             _job_outcome(layout, context, "video")

@@ -67,6 +67,12 @@ class SMPLXCaptureSettings(bpy.types.PropertyGroup):
         name="End", description="The last frame to fit, included (-1: the clip's last)", default=-1, min=-1
     )
     video_step: IntProperty(name="Step", description="Fit every N-th frame", default=1, min=1)
+    video_ground: BoolProperty(
+        name="Feet on the ground",
+        description="Find the ground and hold the feet still where they stand on it (off: feet as fitted, "
+        "for a person not standing on a floor)",
+        default=True,
+    )
     video_person: IntProperty(
         name="Person",
         description="The N-th person found in the first frame where anyone is (1 = the most prominent), "

@@ -164,13 +164,11 @@ def fit_video(
     progress("loading", 0.0, "loading the solver")
     from ..motion_format import write_motion
     from ..video.cli import MOTION_FILE
-    from ..video.fit_video import fit_video as fit_clip
+    from ..video.fit_video import fit_video_request
 
     def frame_done(index: int, what: str, done: int, total: int) -> None:
         counted = f"frame {done} of {total}" if total else f"frame {done}"
         progress(VIDEO_STAGE, done / total if total else 0.0, f"{counted} (clip frame {index}: {what})")
 
-    fitted = fit_clip(video_request.fit, video_request.frame_range(), folder_fps=video_request.folder_fps,
-                      sigma=video_request.smooth, progress=frame_done, cancel=cancel,
-                      warm=warm() if warm else None)  # fmt: skip
+    fitted = fit_video_request(video_request, frame_done, cancel, warm() if warm else None)
     return Written(write_motion(fitted.motion, out / MOTION_FILE), partial=fitted.cancelled)

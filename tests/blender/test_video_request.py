@@ -1,13 +1,17 @@
 """The video fit request (Python 3.11 and 3.13: Blender's side makes it): the same request
-back from its JSON form and from the `fit-video` command line; bad or contradicting values
-refused with a message that says what to give, in Python and in JSON."""
+back from its JSON form and from the `fit-video` command line, and made from the Fit a
+Video panel's settings; bad or contradicting values refused with a message that says
+what to give, in Python and in JSON."""
 
 from __future__ import annotations
 
 import json
 
+import addon_utils
+import bpy
 import pytest
 
+from smplx_capture_addon.blender_ui.operators import video_request_from_context
 from smplx_capture_addon.cli import build_parser
 from smplx_capture_addon.errors import CaptureError
 from smplx_capture_addon.fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
@@ -64,3 +68,22 @@ def test_a_bad_json_video_request_names_the_field():
         VideoRequest.from_dict(["clip.mp4"])
     with pytest.raises(CaptureError, match="The fit request must be a JSON object"):
         VideoRequest.from_dict({**good, "fit": CLIP})
+
+
+def test_the_panel_settings_make_the_video_request(tmp_path):
+    addon_utils.enable("smplx_capture_addon", default_set=True)
+    try:
+        settings = bpy.context.scene.smplx_capture
+        with pytest.raises(CaptureError, match="Pick a video first"):
+            video_request_from_context(bpy.context)
+        settings.video, settings.gender, settings.device = str(tmp_path / "walk.mp4"), "female", "cpu"
+        settings.video_start, settings.video_step, settings.video_person = 4, 2, 3
+        assert video_request_from_context(bpy.context) == VideoRequest(
+            FitRequest(photo=str(tmp_path / "walk.mp4"), gender="female", device="cpu",
+                       person=PersonChoice(NUMBER, number=3)), start=4, end=None, step=2,
+        )  # fmt: skip
+        settings.video_end, settings.video_ground = 20, False
+        request = video_request_from_context(bpy.context)
+        assert (request.end, request.ground) == (20, False)
+    finally:
+        addon_utils.disable("smplx_capture_addon", default_set=True)
