@@ -4,8 +4,9 @@ Frames are read, searched and fitted one at a time (only per-frame parameters ar
 then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still
 where they stand (`feet`). A Ctrl-C (or `Cancelled`) during the frames ends the clip
 early: the frames done so far become a motion marked `partial`, still complete and
-valid, and the caller is told it was cancelled. `cancel()` is asked before each frame
-and inside each frame's fit, so a cancel is heard within moments.
+valid (their feet as fitted: holding them takes seconds), and the caller is told it was
+cancelled. `cancel()` is asked before each frame and inside each frame's fit, so a
+cancel is heard within moments.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def fit_video(
     fps = info.fps / frame_range.step
     mark = time.perf_counter()
     planted = None
-    if ground:
+    if ground and not cancelled:  # a cancel asks to stop now: the frames done stay as fitted
         body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
         planted = feet.plant_feet(body_as_motion, feet.clip_pose(frames, fitter.betas), fps, focal,
                                   (info.width / 2, info.height / 2))  # fmt: skip

@@ -88,6 +88,7 @@ def test_a_cancel_keeps_the_frames_done_as_a_valid_partial_motion(clip_folder, t
     fitted = fit_video(request, FrameRange(0), progress=stop_after_two)
     assert told == [(0, "fitted", 1, 32), (1, "fitted", 2, 32)]  # frames done of the range's 32
     assert fitted.cancelled and fitted.motion.partial
+    assert fitted.motion.ground is None  # stopped at once: the feet as fitted, not held
     assert [(f.index, f.flag) for f in fitted.motion.frames] == [(0, FITTED), (1, FITTED)]
     from smplx_capture_addon.motion_format import write_motion
 
