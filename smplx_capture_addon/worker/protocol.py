@@ -58,10 +58,11 @@ frame range and step, the person, model and device), and `out` the job's folder 
 one-shot form's --out). A video job (serving form only; the `fit-video` command is its
 one-shot form) writes OUT/motion.json; its progress has the stage "video", `fraction`
 the frames done over the frames in the range (0 while a clip that states no frame count
-runs) and a message "frame 12 of 80"; a cancel after the first frame was fitted ends it
-with a `result` marked `partial`, a cancel before with `cancelled`. It answers with the messages above,
-`hello` once at its start (with "serve": true), and every `progress`, `result`, `error`
-and `cancelled` with the "job" of the fit it belongs to. Fits run one at a time, in the
+runs) and a message "frame 12 of 80 (clip frame 23: fitted)"; a cancel after the first
+frame was fitted ends it with a `result` marked `partial`, a cancel before with
+`cancelled`. The worker answers with the messages above, `hello` once at its start
+(with "serve": true), and every `progress`, `result`, `error` and `cancelled` with the
+"job" of the fit it belongs to. Fits run one at a time, in the
 order sent; each ends with exactly one final message, and an error ends the job, not the
 worker. `cancel` stops that job (running or still waiting) and the worker serves on. The
 heartbeat and the inactivity timeout apply while a job runs; between jobs the worker is
