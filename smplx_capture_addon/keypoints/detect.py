@@ -5,7 +5,10 @@ Pipeline (:func:`detect`):
 1. Find people: PoseLandmarker on the whole photo, then on overlapping tiles half the
    photo's size (its person detector misses people that are small in the frame; on
    ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
-   three). A tile's person that overlaps one already found is the same person.
+   three). A tile's pose whose head is where a known person's is is that person (the
+   better seen copy is kept); any other is kept only when looks at a crop around its
+   own box confirm it, since a tile that cuts a person off makes up skeletons from
+   their parts. Boxes are no test of sameness: people overlap in photos.
 2. Choose: with a box, the person found inside that box (the pose is searched on a
    crop around it); with ``all_people``, everyone; otherwise the most prominent person,
    the one with the largest ``box area x mean landmark visibility`` (a big, clearly
@@ -60,6 +63,10 @@ _SEEN = MEDIAPIPE_POSE_33.min_confidence
 _MAX_PEOPLE_PER_PASS = 6
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
+# fractions of an arm's length, chosen on the rendered training cases (solver_notes.md)
+_SAME_HEAD = 0.25  # two poses whose head points lie closer on average are one person
+_LOOK_AGREES = 0.25  # two looks at one person put the nose within this
+_MAX_LOOKS = 3
 
 
 @dataclass(frozen=True)
@@ -267,10 +274,40 @@ def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) 
     if use_tiles:
         for crop in _tiles(width, height):
             for pose in detector.poses(cut(pixels, crop)):
-                candidate = crop.to_image(pose)
-                if not any(_same_person(candidate, known, pixels.shape) for known in found):
-                    found.append(candidate)
+                _add_candidate(found, crop.to_image(pose), pixels, detector)
     return sorted(found, key=lambda pose: (-prominence(pose, pixels.shape), float(pose[:, 0].mean())))
+
+
+def _add_candidate(
+    found: list[np.ndarray], candidate: np.ndarray, pixels: np.ndarray, detector: Detector
+) -> None:
+    """A tile's pose joins `found` when it is someone new that a second look confirms
+    (see `_second_look`); a better seen copy of someone known replaces that copy."""
+    for index, known in enumerate(found):
+        if _same_person(candidate, known):
+            if candidate[:, 2].mean() > known[:, 2].mean():
+                found[index] = candidate
+            return
+    confirmed = _second_look(candidate, pixels, detector)
+    if confirmed is not None and not any(_same_person(confirmed, known) for known in found):
+        found.append(confirmed)
+
+
+def _second_look(candidate: np.ndarray, pixels: np.ndarray, detector: Detector) -> np.ndarray | None:
+    """The pose that looks on a crop around the candidate's box agree on, or None.
+
+    A tile that cuts a person off makes up a skeleton from the parts it sees: looked at
+    again on its own box, its head moves. Further looks, each on the box of the pose the
+    last one found, settle on a real person whom the tile saw badly; a made-up one keeps
+    moving or vanishes."""
+    for _ in range(_MAX_LOOKS):
+        again = pose_in_box(pixels, detector, person_box(candidate, pixels.shape))
+        if again is None:
+            return None
+        if np.linalg.norm(again[_NOSE, :2] - candidate[_NOSE, :2]) < _LOOK_AGREES * _arm_length(candidate):
+            return candidate
+        candidate = again
+    return None
 
 
 def _tiles(width: int, height: int) -> list[Crop]:
@@ -308,12 +345,11 @@ def person_box(pose: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     )
 
 
-def _same_person(pose_a: np.ndarray, pose_b: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """Boxes overlapping by more than half of the smaller one, or heads at one place."""
-    box_a, box_b = person_box(pose_a, shape), person_box(pose_b, shape)
-    overlap = _intersection(box_a, box_b) / max(min(_area(box_a), _area(box_b)), 1e-9)
-    shoulders = np.linalg.norm(pose_b[_LEFT_SHOULDER, :2] - pose_b[_RIGHT_SHOULDER, :2])
-    return overlap > 0.5 or np.linalg.norm(pose_a[_NOSE, :2] - pose_b[_NOSE, :2]) < 0.5 * shoulders
+def _same_person(pose_a: np.ndarray, pose_b: np.ndarray) -> bool:
+    """Heads at one place: the mean distance of their head points under a fraction of the
+    larger arm's length (not the boxes' overlap: people overlap in photos)."""
+    apart = np.linalg.norm(pose_a[list(_HEAD), :2] - pose_b[list(_HEAD), :2], axis=1).mean()
+    return bool(apart < _SAME_HEAD * max(_arm_length(pose_a), _arm_length(pose_b)))
 
 
 def _area(box: np.ndarray) -> float:
@@ -344,7 +380,7 @@ def refine_person(pixels: np.ndarray, detector: Detector, pose: np.ndarray, box:
     """Second pass: pose and hands on a crop around the person, hands again on a crop
     around each wrist, the face on a crop around the head."""
     refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
-    if refined is not None and _same_person(refined, pose, pixels.shape):
+    if refined is not None and _same_person(refined, pose):
         pose = refined
     crops = [box_crop(person_box(pose, pixels.shape), 0.1, _PERSON_CROP_SIZE)]
     crops += [hand_crop(pose, side) for side in ("left", "right")]
