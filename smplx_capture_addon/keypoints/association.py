@@ -65,11 +65,17 @@ def arm_length(pose: np.ndarray) -> float:
         + np.linalg.norm(pose[elbow, :2] - pose[wrist, :2])
         for shoulder, elbow, wrist, *_ in ARM.values()
     ]
+    return float(max(*arms, torso_size(pose), 1.0))
+
+
+def torso_size(pose: np.ndarray) -> float:
+    """The shoulders' width or the shoulders-to-hips length, whichever is longer (a
+    torso seen from the side is narrow, one bent towards the camera short)."""
     shoulders = np.linalg.norm(pose[LEFT_SHOULDER, :2] - pose[RIGHT_SHOULDER, :2])
-    torso = np.linalg.norm(
+    length = np.linalg.norm(
         pose[[LEFT_SHOULDER, RIGHT_SHOULDER], :2].mean(axis=0) - pose[[LEFT_HIP, RIGHT_HIP], :2].mean(axis=0)
     )
-    return float(max(*arms, shoulders, torso, 1.0))
+    return float(max(shoulders, length))
 
 
 def face_width(pose: np.ndarray) -> float:

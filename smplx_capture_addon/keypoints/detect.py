@@ -10,9 +10,13 @@ Pipeline (:func:`detect`):
    own box confirm it, since a tile that cuts a person off makes up skeletons from
    their parts. Boxes are no test of sameness: people overlap in photos.
 2. Choose: with a box, the person found inside that box (the pose is searched on a
-   crop around it); with ``all_people``, everyone; otherwise the most prominent person,
-   the one with the largest ``box area x mean landmark visibility`` (a big, clearly
-   seen person wins over a big person mostly out of frame; ties go to the leftmost).
+   crop around it); with ``all_people``, everyone; otherwise the most prominent person:
+   the largest torso seen, ``torso size squared x mean visibility of the head,
+   shoulders and hips`` (`prominence`). The torso, not the box: people at a table or
+   cut by the frame show no legs, and a person nearer the camera is the one a photo is
+   of (on the rendered training cases this picks the person nearest the camera 19
+   times in 24, the box area x visibility 15); an upper body mostly hidden or out of
+   frame counts less. Ties go to the leftmost.
    Everyone's box is kept in that order (``Detections.found_boxes``: person numbers),
    so another person can be picked without detecting again.
 3. Second pass, per chosen person: pose and hands again on a crop around the person
@@ -43,8 +47,10 @@ import numpy as np
 from .association import (
     ARM,
     HEAD,
+    LEFT_HIP,
     LEFT_SHOULDER,
     NOSE,
+    RIGHT_HIP,
     RIGHT_SHOULDER,
     SIDES,
     Hand,
@@ -52,6 +58,7 @@ from .association import (
     assign_faces,
     assign_hands,
     face_width,
+    torso_size,
 )
 from .errors import KeypointError
 from .images import LoadedImage
@@ -66,6 +73,8 @@ FACE_MODEL = "face_landmarker.task"
 
 # visibility above which a pose point counts as seen when boxing a person: the fit's own
 _SEEN = MEDIAPIPE_POSE_33.min_confidence
+# head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
+_UPPER_BODY = (*HEAD, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 _MAX_PEOPLE_PER_PASS = 6
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
@@ -276,7 +285,7 @@ def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) 
         for crop in _tiles(width, height):
             for pose in detector.poses(cut(pixels, crop)):
                 _add_candidate(found, crop.to_image(pose), pixels, detector)
-    return sorted(found, key=lambda pose: (-prominence(pose, pixels.shape), float(pose[:, 0].mean())))
+    return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
 
 
 def _add_candidate(
@@ -327,10 +336,10 @@ def _tile_starts(length: float, side: float) -> list[float]:
     return list(np.linspace(0.0, length - side, count))
 
 
-def prominence(pose: np.ndarray, shape: tuple[int, ...]) -> float:
-    """Box area (inside the image) times mean visibility: the automatic choice's rule."""
-    x0, y0, x1, y1 = person_box(pose, shape)
-    return float((x1 - x0) * (y1 - y0) * pose[:, 2].mean())
+def prominence(pose: np.ndarray) -> float:
+    """The default choice's rule: the torso's size squared times the mean visibility of
+    the head, shoulders and hips (see the module doc)."""
+    return torso_size(pose) ** 2 * float(pose[list(_UPPER_BODY), 2].mean())
 
 
 def person_box(pose: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
