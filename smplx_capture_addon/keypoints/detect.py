@@ -6,9 +6,9 @@ Pipeline (:func:`detect`):
    photo's size (its person detector misses people that are small in the frame; on
    ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
    three). A tile's pose whose head is where a known person's is is that person (the
-   better seen copy is kept); any other is kept only when looks at a crop around its
-   own box confirm it, since a tile that cuts a person off makes up skeletons from
-   their parts. Boxes are no test of sameness: people overlap in photos.
+   copy with the larger box is kept); any other is kept only when looks at a crop
+   around its own box confirm it, since a tile that cuts a person off makes up
+   skeletons from their parts. Boxes are no test of sameness: people overlap in photos.
 2. Choose: with a box, the person found inside that box (the pose is searched on a
    crop around it); with ``all_people``, everyone; otherwise the most prominent person:
    the largest torso seen, ``torso size squared x mean visibility of the head,
@@ -292,10 +292,11 @@ def _add_candidate(
     found: list[np.ndarray], candidate: np.ndarray, pixels: np.ndarray, detector: Detector
 ) -> None:
     """A tile's pose joins `found` when it is someone new that a second look confirms
-    (see `_second_look`); a better seen copy of someone known replaces that copy."""
+    (see `_second_look`). A copy of someone known replaces that copy when its box is the
+    larger: a tile cuts off what lies beyond it, so the smaller box is the cut copy."""
     for index, known in enumerate(found):
         if _same_person(candidate, known):
-            if candidate[:, 2].mean() > known[:, 2].mean():
+            if _area(person_box(candidate, pixels.shape)) > _area(person_box(known, pixels.shape)):
                 found[index] = candidate
             return
     confirmed = _second_look(candidate, pixels, detector)
