@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .layouts import MEDIAPIPE_POSE_33
+
 # BlazePose-33 indices
 NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR = 0, 2, 5, 7, 8
 LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP = 11, 12, 23, 24
@@ -43,7 +45,7 @@ _MESH_CHEEKS = (234, 454)
 # Hand points: wrist, middle finger's knuckle
 _HAND_WRIST, _HAND_MIDDLE = 0, 9
 
-SEEN = 0.5  # pose visibility above which a point counts as seen (the layouts' threshold)
+SEEN = MEDIAPIPE_POSE_33.min_confidence  # pose visibility above which a point counts as seen
 HAND_REACH = 0.5  # of the arm's length: the farthest a hand's wrist may lie from the pose's
 HAND_TURN_COST = 0.25  # cost of a hand pointing straight back along the forearm
 FACE_REACH = 0.5  # of the face width: the farthest the face's nose and eyes may lie on average

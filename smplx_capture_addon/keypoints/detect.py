@@ -70,7 +70,6 @@ POSE_MODEL = "pose_landmarker_full.task"
 HAND_MODEL = "hand_landmarker.task"
 FACE_MODEL = "face_landmarker.task"
 
-
 # visibility above which a pose point counts as seen when boxing a person: the fit's own
 _SEEN = MEDIAPIPE_POSE_33.min_confidence
 # head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
@@ -447,7 +446,8 @@ def people_with_parts(
     everyone = [*poses, *others]
     hands_of, faces_of = assign_hands(everyone, hands), assign_faces(everyone, faces)
     people = []
-    for pose, box, own_hands, face in zip(poses, boxes, hands_of, faces_of, strict=False):
+    kept = len(poses)
+    for pose, box, own_hands, face in zip(poses, boxes, hands_of[:kept], faces_of[:kept], strict=True):
         person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
         person.score = float(pose[:, 2].mean())
         for side, hand in own_hands.items():
