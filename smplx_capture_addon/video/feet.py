@@ -16,15 +16,22 @@ body model's keypoints of those names), in camera space.
   RELEASE_HEIGHT or moves faster than RELEASE_SPEED: the gap between the two (hysteresis)
   keeps a noisy point from flickering in and out.
 - Holding (`hold_feet`): each run of contact frames of a point pins it to one place, the
-  run's mean position dropped onto the ground. One small optimisation over the whole clip
-  moves the root's translation and the legs' rotations as little as it can to meet the
-  pins: the body's projection is kept where the fit put it (depth, which the image does not
-  see, is what gives), the changes vary smoothly from frame to frame (no seams at a run's
-  ends), and no foot point goes below the ground. Deterministic on the CPU.
+  run's mean position dropped onto the ground. A small optimisation moves the root's
+  translation and the legs' rotations as little as it can to meet the pins: the body's
+  projection is kept where the fit put it (depth, which the image does not see, is what
+  gives), the changes vary smoothly from frame to frame (no seams at a run's ends), and no
+  foot point goes below the ground. Deterministic on the CPU.
+- Windows (`windows`): the optimisation runs over WINDOW_FRAMES frames at a time, windows
+  overlapping by WINDOW_OVERLAP, so its memory and each solve's time are bounded whatever
+  the clip's length. The pins are found over the whole clip first, so a contact run that
+  crosses a window's edge is held to the same place in both windows; across an overlap the
+  changes are cross-faded (weights ramping linearly), which leaves no seam. A clip no
+  longer than a window is one solve.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,6 +49,7 @@ from ..body_model.names import (
     RIGHT_HAND_JOINTS,
     keypoint_index,
 )
+from ..errors import Cancelled
 from ..motion_format import CONTACT_POINTS, GroundPlane, MotionFrame
 from ..solver import camera
 
@@ -69,7 +77,12 @@ PIN_TOLERANCE = 0.003  # metres, a contact point from its pin (and any point bel
 IMAGE_TOLERANCE_PX = 2.0  # a body joint's projection from the fit's
 CHANGE_TOLERANCE = (0.3, 0.1)  # radians, metres: the changes themselves (only weakly held)
 ACCELERATION_TOLERANCE = (0.01, 0.003)  # radians, metres per frame^2: the changes' bends in time
-HOLD_ITERATIONS = 150
+HOLD_ITERATIONS = 150  # per window
+WINDOW_FRAMES = 96
+WINDOW_OVERLAP = 16
+
+# Told after each window is held: (the window's last frame, windows done, windows in all).
+WindowDone = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,11 @@ class ClipPose:
     expression: np.ndarray
     betas: np.ndarray
 
+    def span(self, first: int, end: int) -> ClipPose:
+        """Frames `first` to `end` (excluded) of the clip."""
+        return ClipPose(self.full_pose[first:end], self.transl[first:end], self.expression[first:end],
+                        self.betas)  # fmt: skip
+
 
 @dataclass
 class PlantedFeet:
@@ -116,19 +134,38 @@ def motion_body(data: BodyModelData, num_betas: int, num_expression: int) -> Bod
                      flat_hand_mean=True)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Windows:
+    """How the hold splits a clip: `frames` a window, overlapping by `overlap`."""
+
+    frames: int = WINDOW_FRAMES
+    overlap: int = WINDOW_OVERLAP
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < self.frames:
+            raise ValueError(f"a window of {self.frames} frames cannot overlap the next by {self.overlap}")
+
+
+DEFAULT_WINDOWS = Windows()
+
+
 def plant_feet(
-    body: BodyModel, clip: ClipPose, fps: float, focal: float, centre: tuple[float, float]
-) -> PlantedFeet:
+    body: BodyModel, clip: ClipPose, fps: float, focal: float, centre: tuple[float, float],
+    split: Windows = DEFAULT_WINDOWS, window_done: WindowDone | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> PlantedFeet:  # fmt: skip
     """The clip's ground and contacts, and the clip with its contact feet held still
     (see the module docstring); `body` from `motion_body`, `focal` and `centre` the camera's
-    focal length and principal point in pixels."""
-    joints, points = _joints_and_feet(body, clip)
+    focal length and principal point in pixels. `window_done` is told after each window;
+    a `cancel()` that answers True (asked at every step of the solve) raises Cancelled."""
+    joints, points = _joints_and_feet(body, clip, split.frames)
     speeds = point_speeds(points, fps)
     ground = fit_ground(points, speeds, body_up(joints))
     if ground is None:
         return PlantedFeet(clip, None, np.zeros(points.shape[:2], dtype=bool))
     contacts = find_contacts(ground.heights(points), speeds)
-    held = hold_feet(body, clip, pin_targets(points, contacts, ground), ground, focal, centre)
+    targets = pin_targets(points, contacts, ground)
+    held = hold_feet(body, clip, targets, ground, focal, centre, split, window_done, cancel)
     return PlantedFeet(held, ground, contacts)
 
 
@@ -243,16 +280,66 @@ def pin_targets(points: np.ndarray, contacts: np.ndarray, ground: Ground) -> np.
     return targets
 
 
+def windows(frames: int, split: Windows) -> list[tuple[int, int]]:
+    """The windows over a clip of `frames` frames as (first, end) frames, end excluded: each
+    `split.frames` long (the clip, when shorter), each starting `split.overlap` frames
+    before the last one's end (the last one more, so it ends at the clip's end)."""
+    if frames <= split.frames:
+        return [(0, frames)]
+    starts = list(range(0, frames - split.frames + 1, split.frames - split.overlap))
+    if starts[-1] + split.frames < frames:
+        starts.append(frames - split.frames)
+    return [(start, start + split.frames) for start in starts]
+
+
+def blend_weights(first: int, end: int, frames: int, overlap: int) -> np.ndarray:
+    """The weights (end - first,) of a window's changes in the cross-fade: ramping linearly
+    over `overlap` frames at an edge inside the clip, 1 elsewhere (so that, where two windows
+    overlap by `overlap`, the weights add up to 1)."""
+    position = np.arange(first, end)
+    ramp = np.ones(end - first)
+    if first > 0:
+        ramp = np.minimum(ramp, (position - first + 1) / (overlap + 1))
+    if end < frames:
+        ramp = np.minimum(ramp, (end - position) / (overlap + 1))
+    return ramp
+
+
 def hold_feet(
     body: BodyModel, clip: ClipPose, targets: np.ndarray, ground: Ground, focal: float,
-    centre: tuple[float, float],
+    centre: tuple[float, float], split: Windows = DEFAULT_WINDOWS, window_done: WindowDone | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> ClipPose:  # fmt: skip
     """`clip` with its leg rotations and translation moved to bring the foot points to
-    `targets` (F, P, 3; NaN: free), see the module docstring."""
+    `targets` (F, P, 3; NaN: free), window by window (see the module docstring)."""
+    frames = len(clip.transl)
+    spans = windows(frames, split)
+    turn, shift = np.zeros((frames, len(_LEG_JOINTS), 3)), np.zeros((frames, 3))
+    weight = np.zeros(frames)
+    for done, (first, end) in enumerate(spans, start=1):
+        window_turn, window_shift = _hold_window(body, clip.span(first, end), targets[first:end], ground,
+                                                 focal, centre, cancel)  # fmt: skip
+        blend = blend_weights(first, end, frames, split.overlap)
+        turn[first:end] += blend[:, None, None] * window_turn
+        shift[first:end] += blend[:, None] * window_shift
+        weight[first:end] += blend
+        if window_done is not None:
+            window_done(end - 1, done, len(spans))
+    full_pose = clip.full_pose.copy()
+    full_pose[:, _LEG_JOINTS] += turn / weight[:, None, None]
+    return ClipPose(full_pose, clip.transl + shift / weight[:, None], clip.expression, clip.betas)
+
+
+def _hold_window(
+    body: BodyModel, clip: ClipPose, targets: np.ndarray, ground: Ground, focal: float,
+    centre: tuple[float, float], cancel: Callable[[], bool] | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One window's solve: the changes to the legs' rotations (F, 8, 3) and to the
+    translation (F, 3) that hold its foot points to `targets`."""
+    frames = len(clip.transl)
     pinned = torch.as_tensor(~np.isnan(targets[..., 0]))
     if not pinned.any():
-        return clip
-    frames = len(clip.transl)
+        return np.zeros((frames, len(_LEG_JOINTS), 3)), np.zeros((frames, 3))
     params = _parameters(clip)
     pose, transl = torch.as_tensor(clip.full_pose, dtype=torch.float32), params["transl"]
     fixed = {"betas": params["betas"], "expression": params["expression"]}
@@ -272,6 +359,8 @@ def hold_feet(
         seen = camera.project(posed(turn, shift)[0], focals, centres)
 
     def loss() -> torch.Tensor:
+        if cancel is not None and cancel():
+            raise Cancelled("The video fit was cancelled.")
         optimiser.zero_grad()
         joints, feet = posed(turn, shift)
         below = torch.relu(ground.offset - feet @ normal)
@@ -288,16 +377,19 @@ def hold_feet(
     optimiser = torch.optim.LBFGS([turn, shift], max_iter=HOLD_ITERATIONS, history_size=20,
                                   line_search_fn="strong_wolfe")  # fmt: skip
     optimiser.step(loss)
-    full_pose = clip.full_pose.copy()
-    full_pose[:, _LEG_JOINTS] += turn.detach().numpy()
-    return ClipPose(full_pose, clip.transl + shift.detach().numpy(), clip.expression, clip.betas)
+    return turn.detach().double().numpy(), shift.detach().double().numpy()
 
 
-def _joints_and_feet(body: BodyModel, clip: ClipPose) -> tuple[np.ndarray, np.ndarray]:
-    """The clip's joints (F, 55, 3) and foot points (F, 4, 3), float64."""
-    with torch.no_grad():
-        out = body(vertices=False, face_landmarks=False, **_parameters(clip))
-    return out.joints.double().numpy(), out.keypoints[:, _FOOT_KEYPOINTS].double().numpy()
+def _joints_and_feet(body: BodyModel, clip: ClipPose, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's joints (F, 55, 3) and foot points (F, 4, 3), float64, posed `batch`
+    frames at a time."""
+    joints, points = [], []
+    for first in range(0, len(clip.transl), batch):
+        with torch.no_grad():
+            out = body(vertices=False, face_landmarks=False, **_parameters(clip.span(first, first + batch)))
+        joints.append(out.joints.double().numpy())
+        points.append(out.keypoints[:, _FOOT_KEYPOINTS].double().numpy())
+    return np.concatenate(joints), np.concatenate(points)
 
 
 def _parameters(clip: ClipPose) -> dict[str, torch.Tensor]:

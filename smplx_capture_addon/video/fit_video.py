@@ -2,11 +2,13 @@
 
 Frames are read, searched and fitted one at a time (only per-frame parameters are kept),
 then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still
-where they stand (`feet`). A Ctrl-C (or `Cancelled`) during the frames ends the clip
-early: the frames done so far become a motion marked `partial`, still complete and
-valid (their feet as fitted: holding them takes seconds), and the caller is told it was
-cancelled. `cancel()` is asked before each frame and inside each frame's fit, so a
-cancel is heard within moments.
+where they stand (`feet`, window by window, each window told to `progress` as FEET_STEP).
+A Ctrl-C (or `Cancelled`) during the frames ends the clip early: the frames done so far
+become a motion marked `partial`, still complete and valid (their feet as fitted: holding
+them takes seconds), and the caller is told it was cancelled. A cancel while the feet are
+held ends the same way, with every frame fitted and the feet as fitted. `cancel()` is
+asked before each frame, inside each frame's fit and at each step of the feet's solve, so
+a cancel is heard within moments.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 # (frame index, what happened to it, frames done, frames in the range: 0 when the clip does not say)
 Progress = Callable[[int, str, int, int], None]
+FEET_STEP = "feet held"  # how a window of the feet step's `what` starts: "feet held, window 1 of 3"
 
 
 @dataclass
@@ -53,11 +56,13 @@ def fit_video(
     ground: bool = True,
     cancel: Callable[[], bool] | None = None,
     warm: WarmModels | None = None,
+    feet_windows: feet.Windows = feet.DEFAULT_WINDOWS,
 ) -> VideoFit:
     """Fit the person `request.person` chooses in `request.photo` (the video or folder)
     over `frame_range`; `sigma` is the smoothing's width in frames (0: none); `ground`:
-    find the ground and hold the feet still where they stand on it (`feet`). `warm`: the
-    detector and body models a serving worker keeps (None: loaded for this clip alone)."""
+    find the ground and hold the feet still where they stand on it (`feet`, in
+    `feet_windows`). `warm`: the detector and body models a serving worker keeps (None:
+    loaded for this clip alone)."""
     from ..keypoints.detect import Detector
     from ..solver.options import FitOptions
 
@@ -98,9 +103,18 @@ def fit_video(
     planted = None
     if ground and not cancelled:  # a cancel asks to stop now: the frames done stay as fitted
         body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
-        planted = feet.plant_feet(body_as_motion, feet.clip_pose(frames, fitter.betas), fps, focal,
-                                  (info.width / 2, info.height / 2))  # fmt: skip
-        frames = feet.planted_frames(frames, planted)
+
+        def window_done(last: int, done: int, windows: int) -> None:
+            if progress is not None:
+                progress(frames[last].index, f"{FEET_STEP}, window {done} of {windows}", len(fits), total)
+
+        try:
+            planted = feet.plant_feet(body_as_motion, feet.clip_pose(frames, fitter.betas), fps, focal,
+                                      (info.width / 2, info.height / 2), feet_windows, window_done,
+                                      cancel)  # fmt: skip
+            frames = feet.planted_frames(frames, planted)
+        except (KeyboardInterrupt, Cancelled):
+            cancelled = True
     feet_seconds = time.perf_counter() - mark
     motion = Motion(
         model=model_identity(data),

@@ -4,6 +4,13 @@ mp4, mov, avi, webm, ...) or a folder of numbered images, within a range and a s
 Frames are streamed: only the frame being worked on is in memory, whatever the clip's
 length. Unreadable input, a clip without frames and a range outside the clip are
 `VideoError`s that say what to do.
+
+A motion has one rate, so a video file's frames must come at the rate its container
+states: each frame's time (OpenCV's CAP_PROP_POS_MSEC, from the first frame's) is checked
+as it is read, and a frame more than RATE_TOLERANCE of a frame period from where the
+stated rate puts it (a dropped or repeated frame, a variable frame rate) is a VideoError
+that says how to re-encode the video at a constant rate. A folder of images has no times:
+its frames are taken at its one rate.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from ..keypoints.images import MAX_WORKING_SIDE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FOLDER_FPS = 30.0  # a folder of images says no rate: the usual video rate, unless given
+RATE_TOLERANCE = 0.5  # frame periods: past half a period, a frame is shown at another frame's time
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last number in a file name
 
 
@@ -130,22 +138,42 @@ def _video_file(path: Path) -> Clip:
             "convert it to mp4 first."
         )
     _check_size(path, width, height)
-    return Clip(ClipInfo(str(path.resolve()), width, height, fps, count), _decoded(capture, path))
+    return Clip(ClipInfo(str(path.resolve()), width, height, fps, count), _decoded(capture, path, fps))
 
 
-def _decoded(capture, path: Path) -> Iterator[Frame]:
+def _decoded(capture, path: Path, fps: float) -> Iterator[Frame]:
     import cv2
 
     index = 0
+    first_ms = 0.0
     try:
         while True:
             ok, bgr = capture.read()
             if not ok:
                 return
+            time_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+            first_ms = time_ms if index == 0 else first_ms
+            _check_rate(path, index, time_ms - first_ms, fps)
             yield Frame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
     finally:
         capture.release()
+
+
+def off_rate(index: int, time_ms: float, fps: float) -> bool:
+    """Whether frame `index`, `time_ms` after the clip's first, is more than RATE_TOLERANCE
+    of a frame period from where a constant `fps` puts it."""
+    return abs(time_ms * fps / 1000.0 - index) > RATE_TOLERANCE
+
+
+def _check_rate(path: Path, index: int, time_ms: float, fps: float) -> None:
+    if off_rate(index, time_ms, fps):
+        raise VideoError(
+            f"{path}: its frame rate varies: frame {index} is at {time_ms / 1000:.3f} s, where its stated "
+            f"{fps:g} frames a second put it at {index / fps:.3f} s. Re-encode it at a constant rate "
+            f'first, e.g. ffmpeg -i "{path.name}" -fps_mode cfr -r {fps:g} "{path.stem}_cfr.mp4", or '
+            "give a folder of its frames as numbered images."
+        )
 
 
 def _image_folder(folder: Path, fps: float) -> Clip:

@@ -1,15 +1,18 @@
 """Reading a clip: a video file and a folder of numbered frames give the same frames,
-streamed, within a range and a step; bad input and bad ranges get a clear VideoError."""
+streamed, within a range and a step; bad input, bad ranges and a video whose frame rate
+varies get a clear VideoError."""
 
 from __future__ import annotations
 
 import shutil
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from smplx_capture_addon.devtools.video_clip import FRAMES, HEIGHT, WIDTH
-from smplx_capture_addon.video.frames import FrameRange, VideoError, open_clip
+from smplx_capture_addon.video.frames import FrameRange, VideoError, off_rate, open_clip
 
 
 def test_a_video_and_its_frames_folder_give_the_frames_of_the_range(clip_folder):
@@ -85,3 +88,48 @@ def test_frames_of_different_sizes_in_a_folder_are_refused(clip_folder, tmp_path
     Image.new("RGB", (100, 80)).save(folder / "frame_0002.png")
     with pytest.raises(VideoError, match="every frame must have one size"):
         list(open_clip(folder).frames(FrameRange()))
+
+
+def _variable_rate_copy(source: Path, target: Path) -> None:
+    """`source` (an mp4 of one constant rate) with the second half of its frames lasting
+    twice as long: its time-to-sample box (stts) rewritten with two entries, and the sizes
+    of the boxes holding it grown to match (the index comes after the frames' data, so no
+    offset into that data moves)."""
+    data = bytearray(source.read_bytes())
+    holders, start = [], 0
+    while (kind := data[start + 4 : start + 8]) != b"stts":
+        if kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+            holders.append(start)
+            start += 8
+        else:
+            start += struct.unpack(">I", data[start : start + 4])[0]
+    size = struct.unpack(">I", data[start : start + 4])[0]
+    _, entries, count, delta = struct.unpack(">IIII", data[start + 8 : start + 24])  # version, entries
+    assert entries == 1, "the clip was written at one constant rate"
+    body = struct.pack(">IIIIII", 0, 2, count // 2, delta, count - count // 2, 2 * delta)
+    data[start : start + size] = struct.pack(">I4s", 8 + len(body), b"stts") + body
+    for box in holders:
+        grown = struct.unpack(">I", data[box : box + 4])[0] + 8 + len(body) - size
+        data[box : box + 4] = struct.pack(">I", grown)
+    target.write_bytes(bytes(data))
+
+
+def test_a_video_whose_frame_rate_varies_is_refused_with_how_to_re_encode_it(clip_folder, tmp_path):
+    assert len(list(open_clip(clip_folder / "clip.mp4").frames(FrameRange()))) == FRAMES  # on its rate
+    varies = tmp_path / "varies.mp4"
+    _variable_rate_copy(clip_folder / "clip.mp4", varies)
+    clip = open_clip(varies)
+    assert clip.info.fps == 20.0  # 16 frames at 30 and 16 at 15 a second: FFmpeg states their mean
+    with pytest.raises(VideoError, match=r"its frame rate varies: frame 2 is at 0\.067 s") as refused:
+        list(clip.frames(FrameRange()))
+    assert 'ffmpeg -i "varies.mp4" -fps_mode cfr -r 20 "varies_cfr.mp4"' in str(refused.value)
+
+
+def test_frame_times_off_the_stated_rate_by_half_a_frame_are_found():
+    ntsc = [round(index * 1001 / 30) for index in range(300)]  # 29.97 a second, in whole milliseconds
+    assert not any(off_rate(index, time, 30000 / 1001) for index, time in enumerate(ntsc))
+    dropped = [0.0, 40.0, 80.0, 160.0, 200.0]  # 25 a second, frame 3 missing
+    assert [off_rate(index, time, 25.0) for index, time in enumerate(dropped)] == [False] * 3 + [True] * 2
+    repeated = [0.0, 40.0, 40.0, 80.0]  # a frame's time given twice
+    assert [off_rate(index, time, 25.0) for index, time in enumerate(repeated)] == [False, False, True, True]
+    assert not off_rate(10, 10 * 40.0 + 19.0, 25.0) and off_rate(10, 10 * 40.0 + 21.0, 25.0)
