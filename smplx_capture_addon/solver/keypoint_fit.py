@@ -88,7 +88,7 @@ def fit_keypoints(
 
     missed = body_reprojection_px(fit.projected, keypoints, image_size) > options.restart_above_px
     turns = () if ROOT in fixed_joints else options.restart_turns
-    fit = restart_failed(fit, missed, turns, refit, carry_on)
+    fit = restart_failed(fit, missed, turns, refit, carry_on, options.choose_after)
     if progress is not None:
         progress("done", 1.0, "fit finished")
     check_plausible(fit.params, fit.keypoints)

@@ -86,9 +86,9 @@ def warm_start_options(options: FitOptions | None = None) -> FitOptions:
 
 
 def restart_options(options: FitOptions) -> FitOptions:
-    """`options` for the restart's other starts: the whole schedule and its hypotheses,
-    without the limb retry (see restart)."""
-    return replace(options, limb_retry_iterations=0, restart_turns=())
+    """`options` for the restart's other starts: the whole schedule with its orientation
+    hypotheses, without the limb hypotheses and the limb retry (see restart)."""
+    return replace(options, limb_hypotheses=False, limb_retry_iterations=0, restart_turns=())
 
 
 def carry_on_options(options: FitOptions) -> FitOptions:

@@ -4,10 +4,11 @@ A fit that misses its body keypoints is lost in a wrong minimum (a body lying or
 along the line of sight, facing or leaning the wrong way); which one the search falls
 into can hinge on rounding, so other starts often find the right one, at a lower loss.
 
-The other starts are fitted without the limb retry, the costliest part of a fit, four
-times over. They are judged against the first fit where both ran the same stages (up to
-the polish); a start that beats it there carries on through the limb retry, and the
-lowest final loss wins. A restart therefore costs a fixed number of shortened fits.
+The other starts are fitted without the limb hypotheses and the limb retry, the costliest
+parts of a fit, four times over. They are judged against the first fit after the last
+stage both ran alike (the body stages, before the limb hypotheses); a start that beats it
+there carries on through the limb retry (which mirrors the limbs too), and the lowest
+final loss wins. A restart therefore costs a fixed number of shortened fits.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ def restart_failed(
     turns_degrees: tuple[float, ...],
     refit: Refit,
     carry_on: CarryOn | None = None,
+    judged_after: str | None = None,
 ) -> BatchFit:
     """Fit again the people `failed` (B,) bool, from starts turned in the image plane by
     each of `turns_degrees`, and keep each person's lowest final loss.
 
-    refit(rows, roll_offset) fits those people (rows of the batch) from those starts; when
-    its stages stop short of `fit`'s (no limb retry), carry_on(rows, params) finishes the
-    starts that beat `fit` where their stages last agree, from their parameters."""
+    refit(rows, roll_offset) fits those people (rows of the batch) from those starts. When
+    its fits take fewer branches than `fit`'s, `judged_after` names the last stage both ran
+    alike (else: the end of their common run of stage names), and carry_on(rows, params)
+    finishes the starts that beat `fit` there, from their parameters."""
     if not turns_degrees or not bool(failed.any()):
         return fit
     people = torch.nonzero(failed).flatten()
@@ -51,36 +54,46 @@ def restart_failed(
         again = refit(people.repeat_interleave(len(turns)), turns.repeat(len(people)))
     except FitError:  # a start that diverges: the first fit stands
         return fit
-    compared = _last_shared_stage(fit, again)
+    compared = _judged_stage(fit, again, judged_after)
     losses = again.loss_per_stage[:, compared].view(len(people), -1)
     best = losses.argmin(1)
     ahead = losses.gather(1, best[:, None])[:, 0] < fit.loss_per_stage[people, compared]
     evaluations = fit.evaluations + again.evaluations
+    if not bool(ahead.any()):
+        return replace(fit, evaluations=evaluations, stage_seconds=_timed(fit, started))
     chosen = people[ahead]
     source = torch.nonzero(ahead).flatten() * len(turns) + best[ahead]
     candidates = _take(again, source)
-    if bool(ahead.any()) and compared < again.loss_per_stage.shape[1] - 1 and carry_on is not None:
+    if carry_on is not None:
         try:
             finished = carry_on(chosen, candidates.params)
         except FitError:  # the first fit stands
             return replace(fit, evaluations=evaluations, stage_seconds=_timed(fit, started))
         evaluations += finished.evaluations
-        candidates = _finished(candidates, finished, compared, fit.stage_seconds[compared][0])
+        candidates = _finished(candidates, finished, [name for name, _ in fit.stage_seconds])
     better = torch.nonzero(candidates.loss_per_stage[:, -1] < fit.loss_per_stage[chosen, -1]).flatten()
     turned = [turns_degrees[row % len(turns)] for row in source[better].tolist()]
     merged = _merged(fit, candidates, chosen[better], better, turned)
     return replace(merged, evaluations=evaluations, stage_seconds=_timed(fit, started))
 
 
-def _last_shared_stage(first: BatchFit, again: BatchFit) -> int:
-    """The index (into loss_per_stage) of the last stage both fits ran alike: the end of
-    their common run of stage names."""
+def _judged_stage(first: BatchFit, again: BatchFit, name: str | None) -> int:
+    """The index (into loss_per_stage) of the stage named `name` when both fits ran it at
+    the same place, else the last of their common run of stages."""
+    mine, theirs = [n for n, _ in first.stage_seconds], [n for n, _ in again.stage_seconds]
+    if name in mine and name in theirs and mine.index(name) == theirs.index(name):
+        return mine.index(name)
+    return max(_common_run(mine, theirs) - 1, 0)
+
+
+def _common_run(names: list[str], others: list[str]) -> int:
+    """How many stage names the two lists share from the start."""
     shared = 0
-    for (mine, _), (theirs, _) in zip(first.stage_seconds, again.stage_seconds, strict=False):
-        if mine != theirs:
+    for a, b in zip(names, others, strict=False):
+        if a != b:
             break
         shared += 1
-    return max(shared - 1, 0)
+    return shared
 
 
 def _take(fit: BatchFit, rows: Tensor) -> BatchFit:
@@ -94,16 +107,19 @@ def _take(fit: BatchFit, rows: Tensor) -> BatchFit:
     )  # fmt: skip
 
 
-def _finished(begun: BatchFit, finished: BatchFit, compared: int, compared_name: str) -> BatchFit:
+def _finished(begun: BatchFit, finished: BatchFit, names: list[str]) -> BatchFit:
     """`finished` (the carried-on fits of `begun`'s rows) with each row's orientation and
-    limb choice from where it began, and its losses per stage those of `begun` up to stage
-    `compared` (named `compared_name`), then those of `finished` after its stage of that name."""
+    limb choice from where it began, and its losses for the stages `names` (the first
+    fit's): `begun`'s where it ran them alike, then `finished`'s last ones."""
     hypotheses = [replace(done, orientation=start.orientation, limbs=start.limbs)
                   for start, done in zip(begun.hypotheses, finished.hypotheses, strict=True)]  # fmt: skip
-    names = [name for name, _ in finished.stage_seconds]
-    losses = torch.cat([begun.loss_per_stage[:, : compared + 1],
-                        finished.loss_per_stage[:, names.index(compared_name) + 1 :]], 1)  # fmt: skip
-    return replace(finished, hypotheses=hypotheses, loss_per_stage=losses)
+    shared = _common_run(names, [name for name, _ in begun.stage_seconds])
+    rest = names[shared:]
+    if [name for name, _ in finished.stage_seconds][len(finished.stage_seconds) - len(rest) :] != rest:
+        raise ValueError(f"The carried-on fits did not end with the stages {rest}.")
+    losses = finished.loss_per_stage[:, finished.loss_per_stage.shape[1] - len(rest) :]
+    return replace(finished, hypotheses=hypotheses,
+                   loss_per_stage=torch.cat([begun.loss_per_stage[:, :shared], losses], 1))  # fmt: skip
 
 
 def _merged(fit: BatchFit, again: BatchFit, people: Tensor, rows: Tensor, turns: list[float]) -> BatchFit:

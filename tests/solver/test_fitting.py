@@ -529,7 +529,8 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
                         stages.Reporter(None, None), params)  # fmt: skip
 
     failed = missed > options.restart_above_px
-    fixed = restart_failed(swapped, failed, options.restart_turns, refit, carry_on if shortened else None)
+    fixed = restart_failed(swapped, failed, options.restart_turns, refit, carry_on if shortened else None,
+                           options.choose_after if shortened else None)  # fmt: skip
     assert carried_on == ([[0]] if shortened else [])
     # The replaced person's losses are those of the stages the first fit ran, by name.
     assert fixed.loss_per_stage.shape == swapped.loss_per_stage.shape
