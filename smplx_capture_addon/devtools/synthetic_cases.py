@@ -107,13 +107,16 @@ def make_cases(
     noise_px: float = 2.0,
     drop: float = 0.1,
     image_height: int = 1000,
+    fixed_camera: tuple[float, int] | None = None,
 ) -> Cases:
     """Put each pose (N, 3) / (N, 63) in front of a random camera and detect it.
 
     Shape, expression, jaw and hands are random; the body turns to any heading; the lens
     is 24-85 mm equivalent (known to the fitter, as from EXIF); the person fills 45-85% of
-    the image height. Noise is Gaussian, `noise_px` per coordinate at a 1000-pixel
-    height; `drop` of the keypoints (and those outside the image) get confidence 0.
+    the image height; with `fixed_camera` (focal px, width), every image is that wide and
+    seen through that lens (the reference SMPLify-X's inputs: 5000 px, 1000 x 1000). Noise
+    is Gaussian, `noise_px` per coordinate at a 1000-pixel height; `drop` of the keypoints
+    (and those outside the image) get confidence 0.
     """
     rng = np.random.default_rng(seed)
     count = len(body_pose)
@@ -137,9 +140,11 @@ def make_cases(
     params["global_orient"] = camera.matrix_to_axis_angle(world).to(dtype)
 
     width = np.round(image_height * rng.choice([0.75, 1.0, 1.5], count)).astype(int)
+    lenses = [camera.focal_from_35mm(rng.uniform(24, 85), w, image_height) for w in width]
+    if fixed_camera is not None:
+        lenses, width = [fixed_camera[0]] * count, np.full(count, fixed_camera[1])
     size = torch.as_tensor(np.stack([width, np.full(count, image_height)], 1), dtype=dtype)
-    focal = torch.as_tensor([camera.focal_from_35mm(rng.uniform(24, 85), w, image_height) for w in width],
-                            dtype=dtype)  # fmt: skip
+    focal = torch.as_tensor(lenses, dtype=dtype)
     with torch.no_grad():
         posed = model(vertices=False, **params).keypoints
     extent = posed[:, :, 1].amax(1) - posed[:, :, 1].amin(1)

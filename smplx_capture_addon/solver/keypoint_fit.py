@@ -23,7 +23,7 @@ from .fit_result import BatchFit
 from .hypotheses import MIRRORED, TURNED, Rows, hypotheses_of
 from .inputs import NORMALISED_HEIGHT, prepare_keypoints
 from .objective import CameraObjective
-from .options import FitOptions
+from .options import FitOptions, carry_on_options, restart_options
 from .packing import UNFITTED, Packing
 from .reprojection import body_reprojection_px
 from .restart import RESTART, restart_failed
@@ -70,19 +70,25 @@ def fit_keypoints(
     reporter = Reporter(progress, cancel)
     fit = fit_from(model, keypoints, focal, image_size, options, reporter, start, fixed_joints)
 
-    def refit(rows: Tensor, roll_offset: Tensor) -> BatchFit:
-        def report(stage: str, fraction: float, message: str) -> None:
-            if progress is not None:  # past the first fit's end: the bar stays full
-                progress(RESTART, 1.0, f"{RESTART}: {message}")
+    def report(stage: str, fraction: float, message: str) -> None:
+        if progress is not None:  # past the first fit's end: the bar stays full
+            progress(RESTART, 1.0, f"{RESTART}: {message}")
 
-        again_start = None if start is None else {name: value[rows] for name, value in start.items()}
-        reporter = Reporter(report, cancel)
-        return fit_from(model, keypoints[rows], focal[rows], image_size[rows], options, reporter, again_start,
-                        fixed_joints, roll_offset)  # fmt: skip
+    def rows_of(values: dict[str, Tensor] | None, rows: Tensor) -> dict[str, Tensor] | None:
+        return None if values is None else {name: value[rows] for name, value in values.items()}
+
+    def refit(rows: Tensor, roll_offset: Tensor) -> BatchFit:
+        return fit_from(model, keypoints[rows], focal[rows], image_size[rows], restart_options(options),
+                        Reporter(report, cancel), rows_of(start, rows), fixed_joints,
+                        roll_offset)  # fmt: skip
+
+    def carry_on(rows: Tensor, params: dict[str, Tensor]) -> BatchFit:
+        return fit_from(model, keypoints[rows], focal[rows], image_size[rows], carry_on_options(options),
+                        Reporter(report, cancel), params, fixed_joints)  # fmt: skip
 
     missed = body_reprojection_px(fit.projected, keypoints, image_size) > options.restart_above_px
     turns = () if ROOT in fixed_joints else options.restart_turns
-    fit = restart_failed(fit, missed, turns, refit)
+    fit = restart_failed(fit, missed, turns, refit, carry_on, options.choose_after)
     if progress is not None:
         progress("done", 1.0, "fit finished")
     check_plausible(fit.params, fit.keypoints)

@@ -83,3 +83,16 @@ def warm_start_options(options: FitOptions | None = None) -> FitOptions:
     options = options or FitOptions()
     return replace(options, stages=options.stages[-1:], hypotheses=False, limb_hypotheses=False,
                    limb_retry_iterations=0, restart_turns=())  # fmt: skip
+
+
+def restart_options(options: FitOptions) -> FitOptions:
+    """`options` for the restart's other starts: the whole schedule with its orientation
+    hypotheses, without the limb hypotheses and the limb retry (see restart)."""
+    return replace(options, limb_hypotheses=False, limb_retry_iterations=0, restart_turns=())
+
+
+def carry_on_options(options: FitOptions) -> FitOptions:
+    """`options` for a restart's start that beat the first fit: from its parameters, the
+    schedule's last stage and the polish, then the limb retry as the first fit had it."""
+    return replace(warm_start_options(options), limb_hypotheses=options.limb_hypotheses,
+                   limb_retry_iterations=options.limb_retry_iterations)  # fmt: skip

@@ -51,7 +51,7 @@ from .options import FitOptions
 from .packing import FACE_BLOCKS, HAND_BLOCKS, Packing, row_mask
 from .reprojection import rows_reprojection_px
 from .schedule import StageWeights
-from .variants import Variant, apply_variants, limb_variants, retry_variants, without_fixed
+from .variants import Variant, apply_variants, limb_variants, retry_variants, without_fixed, witnessed
 
 Progress = Callable[[str, float, str], None]
 
@@ -112,9 +112,10 @@ class KeepWithin:
 
 @dataclass(frozen=True)
 class Branch:
-    """Each person's one row goes on with its `variants` beside it; their numbers (1..)
-    are recorded at branch point `point`. With `again_since` (a stage's index), only the
-    people whose loss dropped by RETRY_AGAIN_GAIN since that stage get variants."""
+    """Each person's one row goes on with its `variants` beside it, those its keypoints
+    can tell apart (variants.witnessed); their numbers (1..) are recorded at branch point
+    `point`. With `again_since` (a stage's index), only the people whose loss dropped by
+    RETRY_AGAIN_GAIN since that stage get variants."""
 
     point: int
     variants: tuple[Variant, ...]
@@ -126,9 +127,10 @@ class Branch:
         variants = apply_variants(context.model, context.packing, best, self.variants)
         count = 1 + len(variants)
         kept = torch.ones(people, count, dtype=torch.bool, device=best.device)
+        kept[:, 1:] = witnessed(self.variants, rows.data[1])
         if self.again_since is not None:
             before = rows.losses[self.again_since]
-            kept[:, 1:] = (rows.losses[-1] < (1.0 - RETRY_AGAIN_GAIN) * before)[:, None]
+            kept[:, 1:] &= (rows.losses[-1] < (1.0 - RETRY_AGAIN_GAIN) * before)[:, None]
         rows = rows.take(torch.arange(people, device=best.device)[:, None].expand(-1, count)[kept])
         rows.x = torch.stack([best, *variants], 1)[kept]
         rows.choices[:, self.point] = torch.arange(count, device=best.device).expand(people, -1)[kept]

@@ -95,6 +95,20 @@ class Variant:
         below = {WHOLE: BELOW, FIRST_BONE: CHILDREN}.get(self.kind, {})
         return {j for root in self.joints for j in (root, *below.get(root, ()))}
 
+    def witnesses(self) -> tuple[int, ...]:
+        """The joints (their keypoints) whose places in the photo tell this edit from the
+        fit it edits: those below its limbs' roots; () for a turn, which every keypoint sees."""
+        return tuple(sorted({j for root in self.joints for j in BELOW[root]}))
+
+
+def witnessed(variants: tuple[Variant, ...], confidence: Tensor) -> Tensor:
+    """(B, V) whether each person (keypoint confidences (B, K), K >= the joints) sees a
+    witness of each variant: a mirrored limb whose keypoints are all unseen (below the
+    frame, behind a table, or only guessed by the detector) looks the same either way."""
+    always = torch.ones(len(confidence), dtype=torch.bool, device=confidence.device)
+    seen = [confidence[:, list(v.witnesses())].amax(1) > 0 if v.witnesses() else always for v in variants]
+    return torch.stack(seen, 1) if seen else always[:, None][:, :0]
+
 
 def limb_variants() -> tuple[Variant, ...]:
     """The variants tried after the body stages: each limb set at the root, then whole."""

@@ -16,13 +16,18 @@ from smplx_capture_addon.errors import Cancelled
 from smplx_capture_addon.solver import camera, collision, priors, stages
 from smplx_capture_addon.solver.errors import FitError
 from smplx_capture_addon.solver.fit_result import BatchFit
-from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, rows_within
+from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, Rows, rows_within
 from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT, prepare_keypoints
 from smplx_capture_addon.solver.keypoint_fit import check_plausible, fit_from, fit_keypoints
 from smplx_capture_addon.solver.keypoint_groups import BODY, SHOULDERS, TORSO_PAIRS
 from smplx_capture_addon.solver.learned_priors import load_gmm
 from smplx_capture_addon.solver.objective import StageObjective
-from smplx_capture_addon.solver.options import MAX_RETRY_ROUNDS, FitOptions
+from smplx_capture_addon.solver.options import (
+    MAX_RETRY_ROUNDS,
+    FitOptions,
+    carry_on_options,
+    restart_options,
+)
 from smplx_capture_addon.solver.packing import Packing
 from smplx_capture_addon.solver.reprojection import body_reprojection_px, seen_reprojection_px
 from smplx_capture_addon.solver.restart import RESTART, restart_failed
@@ -39,7 +44,9 @@ from smplx_capture_addon.solver.variants import (
     RETRY_TURNS,
     TURN,
     apply_variants,
+    limb_variants,
     retry_variants,
+    witnessed,
 )
 
 
@@ -476,11 +483,14 @@ def test_a_body_lying_along_the_line_of_sight_starts_at_its_depth(bench_model, c
     assert float(torso_alone) > 2.0 * true_depth  # without the limbs the test would fail
 
 
-def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_model, clean_cases, clean_fit):
+@pytest.mark.parametrize("shortened", [False, True], ids=["whole-restarts", "restarts-carried-on"])
+def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_model, clean_cases, clean_fit,
+                                                                        shortened):  # fmt: skip
     """Person 0's fit swapped for person 1's body (turned another way) misses person 0's
     keypoints by far more than restart_above_px: it is fitted again from turned starts
     and replaced by the lowest-loss one, which lies on the keypoints. Person 2's good fit
-    is kept as it was, and restarts are not tried on it."""
+    is kept as it was, and restarts are not tried on it. `shortened`: as fit_keypoints
+    does it, the starts without the limb retry, the one ahead carried on through it."""
     rows = [0, 2]
     keypoints, focal = clean_cases.keypoints[rows], clean_cases.focal[rows]
     size = clean_cases.image_size[rows]
@@ -507,11 +517,25 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     assert float(missed[0]) > 10 * options.restart_above_px and float(missed[1]) < 1.0
 
     def refit(rows, roll_offset):
-        return fit_from(bench_model, keypoints[rows], focal[rows], size[rows], options,
-                        stages.Reporter(None, None), roll_offset=roll_offset)  # fmt: skip
+        return fit_from(bench_model, keypoints[rows], focal[rows], size[rows],
+                        restart_options(options) if shortened else options, stages.Reporter(None, None),
+                        roll_offset=roll_offset)  # fmt: skip
+
+    carried_on = []
+
+    def carry_on(rows, params):
+        carried_on.append(rows.tolist())
+        return fit_from(bench_model, keypoints[rows], focal[rows], size[rows], carry_on_options(options),
+                        stages.Reporter(None, None), params)  # fmt: skip
 
     failed = missed > options.restart_above_px
-    fixed = restart_failed(swapped, failed, options.restart_turns, refit)
+    fixed = restart_failed(swapped, failed, options.restart_turns, refit, carry_on if shortened else None,
+                           options.choose_after if shortened else None)  # fmt: skip
+    assert carried_on == ([[0]] if shortened else [])
+    # The replaced person's losses are those of the stages the first fit ran, by name.
+    assert fixed.loss_per_stage.shape == swapped.loss_per_stage.shape
+    retries = MAX_RETRY_ROUNDS if shortened else len(swapped.hypotheses[0].retries)
+    assert len(fixed.hypotheses[0].retries) == retries
     assert fixed.stage_seconds[-1][0] == RESTART
     assert float(fixed.loss_per_stage[0, -1]) < 0.5 * float(loss[0])
     assert float(body_reprojection_px(fixed.projected, keypoints, size)[0]) < 1.0
@@ -615,3 +639,43 @@ def test_the_l2_pose_prior_weighs_stiff_joints_more_and_the_last_stage_more_stil
     rest[prior] = False
     torch.testing.assert_close(last[rest], plain[rest])
     torch.testing.assert_close(released[rest], plain[rest])
+
+
+def test_limb_variants_are_tried_only_where_keypoints_can_tell_them_apart(bench_model, clean_cases):
+    """A person whose legs are unseen (below the frame, or only guessed) gets no leg
+    variants: mirrored, they look the same. Its arms and the body turns are still tried;
+    a person seen whole gets every variant."""
+    confidence = clean_cases.keypoints[:2, :, 2].clone()
+    legs = [j for root in LIMB_ROOTS[2:] for j in (root, *BELOW[root])]
+    confidence[0, legs] = 0.0
+    confidence[1] = 1.0
+    variants = retry_variants()
+    seen = witnessed(variants, confidence)
+    on_legs = torch.tensor([bool(set(v.joints) & set(legs)) for v in variants])
+    assert not seen[0, on_legs].any() and seen[0, ~on_legs].all()
+    assert seen[1].all()
+    assert witnessed(limb_variants(), confidence)[0].sum() == sum(
+        not set(v.joints) & set(legs) for v in limb_variants()
+    )
+
+
+def test_the_retry_branches_a_person_with_unseen_legs_into_no_leg_variants(bench_model, clean_cases):
+    """The retry's branch gives each person the variants its keypoints witness: one row
+    per variant for the person seen whole, none on the legs for the one whose legs are
+    unseen."""
+    packing = Packing(bench_model)
+    x = packing.pack({name: clean_cases.params[name][:2] for name in packing.names})
+    keypoints = clean_cases.keypoints[:2].clone()
+    keypoints[1, :, 2] = 1.0
+    legs = [j for root in LIMB_ROOTS[2:] for j in (root, *BELOW[root])]
+    keypoints[0, legs, 2] = 0.0
+    data = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal[:2], clean_cases.image_size[:2] / 2,
+            NORMALISED_HEIGHT / clean_cases.image_size[:2, 1])  # fmt: skip
+    rows = Rows(x, torch.ones(2, dtype=torch.bool), torch.zeros(2, 1, dtype=torch.long), torch.arange(2),
+                [torch.ones(2)], data)  # fmt: skip
+    variants = retry_variants()
+    branched = stages.Branch(0, variants).apply(rows, stages.FitContext(bench_model, packing, 2, None))
+    on_legs = {k + 1 for k, v in enumerate(variants) if set(v.joints) & set(legs)}
+    assert branched.person_of.tolist().count(1) == 1 + len(variants)
+    mine = branched.choices[branched.person_of == 0, 0].tolist()
+    assert len(mine) == 1 + len(variants) - len(on_legs) and not set(mine) & on_legs
