@@ -43,8 +43,9 @@ def restart_failed(
 
     refit(rows, roll_offset) fits those people (rows of the batch) from those starts. When
     its fits take fewer branches than `fit`'s, `judged_after` names the last stage both ran
-    alike (else: the end of their common run of stage names), and carry_on(rows, params)
-    finishes the starts that beat `fit` there, from their parameters."""
+    alike (else: the end of their common run of stage names), and when its stages are not
+    `fit`'s, carry_on(rows, params) finishes the starts that beat `fit` there, from their
+    parameters."""
     if not turns_degrees or not bool(failed.any()):
         return fit
     people = torch.nonzero(failed).flatten()
@@ -64,13 +65,13 @@ def restart_failed(
     chosen = people[ahead]
     source = torch.nonzero(ahead).flatten() * len(turns) + best[ahead]
     candidates = _take(again, source)
-    if carry_on is not None:
+    if carry_on is not None and _names(again) != _names(fit):
         try:
             finished = carry_on(chosen, candidates.params)
         except FitError:  # the first fit stands
             return replace(fit, evaluations=evaluations, stage_seconds=_timed(fit, started))
         evaluations += finished.evaluations
-        candidates = _finished(candidates, finished, [name for name, _ in fit.stage_seconds])
+        candidates = _finished(candidates, finished, _names(fit))
     better = torch.nonzero(candidates.loss_per_stage[:, -1] < fit.loss_per_stage[chosen, -1]).flatten()
     turned = [turns_degrees[row % len(turns)] for row in source[better].tolist()]
     merged = _merged(fit, candidates, chosen[better], better, turned)
@@ -80,7 +81,7 @@ def restart_failed(
 def _judged_stage(first: BatchFit, again: BatchFit, name: str | None) -> int:
     """The index (into loss_per_stage) of the stage named `name` when both fits ran it at
     the same place, else the last of their common run of stages."""
-    mine, theirs = [n for n, _ in first.stage_seconds], [n for n, _ in again.stage_seconds]
+    mine, theirs = _names(first), _names(again)
     if name in mine and name in theirs and mine.index(name) == theirs.index(name):
         return mine.index(name)
     return max(_common_run(mine, theirs) - 1, 0)
@@ -113,9 +114,9 @@ def _finished(begun: BatchFit, finished: BatchFit, names: list[str]) -> BatchFit
     fit's): `begun`'s where it ran them alike, then `finished`'s last ones."""
     hypotheses = [replace(done, orientation=start.orientation, limbs=start.limbs)
                   for start, done in zip(begun.hypotheses, finished.hypotheses, strict=True)]  # fmt: skip
-    shared = _common_run(names, [name for name, _ in begun.stage_seconds])
+    shared = _common_run(names, _names(begun))
     rest = names[shared:]
-    if [name for name, _ in finished.stage_seconds][len(finished.stage_seconds) - len(rest) :] != rest:
+    if _names(finished)[len(finished.stage_seconds) - len(rest) :] != rest:
         raise ValueError(f"The carried-on fits did not end with the stages {rest}.")
     losses = finished.loss_per_stage[:, finished.loss_per_stage.shape[1] - len(rest) :]
     return replace(finished, hypotheses=hypotheses,
@@ -145,6 +146,10 @@ def _merged(fit: BatchFit, again: BatchFit, people: Tensor, rows: Tensor, turns:
         hypotheses=hypotheses,
         evaluations=fit.evaluations,
     )
+
+
+def _names(fit: BatchFit) -> list[str]:
+    return [name for name, _ in fit.stage_seconds]
 
 
 def _timed(fit: BatchFit, started: float) -> list[tuple[str, float]]:
