@@ -69,7 +69,7 @@ class PersonChoice:
 
     @classmethod
     def from_dict(cls, raw: object) -> PersonChoice:
-        _check_keys(raw, [f.name for f in fields(cls)], "person choice")
+        check_keys(raw, [f.name for f in fields(cls)], "person choice")
         return cls(**raw)
 
 
@@ -163,7 +163,7 @@ class FitRequest:
     def from_dict(cls, raw: object) -> FitRequest:
         """The request in `raw`, the JSON form already parsed (a serving worker's requests
         carry it inside their own line); a CaptureError when it is not one."""
-        _check_keys(raw, [f.name for f in fields(cls)], "fit request")
+        check_keys(raw, [f.name for f in fields(cls)], "fit request")
         return cls(**{**raw, "person": PersonChoice.from_dict(raw.get("person", {}))})
 
     def to_arguments(self) -> list[str]:
@@ -223,7 +223,8 @@ def _checked_focal(value: object) -> float:
     return float(value)
 
 
-def _check_keys(raw: object, known: list[str], what: str) -> None:
+def check_keys(raw: object, known: list[str], what: str) -> None:
+    """A CaptureError unless `raw` is a JSON object whose keys are all in `known`; `what` names it."""
     if not isinstance(raw, dict):
         raise CaptureError(f"The {what} must be a JSON object, not {raw!r}.")
     unknown = sorted(set(raw) - set(known))

@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import CaptureError
-from ..fit_request import EVERYONE, FitRequest
+from ..fit_request import EVERYONE, FitRequest, check_keys
 from .frames import FOLDER_FPS, FrameRange
 from .smoothing import SIGMA_FRAMES
 
@@ -77,15 +77,7 @@ class VideoRequest:
     @classmethod
     def from_dict(cls, raw: object) -> VideoRequest:
         """The request in `raw` (the JSON form, parsed); a CaptureError when it is not one."""
-        known = [f.name for f in fields(cls)]
-        if not isinstance(raw, dict):
-            raise CaptureError(f"The video fit request must be a JSON object, not {raw!r}.")
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise CaptureError(
-                f"Unknown field(s) in the video fit request: {', '.join(unknown)} "
-                f"(known: {', '.join(known)})."
-            )
+        check_keys(raw, [f.name for f in fields(cls)], "video fit request")
         return cls(**{**raw, "fit": FitRequest.from_dict(raw.get("fit"))})
 
 

@@ -2,10 +2,12 @@
 3.11 only. Importing bpy first puts Blender's script modules (addon_utils, ...) on the
 path."""
 
-import bpy  # noqa: F401
+import bpy
 import pytest
 
 from smplx_capture_addon.blender_ui import fit_job
+
+ADDON = "smplx_capture_addon"
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +16,14 @@ def no_warm_worker_left():
     fit_job.close_worker()
     yield
     fit_job.close_worker()
+
+
+@pytest.fixture
+def addon():
+    """The add-on enabled in an empty scene, disabled afterwards."""
+    import addon_utils  # on the path once bpy is imported
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True)
+    yield
+    addon_utils.disable(ADDON, default_set=True)

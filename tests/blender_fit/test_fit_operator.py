@@ -11,7 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import addon_utils
 import bpy
 import numpy as np
 import pytest
@@ -26,16 +25,6 @@ from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, VER
 from smplx_capture_addon.fit_request import EVERYONE, NUMBER, FitRequest, PersonChoice
 from smplx_capture_addon.result_format import read_result
 from smplx_capture_addon.worker import runner
-
-ADDON = "smplx_capture_addon"
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield
-    addon_utils.disable(ADDON, default_set=True)
 
 
 def project(scene, camera, points) -> np.ndarray:

@@ -12,7 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import addon_utils
 import bpy
 import numpy as np
 import pytest
@@ -27,16 +26,6 @@ from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.motion_format import BRIDGED, FITTED, read_motion
 from smplx_capture_addon.video.request import VideoRequest
 from smplx_capture_addon.worker import runner
-
-ADDON = "smplx_capture_addon"
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield
-    addon_utils.disable(ADDON, default_set=True)
 
 
 @pytest.fixture(scope="module")
