@@ -160,7 +160,10 @@ def _joints_at_frames(armature: bpy.types.Object, frames: list[int]) -> np.ndarr
     return np.stack(joints)
 
 
-@pytest.mark.parametrize(("suffix", "preset"), [(".fbx", "unity"), (".fbx", "generic"), (".glb", "generic")])
+@pytest.mark.parametrize(
+    ("suffix", "preset"),
+    [(".fbx", "unity"), (".fbx", "unreal"), (".fbx", "maya"), (".fbx", "generic"), (".glb", "generic")],
+)
 def test_an_exported_motion_reads_back_with_its_keyframes(small_model, tmp_path, suffix, preset):
     motion = make_motion(small_model)
     built = animation.build_motion(motion, small_model, name="photo")
