@@ -12,8 +12,7 @@ import importlib
 import importlib.util
 import sys
 
-from .errors import Cancelled, CaptureError
-from .worker.protocol import EXIT_CANCELLED
+from .errors import EXIT_CANCELLED, Cancelled, CaptureError
 
 # command name -> module (relative to this package) that implements it
 COMMANDS: dict[str, str] = {

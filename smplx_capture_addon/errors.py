@@ -2,6 +2,9 @@
 message that names what is wrong and what to do; the command line and the worker show
 that message instead of a traceback."""
 
+# The exit status of a command or a worker: done, failed with a message, cancelled.
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
+
 
 class CaptureError(Exception):
     """A failure with a message meant for the user."""

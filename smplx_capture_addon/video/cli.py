@@ -6,9 +6,8 @@ import argparse
 import sys
 
 from ..atomic_files import check_output_folder
-from ..errors import CaptureError
+from ..errors import EXIT_CANCELLED, CaptureError
 from ..fit_request import BOX, DEVICES, GENDERS, NUMBER, FitRequest, PersonChoice
-from ..worker.protocol import EXIT_CANCELLED
 from .request import VideoRequest
 from .smoothing import SIGMA_FRAMES
 

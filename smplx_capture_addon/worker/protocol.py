@@ -80,12 +80,13 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from ..errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK  # noqa: F401 (the worker's exit statuses)
+
 PROTOCOL_VERSION = 1
 CANCEL_LINE = "cancel"
 FINAL_TYPES = ("result", "error", "cancelled")
 FIT_VIDEO = "fit-video"
 FIT_REQUESTS = ("fit", FIT_VIDEO)  # the requests that start a job
-EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 2, 3
 HEARTBEAT_S = 5.0
 # Twelve missed heartbeats: slack for a slow start (Python, then the bundled wheels) on a
 # loaded machine, while a stuck worker is still noticed within a minute.
