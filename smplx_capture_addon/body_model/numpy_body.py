@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model_file import BodyModelData
-from .names import NUM_JOINTS
+from .names import (
+    JAW_JOINT,
+    LEFT_EYE_JOINT,
+    LEFT_HAND_JOINTS,
+    NUM_BODY_JOINTS,
+    NUM_JOINTS,
+    RIGHT_EYE_JOINT,
+    RIGHT_HAND_JOINTS,
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,24 @@ def full_pose(person) -> np.ndarray:
         ]
     )  # fmt: skip
     return pose.astype(np.float64).reshape(NUM_JOINTS, 3)
+
+
+def pose_blocks(pose) -> dict:
+    """(..., 55, 3) axis-angle of all joints (a numpy array or a torch tensor) -> the body
+    model's pose parameters by name, each (..., 3 x its joints): `full_pose` undone."""
+    def joints(rows):
+        part = pose[..., rows, :]
+        return part.reshape(*part.shape[:-2], -1)
+
+    return {
+        "global_orient": pose[..., 0, :],
+        "body_pose": joints(slice(1, 1 + NUM_BODY_JOINTS)),
+        "jaw_pose": pose[..., JAW_JOINT, :],
+        "leye_pose": pose[..., LEFT_EYE_JOINT, :],
+        "reye_pose": pose[..., RIGHT_EYE_JOINT, :],
+        "left_hand_pose": joints(LEFT_HAND_JOINTS),
+        "right_hand_pose": joints(RIGHT_HAND_JOINTS),
+    }
 
 
 def pose_feature(rotations: np.ndarray) -> np.ndarray:

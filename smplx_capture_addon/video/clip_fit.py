@@ -12,14 +12,14 @@ gives the same motion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ..body_model.model import BodyModel
-from ..body_model.names import JAW_JOINT, LEFT_EYE_JOINT, LEFT_HAND_JOINTS, RIGHT_EYE_JOINT, RIGHT_HAND_JOINTS
+from ..body_model.numpy_body import pose_blocks
 from ..keypoints.people import body_keypoints
 from ..motion_format import BRIDGED, FITTED, LOST, MotionFrame
 from ..solver.errors import FitError
@@ -123,20 +123,11 @@ def motion_frames(fits: list[FrameFit], sigma: float = smoothing.SIGMA_FRAMES) -
 def _motion_frame(
     fit: FrameFit, flag: str, pose: np.ndarray, vector: np.ndarray, transl_size: int
 ) -> MotionFrame:
-    def joints(rows: Iterable[int] | slice) -> list[float]:
-        return pose[rows].reshape(-1).tolist()
-
     return MotionFrame(
         index=fit.index,
         flag=flag,
         expression=vector[transl_size:].tolist(),
-        global_orient=joints([0]),
-        body_pose=joints(slice(1, 22)),
-        jaw_pose=joints([JAW_JOINT]),
-        leye_pose=joints([LEFT_EYE_JOINT]),
-        reye_pose=joints([RIGHT_EYE_JOINT]),
-        left_hand_pose=joints(LEFT_HAND_JOINTS),
-        right_hand_pose=joints(RIGHT_HAND_JOINTS),
+        **{name: block.tolist() for name, block in pose_blocks(pose).items()},
         transl=vector[:transl_size].tolist(),
         box=fit.box,
         residual_px=fit.residual_px,

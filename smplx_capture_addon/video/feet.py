@@ -37,18 +37,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..body_model import numpy_body
 from ..body_model.model import BodyModel
 from ..body_model.model_file import BodyModelData
-from ..body_model.names import (
-    JAW_JOINT,
-    JOINT_NAMES,
-    LEFT_EYE_JOINT,
-    LEFT_HAND_JOINTS,
-    NUM_BODY_JOINTS,
-    RIGHT_EYE_JOINT,
-    RIGHT_HAND_JOINTS,
-    keypoint_index,
-)
+from ..body_model.names import JOINT_NAMES, NUM_BODY_JOINTS, keypoint_index
 from ..errors import Cancelled
 from ..motion_format import CONTACT_POINTS, GroundPlane, MotionFrame
 from ..solver import camera
@@ -171,11 +163,8 @@ def plant_feet(
 
 def clip_pose(frames: list[MotionFrame], betas: list[float]) -> ClipPose:
     """A motion's frames as arrays."""
-    names = ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose", "left_hand_pose",
-             "right_hand_pose")  # fmt: skip
-    full_pose = np.array([np.concatenate([getattr(frame, name) for name in names]) for frame in frames])
     return ClipPose(
-        full_pose.reshape(len(frames), -1, 3),
+        np.stack([numpy_body.full_pose(frame) for frame in frames]),
         np.array([frame.transl for frame in frames]),
         np.array([frame.expression for frame in frames]),
         np.asarray(betas, dtype=float),
@@ -352,7 +341,8 @@ def _hold_window(
 
     def posed(turn: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         full = pose.index_add(1, torch.tensor(_LEG_JOINTS), turn)
-        out = body(vertices=False, face_landmarks=False, transl=transl + shift, **fixed, **_pose_blocks(full))
+        blocks = numpy_body.pose_blocks(full)
+        out = body(vertices=False, face_landmarks=False, transl=transl + shift, **fixed, **blocks)
         return out.joints[:, _KEPT_IN_VIEW], out.keypoints[:, _FOOT_KEYPOINTS]
 
     with torch.no_grad():
@@ -394,20 +384,6 @@ def _joints_and_feet(body: BodyModel, clip: ClipPose, batch: int) -> tuple[np.nd
 
 def _parameters(clip: ClipPose) -> dict[str, torch.Tensor]:
     """The clip as the body model's parameters, a batch of its frames."""
-    values = {**_pose_blocks(clip.full_pose), "transl": clip.transl, "expression": clip.expression,
+    values = {**numpy_body.pose_blocks(clip.full_pose), "transl": clip.transl, "expression": clip.expression,
               "betas": np.broadcast_to(clip.betas, (len(clip.transl), len(clip.betas)))}  # fmt: skip
     return {name: torch.tensor(value, dtype=torch.float32) for name, value in values.items()}
-
-
-def _pose_blocks(full_pose):
-    """(F, 55, 3) full pose (array or tensor) -> the body model's pose parameters."""
-    frames = full_pose.shape[0]
-    return {
-        "global_orient": full_pose[:, 0],
-        "body_pose": full_pose[:, 1 : 1 + NUM_BODY_JOINTS].reshape(frames, -1),
-        "jaw_pose": full_pose[:, JAW_JOINT],
-        "leye_pose": full_pose[:, LEFT_EYE_JOINT],
-        "reye_pose": full_pose[:, RIGHT_EYE_JOINT],
-        "left_hand_pose": full_pose[:, LEFT_HAND_JOINTS].reshape(frames, -1),
-        "right_hand_pose": full_pose[:, RIGHT_HAND_JOINTS].reshape(frames, -1),
-    }

@@ -32,3 +32,24 @@ def test_axis_angle_round_trips_through_matrices_and_quaternions():
                                atol=1e-9)  # fmt: skip
     q = numpy_body.axis_angle_to_quaternion(turns)
     np.testing.assert_allclose(numpy_body.quaternion_to_axis_angle(-3.0 * q), turns, atol=1e-9)
+
+
+def test_pose_blocks_undo_full_pose_for_one_person_and_for_frames():
+    """A result's person (or a motion's frame) -> full_pose (55, 3) -> pose_blocks gives
+    back each named block; on a stack of frames (F, 55, 3) each block is (F, size)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    sizes = {"global_orient": 3, "body_pose": 63, "jaw_pose": 3, "leye_pose": 3, "reye_pose": 3,
+             "left_hand_pose": 45, "right_hand_pose": 45}  # fmt: skip
+    people = [{name: rng.normal(size=size) for name, size in sizes.items()} for _ in range(3)]
+    poses = [numpy_body.full_pose(SimpleNamespace(**person)) for person in people]
+    for person, pose in zip(people, poses, strict=True):
+        blocks = numpy_body.pose_blocks(pose)
+        assert blocks.keys() == sizes.keys()
+        for name, values in person.items():
+            np.testing.assert_array_equal(blocks[name], values)
+    stacked = numpy_body.pose_blocks(np.stack(poses))
+    for name, size in sizes.items():
+        assert stacked[name].shape == (3, size)
+        np.testing.assert_array_equal(stacked[name], np.stack([person[name] for person in people]))
