@@ -17,7 +17,7 @@ from mathutils import Matrix
 from ..body_model import numpy_body
 from ..body_model.model_file import BodyModelData
 from ..body_model.names import JOINT_NAMES
-from ..motion_format import IMPORTED, Motion, frame_as_result
+from ..motion_format import IMPORTED, GroundPlane, Motion, frame_as_result
 from ..video.smoothing import continuous
 from . import placement, rig
 from .scene import BuiltFit, BuiltPerson, build_fit, remove_objects
@@ -25,6 +25,7 @@ from .scene import BuiltFit, BuiltPerson, build_fit, remove_objects
 FIRST_FRAME = 1
 PROP_MOTION = "smplx_capture_motion"  # on the collection: the number of frames of the motion it holds
 PROP_PARTIAL = "smplx_capture_partial"  # on the collection: the motion of a cancelled fit (motion.partial)
+PROP_GROUND = "smplx_capture_ground"  # on the armature: the motion's ground, world [normal x, y, z, offset]
 
 
 def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
@@ -43,6 +44,8 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
     if motion.partial:
         built.warnings.append(f"The video fit was cancelled: '{built.collection.name}' holds only the "
                               f"{len(motion.frames)} frames fitted before the cancel.")  # fmt: skip
+    if motion.ground is not None:
+        built.people[0].armature[PROP_GROUND] = ground_in_world(motion.ground, built.camera)
     try:
         key_motion(built.people[0], motion, data)
         if any(frame.flag != IMPORTED for frame in motion.frames):  # another tool's motion has no video
@@ -56,6 +59,15 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
     scene.frame_start, scene.frame_end = FIRST_FRAME, FIRST_FRAME + len(motion.frames) - 1
     scene.frame_set(FIRST_FRAME)
     return built
+
+
+def ground_in_world(ground: GroundPlane, camera: bpy.types.Object) -> list[float]:
+    """The motion's ground plane (camera space) in the world: [normal x, y, z, offset],
+    the points x of the floor with normal . x = offset."""
+    world_from_cam = np.array(camera.matrix_world) @ placement.rigid(placement.OPENCV_TO_BLENDER_CAMERA,
+                                                                     np.zeros(3))  # fmt: skip
+    normal = world_from_cam[:3, :3] @ np.asarray(ground.normal, dtype=np.float64)
+    return [*normal.tolist(), float(ground.offset + normal @ world_from_cam[:3, 3])]
 
 
 def remove_built(built: BuiltFit) -> None:
