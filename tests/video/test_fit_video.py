@@ -51,6 +51,8 @@ def test_the_walker_is_followed_and_the_frame_without_them_is_bridged(fitted, cl
     motion = fitted.motion
     assert [f.index for f in motion.frames] == list(range(8, 18))
     assert not motion.partial and not fitted.cancelled
+    parts = [motion.solver[f"{part}_seconds"] for part in ("decode", "detect", "fit", "feet")]
+    assert all(seconds > 0 for seconds in parts) and sum(parts) < fitted.seconds, parts
     flags = {f.index: f.flag for f in motion.frames}
     assert {index for index, flag in flags.items() if flag != FITTED} == set(HIDDEN)
     assert flags[HIDDEN[0]] == BRIDGED and motion.frames[HIDDEN[0] - 8].box is None  # not the bystander
