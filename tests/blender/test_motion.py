@@ -41,6 +41,10 @@ from smplx_capture_addon.motion_format import (
 from smplx_capture_addon.result_format import Camera, ModelIdentity
 
 FRAMES = 6
+STEP = 2  # make_motion's clip was fitted every other frame...
+KEYED = [1 + STEP * k for k in range(FRAMES)]  # ...so its frames are keyed on every other scene frame
+LAST = KEYED[-1]
+CLIP_FPS = 30.0  # the scene runs at the clip's rate
 POSE_NAMES = ("expression", "global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
               "left_hand_pose", "right_hand_pose", "transl")  # fmt: skip
 
@@ -126,14 +130,14 @@ def test_the_rig_is_keyed_on_every_frame_with_the_motions_pose_root_and_expressi
     built = animation.build_motion(motion, small_model)
     scene = bpy.context.scene
     armature, mesh = built.people[0].armature, built.people[0].mesh
-    assert (scene.frame_start, scene.frame_end) == (1, FRAMES)
-    assert scene.render.fps / scene.render.fps_base == pytest.approx(15.0)
-    assert keyed_frames(armature) == set(map(float, range(1, FRAMES + 1)))
+    assert (scene.frame_start, scene.frame_end) == (1, LAST)
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(CLIP_FPS)
+    assert keyed_frames(armature) == set(map(float, KEYED))
     frames_model = rig.bone_frames_model(armature)
     expressions = animation.expression_keys(mesh)
     first_expression = motion.frames[0].expression
     for number, frame in enumerate(motion.frames):
-        scene.frame_set(1 + number)
+        scene.frame_set(KEYED[number])
         rotations = numpy_body.axis_angle_to_matrix(numpy_body.full_pose(frame))
         expected = rig.bone_quaternions(frames_model, rotations)
         keyed = np.array([armature.pose.bones[name].rotation_quaternion for name in JOINT_NAMES])
@@ -153,8 +157,8 @@ def test_blend_command_builds_a_motion_and_saves_it(small_model, tmp_path):
     assert main(["blend", str(path), "-o", str(tmp_path / "scene.blend"), "--model", small_model.path]) == 0
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
     (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    assert keyed_frames(armature) == set(map(float, range(1, FRAMES + 1)))
-    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, FRAMES)
+    assert keyed_frames(armature) == set(map(float, KEYED))
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, LAST)
 
 
 def _joints_at_frames(armature: bpy.types.Object, frames: list[int]) -> np.ndarray:
@@ -172,13 +176,13 @@ def _joints_at_frames(armature: bpy.types.Object, frames: list[int]) -> np.ndarr
 def test_an_exported_motion_reads_back_with_its_keyframes(small_model, tmp_path, suffix, preset):
     motion = make_motion(small_model)
     built = animation.build_motion(motion, small_model, name="photo")
-    checked = [1, 3, 4, FRAMES]
+    checked = [1, 5, 6, LAST]  # 6: between two keys
     expected = _joints_at_frames(built.people[0].armature, checked)
     path = export_rigs([built.people[0].armature], tmp_path / f"photo{suffix}", preset_name=preset)
-    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, FRAMES)  # kept as it was
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, LAST)  # kept as it was
 
     armature = _reimport_rig(path)
-    assert keyed_frames(armature) >= set(map(float, range(1, FRAMES + 1)))
+    assert keyed_frames(armature) >= set(map(float, range(1, LAST + 1)))  # every scene frame
     np.testing.assert_allclose(_joints_at_frames(armature, checked), expected, atol=MM)
     on_root_bone = suffix == ".fbx" and PRESETS[preset].root_bone
     root = [ROOT_BONE] if on_root_bone else []
@@ -187,7 +191,7 @@ def test_an_exported_motion_reads_back_with_its_keyframes(small_model, tmp_path,
     if suffix == ".fbx":
         facts = ufbx_facts(path)
         (stack,) = facts["anim_stacks"]
-        assert stack[1] - stack[0] == pytest.approx((FRAMES - 1) / 15.0, abs=1e-3)  # the clip's length
+        assert stack[1] - stack[0] == pytest.approx((LAST - 1) / CLIP_FPS, abs=1e-3)  # the clip's length
         assert facts["bones"] == sorted([*JOINT_NAMES, *root])
         assert facts["parents"]["pelvis"] == (ROOT_BONE if on_root_bone else armature.name)
 
@@ -196,7 +200,7 @@ def _reimport_rig(path: Path) -> bpy.types.Object:
     """The one armature of an exported file, read back by Blender's importer."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if path.suffix == ".glb":  # glTF keeps seconds: read at the clip's rate, its keys land on its frames
-        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 15, 1.0
+        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = int(CLIP_FPS), 1.0
         bpy.ops.import_scene.gltf(filepath=str(path))
     else:  # no offset: Blender's importer shifts FBX animation by one frame unless told not to
         bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
@@ -225,7 +229,7 @@ def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tm
     motion.ground = ground
     built = animation.build_motion(motion, small_model, name="photo")
     original = built.people[0].armature
-    frames = list(range(1, FRAMES + 1))
+    frames = list(range(1, LAST + 1))
     expected = _joints_at_frames(original, frames)
     if ground is None:  # level under the lowest foot joint over the clip
         feet = [JOINT_NAMES.index(name) for name in root_motion.FOOT_JOINTS]
@@ -248,7 +252,7 @@ def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tm
     for frame in frames:
         bpy.context.scene.frame_set(frame)
         nodes.append(np.array(armature.matrix_world))
-    np.testing.assert_allclose(nodes, [nodes[0]] * FRAMES, atol=1e-6)  # the armature node holds still
+    np.testing.assert_allclose(nodes, [nodes[0]] * LAST, atol=1e-6)  # the armature node holds still
 
 
 def test_a_still_export_keeps_its_55_bones_and_node_for_every_preset(small_model, tmp_path):
