@@ -103,13 +103,13 @@ def fit_video(
     mark = time.perf_counter()
     planted = None
     if ground and not cancelled:  # a cancel asks to stop now: the frames done stay as fitted
-        body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
 
         def window_done(last: int, done: int, windows: int) -> None:
             if progress is not None:
                 progress(frames[last].index, f"{FEET_STEP}, window {done} of {windows}", len(fits), total)
 
-        try:
+        try:  # from the feet step's very start: a Ctrl-C after the last frame keeps every frame
+            body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
             planted = feet.plant_feet(body_as_motion, feet.clip_pose(frames, fitter.betas), fps, focal,
                                       (info.width / 2, info.height / 2), feet_windows, window_done,
                                       cancel)  # fmt: skip
