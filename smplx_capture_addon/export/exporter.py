@@ -417,6 +417,7 @@ def _write_fbx(path: Path, chosen: Preset, include_camera: bool) -> None:
         bake_anim_use_nla_strips=False,
         bake_anim_use_all_actions=False,
         bake_anim_force_startend_keying=True,
+        bake_anim_simplify_factor=0.0,  # every frame as keyed: simplifying moved joints over 1 mm
         use_custom_props=False,
         path_mode="AUTO",
         **chosen.fbx,

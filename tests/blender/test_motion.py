@@ -14,6 +14,7 @@ import bpy
 import numpy as np
 import pytest
 from blender_helpers import make_person, posed_joints_world, reference, world_to_opencv
+from mathutils import Matrix, Vector
 from test_export import MM, keyed_frames, ufbx_facts
 
 from smplx_capture_addon.blender_builders import animation, rig
@@ -216,6 +217,16 @@ def _bone_heads_world(armature: bpy.types.Object, name: str, frames: list[int]) 
     return np.stack(heads)
 
 
+def _bone_turns_world(armature: bpy.types.Object, name: str, frames: list[int]) -> np.ndarray:
+    """(F, 3, 3) how the bone is turned in the world at each frame from the first."""
+    turns = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        matrix = np.array((armature.matrix_world @ armature.pose.bones[name].matrix).to_3x3())
+        turns.append(matrix / np.linalg.norm(matrix, axis=0))  # without the import's unit scale
+    return np.stack([turn @ turns[0].T for turn in turns])
+
+
 TILTED_GROUND = GroundPlane(normal=(np.array([0.1, -1.0, 0.05]) / np.linalg.norm([0.1, -1.0, 0.05])).tolist(),
                             offset=0.9)  # fmt: skip
 
@@ -223,10 +234,15 @@ TILTED_GROUND = GroundPlane(normal=(np.array([0.1, -1.0, 0.05]) / np.linalg.norm
 @pytest.mark.parametrize("preset", ["unreal", "unity"])
 @pytest.mark.parametrize("ground", [None, TILTED_GROUND], ids=["lowest-foot", "ground-plane"])
 def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tmp_path, preset, ground):
-    """The root bone carries the pelvis's travel along the ground (relative to frame 1),
-    it stands on the ground, and every joint is where the scene has it."""
+    """The root bone carries the pelvis's travel along the ground and its heading (relative
+    to frame 1), it stands on the ground, and every joint is where the scene has it."""
     motion = make_motion(small_model)
     motion.ground = ground
+    for k, frame in enumerate(motion.frames):  # turning about the camera's vertical, 0.1 rad a frame
+        orient = Vector(frame.global_orient)
+        turned = Matrix.Rotation(0.1 * k, 3, "Y") @ Matrix.Rotation(orient.length, 3, orient.normalized())
+        axis, angle = turned.to_quaternion().to_axis_angle()
+        frame.global_orient = list(axis * angle)
     built = animation.build_motion(motion, small_model, name="photo")
     original = built.people[0].armature
     frames = list(range(1, LAST + 1))
@@ -240,6 +256,11 @@ def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tm
     pelvis = expected[:, 0]
     travel = (pelvis - pelvis[0]) - np.outer((pelvis - pelvis[0]) @ normal, normal)
     assert np.linalg.norm(travel[-1]) > 0.2  # the motion walks
+    hips = expected[:, JOINT_NAMES.index("left_hip")] - expected[:, JOINT_NAMES.index("right_hip")]
+    heading = np.cross(normal, hips)  # the body's front, along the ground
+    heading /= np.linalg.norm(heading, axis=1, keepdims=True)
+    turn = np.arctan2(np.cross(heading[0], heading) @ normal, heading @ heading[0])
+    assert abs(turn[-1]) > 0.4  # the motion turns
 
     path = export_rigs([original], tmp_path / "photo.fbx", preset_name=preset)
     armature = _reimport_rig(path)
@@ -247,6 +268,10 @@ def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tm
     root = _bone_heads_world(armature, ROOT_BONE, frames)
     np.testing.assert_allclose(root - root[0], travel, atol=MM)
     np.testing.assert_allclose(root @ normal, offset, atol=MM)  # on the ground
+    turns = _bone_turns_world(armature, ROOT_BONE, frames)
+    for k, frame_turn in enumerate(turns):
+        about_normal = np.array(Matrix.Rotation(float(turn[k]), 3, normal.tolist()))
+        np.testing.assert_allclose(frame_turn, about_normal, atol=0.02, err_msg=f"frame {frames[k]}")
     np.testing.assert_allclose(_joints_at_frames(armature, frames), expected, atol=MM)
     nodes = []
     for frame in frames:
