@@ -34,8 +34,8 @@ PROP_GROUND = "smplx_capture_ground"  # on the armature: the motion's ground, wo
 def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
                  scene: bpy.types.Scene | None = None) -> BuiltFit:  # fmt: skip
     """Build `motion` into a new collection of `scene` (the current one by default): the rig
-    of its first frame, keyed on every frame from FIRST_FRAME, the scene's frame range and
-    frame rate set from the clip, the clip behind the rig. A partial motion (a cancelled
+    of its first frame, each frame keyed on its scene frame (scene_frames), the scene's frame
+    range and frame rate set from the clip, the clip behind the rig. A partial motion (a cancelled
     fit) is marked (PROP_PARTIAL) and its first warning says so."""
     scene = scene or bpy.context.scene
     name = name or Path(motion.video.path).stem or "motion"
