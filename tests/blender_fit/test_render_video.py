@@ -1,6 +1,7 @@
 """`blend MOTION -o scene.blend --render-video out.mp4`: the animation rendered through
 Blender's FFmpeg output over the clip, read back with OpenCV (frame count, size, the clip's
-frames behind the rig, the motion's first video frame on the first). OpenCV is in the
+frames behind the rig, the motion's first video frame on the first; a clip fitted every
+other frame and a folder of frames too). OpenCV is in the
 solver's environment only: Python 3.11."""
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def colour_clip(tmp_path_factory) -> Path:
         writer.write(np.full((HEIGHT, WIDTH, 3), level, dtype=np.uint8))
     writer.release()
     return path
+
+
+@pytest.fixture(scope="module")
+def colour_frames(tmp_path_factory) -> Path:
+    """The colour clip as a folder of numbered PNGs, numbered from 1."""
+    folder = tmp_path_factory.mktemp("frames")
+    for number, level in enumerate(LEVELS, start=1):
+        grey = np.full((HEIGHT, WIDTH, 3), level, dtype=np.uint8)
+        cv2.imwrite(str(folder / f"frame_{number:03d}.png"), grey)
+    return folder
 
 
 def standing_motion(clip: Path, step: int = 1, start: int = START, count: int = FRAMES) -> Motion:
@@ -94,6 +105,15 @@ def assert_drawn_over_the_clip(frames: np.ndarray, clip_frames: range) -> None:
 def test_a_clip_fitted_every_other_frame_is_rendered_over_every_clip_frame(colour_clip, tmp_path, capsys):
     # Frames 2, 4 and 6 fitted: the scene runs over the clip's frames 2 to 6, the rig between its keys.
     motion = write_motion(standing_motion(colour_clip, step=2, start=2, count=3), tmp_path / "motion.json")
+    out = tmp_path / "walk.mp4"
+    assert main(["blend", str(motion), "-o", str(tmp_path / "scene.blend"), "--render-video", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert_drawn_over_the_clip(read_video(out), range(2, 7))
+
+
+def test_a_folder_of_frames_fitted_every_other_frame_is_rendered_over_every_frame(colour_frames, tmp_path,
+                                                                                 capsys):  # fmt: skip
+    motion = write_motion(standing_motion(colour_frames, step=2, start=2, count=3), tmp_path / "motion.json")
     out = tmp_path / "walk.mp4"
     assert main(["blend", str(motion), "-o", str(tmp_path / "scene.blend"), "--render-video", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err
