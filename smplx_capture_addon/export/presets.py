@@ -22,12 +22,12 @@ preset    root motion on                why
 ========  ============================  =============================================
 unity     a `root` bone at the ground,  Generic rigs take their root motion from the
           parent of the pelvis          bone picked as "Root node" (pick `root`);
-                                        Humanoid rigs derive it from the hips, which
-                                        carry the same motion as before
+                                        Humanoid rigs derive it from the hips, whose
+                                        motion in the world is unchanged
 unreal    a `root` bone, as for unity;  "Enable Root Motion" reads the skeleton's root
-          the armature node is named    bone, and Unreal's FBX importer (4.24 on)
-          "Armature"                    makes the armature node that bone unless it
-                                        is named "Armature"
+          the armature node of a file   bone, and Unreal's FBX importer (4.24 on)
+          with one rig is named         makes the armature node that bone unless it
+          "Armature"                    is named "Armature"
 maya      the armature node             a scene, not an engine: animators key the
                                         rig's top node
 generic   the armature node             Blender's own layout
