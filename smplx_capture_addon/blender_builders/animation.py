@@ -2,8 +2,10 @@
 `scene.build_fit` builds them for the clip's first frame, then every frame keyed: the
 armature object's location and rotation (the root, as a still fit places it), each
 bone's quaternion and the expression shape keys. The pose correctives follow the bones
-through their drivers. The scene's frame range and rate become the clip's, and the video
-plays behind the rig as the camera's background movie, its frames on the motion's.
+through their drivers. Each frame is keyed on the clip's own frame number (a clip fitted
+every few frames moves between its keys), the scene's frame range and rate become the
+clip's, and the clip plays behind the rig, one clip frame per scene frame: a video as the
+camera's background movie, a folder of numbered images as an image sequence.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from mathutils import Matrix
 from ..body_model import numpy_body
 from ..body_model.model_file import BodyModelData
 from ..body_model.names import JOINT_NAMES
-from ..motion_format import IMPORTED, Motion, frame_as_result
+from ..motion_format import IMPORTED, GroundPlane, Motion, frame_as_result
+from ..video.frames import numbered_images, renumbered
 from ..video.smoothing import continuous
 from . import placement, rig
 from .scene import BuiltFit, BuiltPerson, build_fit, remove_objects
@@ -25,13 +28,14 @@ from .scene import BuiltFit, BuiltPerson, build_fit, remove_objects
 FIRST_FRAME = 1
 PROP_MOTION = "smplx_capture_motion"  # on the collection: the number of frames of the motion it holds
 PROP_PARTIAL = "smplx_capture_partial"  # on the collection: the motion of a cancelled fit (motion.partial)
+PROP_GROUND = "smplx_capture_ground"  # on the armature: the motion's ground, world [normal x, y, z, offset]
 
 
 def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None,
                  scene: bpy.types.Scene | None = None) -> BuiltFit:  # fmt: skip
     """Build `motion` into a new collection of `scene` (the current one by default): the rig
-    of its first frame, keyed on every frame from FIRST_FRAME, the scene's frame range and
-    frame rate set from the clip, the clip behind the rig. A partial motion (a cancelled
+    of its first frame, each frame keyed on its scene frame (scene_frames), the scene's frame
+    range and frame rate set from the clip, the clip behind the rig. A partial motion (a cancelled
     fit) is marked (PROP_PARTIAL) and its first warning says so."""
     scene = scene or bpy.context.scene
     name = name or Path(motion.video.path).stem or "motion"
@@ -43,6 +47,8 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
     if motion.partial:
         built.warnings.append(f"The video fit was cancelled: '{built.collection.name}' holds only the "
                               f"{len(motion.frames)} frames fitted before the cancel.")  # fmt: skip
+    if motion.ground is not None:
+        built.people[0].armature[PROP_GROUND] = ground_in_world(motion.ground, built.camera)
     try:
         key_motion(built.people[0], motion, data)
         if any(frame.flag != IMPORTED for frame in motion.frames):  # another tool's motion has no video
@@ -51,11 +57,21 @@ def build_motion(motion: Motion, data: BodyModelData, *, name: str | None = None
         remove_built(built)  # never half a motion in the scene
         scene.camera, scene.render.resolution_x, scene.render.resolution_y = saved_view
         raise
-    scene.render.fps = max(1, round(motion.fps))
-    scene.render.fps_base = scene.render.fps / motion.fps
-    scene.frame_start, scene.frame_end = FIRST_FRAME, FIRST_FRAME + len(motion.frames) - 1
+    clip_fps = motion.fps * motion.video.step
+    scene.render.fps = max(1, round(clip_fps))
+    scene.render.fps_base = scene.render.fps / clip_fps
+    scene.frame_start, scene.frame_end = FIRST_FRAME, scene_frames(motion)[-1]
     scene.frame_set(FIRST_FRAME)
     return built
+
+
+def ground_in_world(ground: GroundPlane, camera: bpy.types.Object) -> list[float]:
+    """The motion's ground plane (camera space) in the world: [normal x, y, z, offset],
+    the points x of the floor with normal . x = offset."""
+    world_from_cam = np.array(camera.matrix_world) @ placement.rigid(placement.OPENCV_TO_BLENDER_CAMERA,
+                                                                     np.zeros(3))  # fmt: skip
+    normal = world_from_cam[:3, :3] @ np.asarray(ground.normal, dtype=np.float64)
+    return [*normal.tolist(), float(ground.offset + normal @ world_from_cam[:3, 3])]
 
 
 def remove_built(built: BuiltFit) -> None:
@@ -69,37 +85,86 @@ def remove_built(built: BuiltFit) -> None:
     bpy.data.collections.remove(built.collection)
 
 
+def scene_frames(motion: Motion) -> list[int]:
+    """The scene frame each motion frame is keyed on: the clip's own frame numbers, its
+    first frame on FIRST_FRAME. A clip fitted every few frames keeps its pace (the rig
+    moves between its keys) and plays behind the rig one clip frame per scene frame."""
+    first = motion.frames[0].index
+    return [FIRST_FRAME + frame.index - first for frame in motion.frames]
+
+
 def clip_background_problem(motion: Motion) -> str | None:
-    """Why the motion's video cannot play behind its rig (None when it can): a movie plays
-    one video frame per scene frame, so only a video file fitted at every frame lines up."""
+    """Why the motion's clip cannot play behind its rig (None when it can)."""
     path = Path(motion.video.path)
+    if path.is_dir():
+        return _sequence_problem(path, motion)
     if not path.is_file():
         return f"The video {path} is not a video file here: the camera shows no clip behind the rig."
-    if motion.video.step != 1:
-        return (f"The clip was fitted every {motion.video.step} frames, so its movie would not keep pace "
-                "with the rig: the camera shows no clip behind it (fit every frame for that).")  # fmt: skip
+    return None
+
+
+def clip_images(folder: Path, motion: Motion) -> list[tuple[int, Path]]:
+    """The folder clip's numbered images from the motion's first frame to its last."""
+    return numbered_images(folder)[motion.frames[0].index : motion.frames[-1].index + 1]
+
+
+def _sequence_problem(folder: Path, motion: Motion) -> str | None:
+    """Blender plays an image sequence by file name (the first's, its number counted up):
+    the frames must be there, numbered one after another at one width."""
+    span = clip_images(folder, motion)
+    if len(span) < motion.frames[-1].index - motion.frames[0].index + 1:
+        return (f"The folder {folder} holds fewer frames than the motion: the camera shows no clip "
+                "behind the rig.")  # fmt: skip
+    first_number, first_file = span[0]
+    expected = [renumbered(first_file, first_number + k) for k in range(len(span))]
+    if [file.name for _, file in span] != expected:
+        return (f"The frames in {folder} are not numbered one after another from {first_file.name}, so "
+                "Blender cannot play them as one sequence: the camera shows no clip behind the rig "
+                "(renumber them for that).")  # fmt: skip
     return None
 
 
 def add_clip_background(camera: bpy.types.Object, motion: Motion) -> list[str]:
-    """The motion's video as `camera`'s background movie, the video frame of the motion's
-    first frame on FIRST_FRAME; what could not be done, as warnings for the user."""
+    """The motion's clip behind what `camera` sees, its frame of the motion's first frame
+    on FIRST_FRAME (a video as a movie clip, a folder as an image sequence); what could
+    not be done, as warnings for the user."""
     problem = clip_background_problem(motion)
     if problem is not None:
         return [problem]
+    path = Path(motion.video.path)
     try:
-        clip = bpy.data.movieclips.load(motion.video.path)
+        background = (_sequence_background if path.is_dir() else _movie_background)(camera, motion)
     except RuntimeError as error:
-        return [f"Blender cannot read the video {motion.video.path} ({error}): the camera shows no clip."]
-    # Scene frame f shows the file's frame f - frame_start + 1 + frame_offset (1-based).
-    clip.frame_start, clip.frame_offset = FIRST_FRAME, motion.video.start
-    background = camera.data.background_images.new()
-    background.source = "MOVIE_CLIP"
-    background.clip = clip
+        return [f"Blender cannot read the clip {path} ({error}): the camera shows no clip."]
     background.frame_method = "STRETCH"
     background.alpha = 1.0
     camera.data.show_background_images = True
     return []
+
+
+def _movie_background(camera: bpy.types.Object, motion: Motion) -> bpy.types.CameraBackgroundImage:
+    clip = bpy.data.movieclips.load(motion.video.path)
+    # Scene frame f shows the file's frame f - frame_start + 1 + frame_offset (1-based).
+    clip.frame_start, clip.frame_offset = FIRST_FRAME, motion.frames[0].index
+    background = camera.data.background_images.new()
+    background.source = "MOVIE_CLIP"
+    background.clip = clip
+    return background
+
+
+def _sequence_background(camera: bpy.types.Object, motion: Motion) -> bpy.types.CameraBackgroundImage:
+    span = clip_images(Path(motion.video.path), motion)
+    first_number, first_file = span[0]
+    image = bpy.data.images.load(str(first_file))
+    image.source = "SEQUENCE"
+    background = camera.data.background_images.new()
+    background.source = "IMAGE"
+    background.image = image
+    user = background.image_user
+    # Scene frame f shows the file numbered f - frame_start + 1 + frame_offset.
+    user.frame_start, user.frame_offset, user.frame_duration = FIRST_FRAME, first_number - 1, len(span)
+    user.use_auto_refresh = True  # the picture follows the scene's frame
+    return background
 
 
 def armature_matrices(motion: Motion, data: BodyModelData, first_matrix: np.ndarray) -> np.ndarray:
@@ -142,8 +207,7 @@ def key_motion(person: BuiltPerson, motion: Motion, data: BodyModelData) -> None
     expressions = expression_keys(mesh)
     armature.rotation_mode = "QUATERNION"
     pose_bones = [armature.pose.bones[name] for name in JOINT_NAMES]
-    for number, frame in enumerate(motion.frames):
-        at = FIRST_FRAME + number
+    for number, (frame, at) in enumerate(zip(motion.frames, scene_frames(motion), strict=True)):
         armature.location = matrices[number][:3, 3]
         armature.rotation_quaternion = roots[number]
         armature.keyframe_insert("location", frame=at)

@@ -18,7 +18,7 @@ import bpy
 from ..atomic_files import atomic_output, os_error_in
 from ..errors import OutputError
 from ..motion_format import Motion
-from .animation import FIRST_FRAME, clip_background_problem
+from .animation import FIRST_FRAME, clip_background_problem, clip_images
 from .scene import BuiltFit
 
 _RESTORED = ("engine", "film_transparent", "resolution_x", "resolution_y", "resolution_percentage",
@@ -47,10 +47,7 @@ def render_motion_video(
             _set_up_video(composite, scene, size, len(frames))
             editor = composite.sequence_editor_create()
             if problem is None:
-                # The video frame of the motion's first frame lands on FIRST_FRAME; those before are cut.
-                start = motion.video.start
-                movie = editor.strips.new_movie("clip", motion.video.path, 1, FIRST_FRAME - start)
-                movie.frame_offset_start = start
+                _add_clip(editor, motion)
             body = editor.strips.new_image("body", str(frames[0]), 2, FIRST_FRAME)
             for frame in frames[1:]:
                 body.elements.append(frame.name)
@@ -61,6 +58,21 @@ def render_motion_video(
         finally:
             bpy.data.scenes.remove(composite)
     return Path(out_path), [problem] if problem else []
+
+
+def _add_clip(editor: bpy.types.SequenceEditor, motion: Motion) -> None:
+    """The motion's clip in the sequencer's first channel, its frame of the motion's first
+    frame on FIRST_FRAME (as animation.scene_frames keys the rig)."""
+    path = Path(motion.video.path)
+    if path.is_dir():
+        files = [file for _, file in clip_images(path, motion)]
+        images = editor.strips.new_image("clip", str(files[0]), 1, FIRST_FRAME)
+        for file in files[1:]:
+            images.elements.append(file.name)
+        return
+    start = motion.frames[0].index  # the video's frames before it are cut
+    movie = editor.strips.new_movie("clip", str(path), 1, FIRST_FRAME - start)
+    movie.frame_offset_start = start
 
 
 def video_size(width: int, height: int, max_size: int) -> tuple[int, int]:

@@ -70,7 +70,7 @@ def build_armature(
     collection.objects.link(obj)
     joints = rest_joints_model @ MODEL_TO_BLENDER.T
     tails = bone_tails(joints)
-    with _edit_mode(obj):
+    with edit_mode(obj):
         edit_bones = []
         for joint, bone_name in enumerate(JOINT_NAMES):
             bone = data.edit_bones.new(bone_name)
@@ -89,7 +89,7 @@ def build_armature(
 
 
 @contextmanager
-def _edit_mode(armature: bpy.types.Object) -> Iterator[None]:
+def edit_mode(armature: bpy.types.Object) -> Iterator[None]:
     """Edit mode on `armature` (bones can only be made or moved there), then back to the
     mode it was in; the override makes mode_set work headless too."""
     view_layer = bpy.context.view_layer
@@ -127,7 +127,7 @@ def fit_bones_to_shape(armature: bpy.types.Object, mesh: bpy.types.Object, j_reg
     moved), as SMPL-X regresses them. Bones are only translated, keeping orientation and
     length, so the pose and the correctives' drivers stay valid."""
     joints = j_regressor.astype(np.float64) @ rest_shape(mesh)
-    with _edit_mode(armature):
+    with edit_mode(armature):
         for joint, bone_name in enumerate(JOINT_NAMES):
             bone = armature.data.edit_bones[bone_name]
             offset = Vector(joints[joint]) - bone.head

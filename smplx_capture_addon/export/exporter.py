@@ -8,7 +8,8 @@ mixed into the mesh ("bake") or kept as keys, and, for centimetre presets, every
 scaled by 100. A rig with an Action (a video's motion) is exported animated instead:
 over the scene's frame range, every frame keys the copy's root, bones and shape keys as
 the original shows them there (the correctives as keys with their driven values: a mix
-into the mesh would hold for one pose only).
+into the mesh would hold for one pose only), the root motion where the preset puts it
+(presets, root_motion).
 
 The copies take the originals' names for the time of the export, so the
 file names things as the scene does. Whatever happens, the scene is left as it was: the
@@ -34,6 +35,7 @@ from ..blender_builders.rig import CORRECTIVE_PREFIX
 from ..blender_builders.scene import PROP_ROLE, remove_objects
 from ..body_model.names import JOINT_NAMES
 from ..errors import CaptureError
+from . import root_motion
 from .presets import DEFAULT_PRESET, Preset, preset
 
 EXTENSIONS = {"FBX": ".fbx", "GLB": ".glb"}  # file format -> its file name extension
@@ -132,7 +134,10 @@ def export_rigs(
     with _scene_kept(bpy.context.scene, bpy.context.view_layer, animated) as keep:
         copies = _make_copies(people, cameras, scale, KEYS if animated else correctives, keep, animated)
         if animated:
-            _key_frames(people, copies, scale, keep)
+            on_root_bone = file_format == "FBX" and chosen.root_bone
+            _key_frames(people, copies, scale, keep, on_root_bone)
+            if file_format == "FBX" and chosen.armature_node and len(people) == 1:
+                _rename(copies[0], chosen.armature_node, keep)
         _select_only(copies, bpy.context.view_layer)
         with atomic_output(target) as temporary:
             _WRITERS[file_format](temporary, chosen, include_camera)
@@ -220,6 +225,15 @@ def _scene_kept(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, animate
         for obj in view_layer.objects:
             obj.select_set(obj in selected, view_layer=view_layer)
         view_layer.objects.active = active
+
+
+def _rename(copy: bpy.types.Object, name: str, keep: _Keeper) -> None:
+    """Call `copy` `name`; an object of the scene called so carries a temporary name meanwhile."""
+    existing = bpy.data.objects.get(name)
+    if existing is not None and existing != copy:
+        keep.take_name(existing, copy)
+    else:
+        copy.name = name
 
 
 def _select_only(objects: list[bpy.types.Object], view_layer: bpy.types.ViewLayer) -> None:
@@ -320,15 +334,21 @@ def _key_frames(
     copies: list[bpy.types.Object],
     scale: float,
     keep: _Keeper,
+    on_root_bone: bool,
 ) -> None:
     """Key every frame of the scene's range on the copies (rig, body pairs, in `people`'s
     order) as the originals show it: root, bones, and shape key values (driven ones as
-    their drivers have them at that frame)."""
+    their drivers have them at that frame). `on_root_bone`: the root motion then moves
+    to a root bone (root_motion)."""
     scene = bpy.context.scene
+    frames = range(scene.frame_start, scene.frame_end + 1)
     pairs = [(original, copies[2 * k : 2 * k + 2]) for k, original in enumerate(people)]
-    for frame in range(scene.frame_start, scene.frame_end + 1):
+    samples: list[list[root_motion.Sample]] = [[] for _ in pairs]
+    for frame in frames:
         scene.frame_set(frame)
-        for (armature, mesh), (rig, body) in pairs:
+        for ((armature, mesh), (rig, body)), sampled in zip(pairs, samples, strict=True):
+            if on_root_bone:
+                sampled.append(root_motion.sample(armature))
             rig.matrix_world = _conjugated(armature.matrix_world, scale)
             _key_transform(rig, frame)
             for bone in rig.pose.bones:
@@ -339,6 +359,10 @@ def _key_frames(
                 for key in body.data.shape_keys.key_blocks[1:]:
                     key.value = mesh.data.shape_keys.key_blocks[key.name].value
                     key.keyframe_insert("value", frame=frame)
+    if on_root_bone:
+        for ((armature, _), (rig, _)), sampled in zip(pairs, samples, strict=True):
+            ground = root_motion.ground_of(armature, sampled)
+            root_motion.key_root_motion(rig, sampled, ground, scale, frames)
     for rig, body in (pair for _, pair in pairs):
         keep.actions.append(rig.animation_data.action)
         if body.data.shape_keys is not None and body.data.shape_keys.animation_data is not None:
@@ -393,6 +417,7 @@ def _write_fbx(path: Path, chosen: Preset, include_camera: bool) -> None:
         bake_anim_use_nla_strips=False,
         bake_anim_use_all_actions=False,
         bake_anim_force_startend_keying=True,
+        bake_anim_simplify_factor=0.0,  # every frame as keyed: simplifying moved joints over 1 mm
         use_custom_props=False,
         path_mode="AUTO",
         **chosen.fbx,

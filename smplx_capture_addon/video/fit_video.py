@@ -14,7 +14,7 @@ a cancel is heard within moments.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +27,7 @@ from ..solver import camera
 from ..solver.pipeline import load_body, model_identity
 from . import feet, smoothing
 from .clip_fit import ClipFitter, FrameFit, motion_frames
-from .frames import FOLDER_FPS, FrameRange, open_clip
+from .frames import FOLDER_FPS, Frame, FrameRange, open_clip
 from .tracks import track_person
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def fit_video(
     cancelled = False
     detect_seconds = fit_seconds = 0.0
     with nullcontext(warm.detector()) if warm is not None else Detector() as detector:
-        tracked_frames = track_person(clip.frames(frame_range), request.person, detector)
+        decoded = _TimedFrames(clip.frames(frame_range))
+        tracked_frames = track_person(decoded, request.person, detector)
         try:
             while True:
                 if cancel is not None and cancel():
@@ -102,13 +103,13 @@ def fit_video(
     mark = time.perf_counter()
     planted = None
     if ground and not cancelled:  # a cancel asks to stop now: the frames done stay as fitted
-        body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
 
         def window_done(last: int, done: int, windows: int) -> None:
             if progress is not None:
                 progress(frames[last].index, f"{FEET_STEP}, window {done} of {windows}", len(fits), total)
 
-        try:
+        try:  # from the feet step's very start: a Ctrl-C after the last frame keeps every frame
+            body_as_motion = feet.motion_body(data, len(fitter.betas), len(frames[0].expression))
             planted = feet.plant_feet(body_as_motion, feet.clip_pose(frames, fitter.betas), fps, focal,
                                       (info.width / 2, info.height / 2), feet_windows, window_done,
                                       cancel)  # fmt: skip
@@ -134,13 +135,33 @@ def fit_video(
             "the legs and translation moved to hold each foot still where it stands",
             "smoothing_sigma_frames": sigma,
             "ground": ground,
-            "detect_seconds": round(detect_seconds, 3),
+            "decode_seconds": round(decoded.seconds, 3),
+            "detect_seconds": round(detect_seconds - decoded.seconds, 3),
             "fit_seconds": round(fit_seconds, 3),
             "feet_seconds": round(feet_seconds, 3),
         },
         ground=None if planted is None else feet.ground_plane(planted.ground),
     )
     return VideoFit(motion, cancelled, time.perf_counter() - started, fits)
+
+
+class _TimedFrames:
+    """A clip's frames, counting the seconds spent reading and decoding them (the rest of
+    a tracked frame's time is detection)."""
+
+    def __init__(self, frames: Iterator[Frame]) -> None:
+        self._frames = frames
+        self.seconds = 0.0
+
+    def __iter__(self) -> _TimedFrames:
+        return self
+
+    def __next__(self) -> Frame:
+        mark = time.perf_counter()
+        try:
+            return next(self._frames)
+        finally:
+            self.seconds += time.perf_counter() - mark
 
 
 def fit_video_request(

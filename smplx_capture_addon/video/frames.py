@@ -176,20 +176,35 @@ def _check_rate(path: Path, index: int, time_ms: float, fps: float) -> None:
         )
 
 
-def _image_folder(folder: Path, fps: float) -> Clip:
-    from ..keypoints.images import load_image
-
+def numbered_images(folder: Path) -> list[tuple[int, Path]]:
+    """The folder's images with a number in their names (the last one), by number: the
+    frames of a folder clip, the frame's index its place in this list."""
     numbered = []
     for file in folder.iterdir():
         match = _NUMBER.search(file.stem)
         if file.suffix.lower() in IMAGE_SUFFIXES and match:
             numbered.append((int(match.group(1)), file))
-    if not numbered:
+    return sorted(numbered)
+
+
+def renumbered(file: Path, number: int) -> str:
+    """`file`'s name with its number (the last one) written as `number`, at the same width."""
+    match = _NUMBER.search(file.stem)
+    if match is None:
+        raise ValueError(f"{file.name} holds no number")
+    digits = str(number).zfill(len(match.group(1)))
+    return f"{file.stem[: match.start()]}{digits}{file.stem[match.end() :]}{file.suffix}"
+
+
+def _image_folder(folder: Path, fps: float) -> Clip:
+    from ..keypoints.images import load_image
+
+    files = [file for _, file in numbered_images(folder)]
+    if not files:
         raise VideoError(
             f"{folder}: no numbered images (frame_0001.png, ...) in the folder: give a video "
             "file, or a folder of numbered PNG or JPEG frames."
         )
-    files = [file for _, file in sorted(numbered)]
     first = load_image(files[0], max_side=1 << 30)
     width, height = first.original_size
     _check_size(folder, width, height)

@@ -14,16 +14,22 @@ import bpy
 import numpy as np
 import pytest
 from blender_helpers import make_person, posed_joints_world, reference, world_to_opencv
-from test_export import MM, keyed_frames, reimport, ufbx_facts
+from mathutils import Matrix, Vector
+from test_export import MM, keyed_frames, ufbx_facts
 
 from smplx_capture_addon.blender_builders import animation, rig
+from smplx_capture_addon.blender_builders.scene import build_fit
 from smplx_capture_addon.body_model import numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES
 from smplx_capture_addon.cli import main
+from smplx_capture_addon.export import root_motion
 from smplx_capture_addon.export.exporter import export_rigs
+from smplx_capture_addon.export.presets import PRESETS
+from smplx_capture_addon.export.root_motion import ROOT_BONE
 from smplx_capture_addon.motion_format import (
     BRIDGED,
     FITTED,
+    GroundPlane,
     Motion,
     MotionFormatError,
     MotionFrame,
@@ -36,6 +42,10 @@ from smplx_capture_addon.motion_format import (
 from smplx_capture_addon.result_format import Camera, ModelIdentity
 
 FRAMES = 6
+STEP = 2  # make_motion's clip was fitted every other frame...
+KEYED = [1 + STEP * k for k in range(FRAMES)]  # ...so its frames are keyed on every other scene frame
+LAST = KEYED[-1]
+CLIP_FPS = 30.0  # the scene runs at the clip's rate
 POSE_NAMES = ("expression", "global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
               "left_hand_pose", "right_hand_pose", "transl")  # fmt: skip
 
@@ -121,14 +131,14 @@ def test_the_rig_is_keyed_on_every_frame_with_the_motions_pose_root_and_expressi
     built = animation.build_motion(motion, small_model)
     scene = bpy.context.scene
     armature, mesh = built.people[0].armature, built.people[0].mesh
-    assert (scene.frame_start, scene.frame_end) == (1, FRAMES)
-    assert scene.render.fps / scene.render.fps_base == pytest.approx(15.0)
-    assert keyed_frames(armature) == set(map(float, range(1, FRAMES + 1)))
+    assert (scene.frame_start, scene.frame_end) == (1, LAST)
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(CLIP_FPS)
+    assert keyed_frames(armature) == set(map(float, KEYED))
     frames_model = rig.bone_frames_model(armature)
     expressions = animation.expression_keys(mesh)
     first_expression = motion.frames[0].expression
     for number, frame in enumerate(motion.frames):
-        scene.frame_set(1 + number)
+        scene.frame_set(KEYED[number])
         rotations = numpy_body.axis_angle_to_matrix(numpy_body.full_pose(frame))
         expected = rig.bone_quaternions(frames_model, rotations)
         keyed = np.array([armature.pose.bones[name].rotation_quaternion for name in JOINT_NAMES])
@@ -148,8 +158,8 @@ def test_blend_command_builds_a_motion_and_saves_it(small_model, tmp_path):
     assert main(["blend", str(path), "-o", str(tmp_path / "scene.blend"), "--model", small_model.path]) == 0
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
     (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    assert keyed_frames(armature) == set(map(float, range(1, FRAMES + 1)))
-    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, FRAMES)
+    assert keyed_frames(armature) == set(map(float, KEYED))
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, LAST)
 
 
 def _joints_at_frames(armature: bpy.types.Object, frames: list[int]) -> np.ndarray:
@@ -167,20 +177,113 @@ def _joints_at_frames(armature: bpy.types.Object, frames: list[int]) -> np.ndarr
 def test_an_exported_motion_reads_back_with_its_keyframes(small_model, tmp_path, suffix, preset):
     motion = make_motion(small_model)
     built = animation.build_motion(motion, small_model, name="photo")
-    checked = [1, 3, 4, FRAMES]
+    checked = [1, 5, 6, LAST]  # 6: between two keys
     expected = _joints_at_frames(built.people[0].armature, checked)
     path = export_rigs([built.people[0].armature], tmp_path / f"photo{suffix}", preset_name=preset)
-    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, FRAMES)  # kept as it was
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, LAST)  # kept as it was
 
-    if suffix == ".glb":  # glTF keeps seconds: read at the clip's rate, its keys land on its frames
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 15, 1.0
-        bpy.ops.import_scene.gltf(filepath=str(path))
-        armature = bpy.data.objects["photo rig"]
-    else:
-        armature, _ = reimport(path)
-    assert keyed_frames(armature) >= set(map(float, range(1, FRAMES + 1)))
+    armature = _reimport_rig(path)
+    assert keyed_frames(armature) >= set(map(float, range(1, LAST + 1)))  # every scene frame
     np.testing.assert_allclose(_joints_at_frames(armature, checked), expected, atol=MM)
+    on_root_bone = suffix == ".fbx" and PRESETS[preset].root_bone
+    root = [ROOT_BONE] if on_root_bone else []
+    assert sorted(b.name for b in armature.data.bones) == sorted([*JOINT_NAMES, *root])
+    assert armature.name == ("Armature" if preset == "unreal" and suffix == ".fbx" else "photo rig")
     if suffix == ".fbx":
-        (stack,) = ufbx_facts(path)["anim_stacks"]
-        assert stack[1] - stack[0] == pytest.approx((FRAMES - 1) / 15.0, abs=1e-3)  # the clip's length
+        facts = ufbx_facts(path)
+        (stack,) = facts["anim_stacks"]
+        assert stack[1] - stack[0] == pytest.approx((LAST - 1) / CLIP_FPS, abs=1e-3)  # the clip's length
+        assert facts["bones"] == sorted([*JOINT_NAMES, *root])
+        assert facts["parents"]["pelvis"] == (ROOT_BONE if on_root_bone else armature.name)
+
+
+def _reimport_rig(path: Path) -> bpy.types.Object:
+    """The one armature of an exported file, read back by Blender's importer."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    if path.suffix == ".glb":  # glTF keeps seconds: read at the clip's rate, its keys land on its frames
+        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = int(CLIP_FPS), 1.0
+        bpy.ops.import_scene.gltf(filepath=str(path))
+    else:  # no offset: Blender's importer shifts FBX animation by one frame unless told not to
+        bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
+    (armature,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    return armature
+
+
+def _bone_heads_world(armature: bpy.types.Object, name: str, frames: list[int]) -> np.ndarray:
+    heads = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        heads.append(np.array(armature.matrix_world @ armature.pose.bones[name].head))
+    return np.stack(heads)
+
+
+def _bone_turns_world(armature: bpy.types.Object, name: str, frames: list[int]) -> np.ndarray:
+    """(F, 3, 3) how the bone is turned in the world at each frame from the first."""
+    turns = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        matrix = np.array((armature.matrix_world @ armature.pose.bones[name].matrix).to_3x3())
+        turns.append(matrix / np.linalg.norm(matrix, axis=0))  # without the import's unit scale
+    return np.stack([turn @ turns[0].T for turn in turns])
+
+
+TILTED_GROUND = GroundPlane(normal=(np.array([0.1, -1.0, 0.05]) / np.linalg.norm([0.1, -1.0, 0.05])).tolist(),
+                            offset=0.9)  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["unreal", "unity"])
+@pytest.mark.parametrize("ground", [None, TILTED_GROUND], ids=["lowest-foot", "ground-plane"])
+def test_root_motion_is_on_a_root_bone_at_the_ground_for_engines(small_model, tmp_path, preset, ground):
+    """The root bone carries the pelvis's travel along the ground and its heading (relative
+    to frame 1), it stands on the ground, and every joint is where the scene has it."""
+    motion = make_motion(small_model)
+    motion.ground = ground
+    for k, frame in enumerate(motion.frames):  # turning about the camera's vertical, 0.1 rad a frame
+        orient = Vector(frame.global_orient)
+        turned = Matrix.Rotation(0.1 * k, 3, "Y") @ Matrix.Rotation(orient.length, 3, orient.normalized())
+        axis, angle = turned.to_quaternion().to_axis_angle()
+        frame.global_orient = list(axis * angle)
+    built = animation.build_motion(motion, small_model, name="photo")
+    original = built.people[0].armature
+    frames = list(range(1, LAST + 1))
+    expected = _joints_at_frames(original, frames)
+    if ground is None:  # level under the lowest foot joint over the clip
+        feet = [JOINT_NAMES.index(name) for name in root_motion.FOOT_JOINTS]
+        normal, offset = np.array([0.0, 0.0, 1.0]), expected[:, feet, 2].min()
+    else:
+        normal, offset = np.array(original[animation.PROP_GROUND][:3]), original[animation.PROP_GROUND][3]
+        assert np.linalg.norm(normal - [0.0, 0.0, 1.0]) > 0.05  # a tilt the level rule would miss
+    pelvis = expected[:, 0]
+    travel = (pelvis - pelvis[0]) - np.outer((pelvis - pelvis[0]) @ normal, normal)
+    assert np.linalg.norm(travel[-1]) > 0.2  # the motion walks
+    hips = expected[:, JOINT_NAMES.index("left_hip")] - expected[:, JOINT_NAMES.index("right_hip")]
+    heading = np.cross(normal, hips)  # the body's front, along the ground
+    heading /= np.linalg.norm(heading, axis=1, keepdims=True)
+    turn = np.arctan2(np.cross(heading[0], heading) @ normal, heading @ heading[0])
+    assert abs(turn[-1]) > 0.4  # the motion turns
+
+    path = export_rigs([original], tmp_path / "photo.fbx", preset_name=preset)
+    armature = _reimport_rig(path)
+
+    root = _bone_heads_world(armature, ROOT_BONE, frames)
+    np.testing.assert_allclose(root - root[0], travel, atol=MM)
+    np.testing.assert_allclose(root @ normal, offset, atol=MM)  # on the ground
+    turns = _bone_turns_world(armature, ROOT_BONE, frames)
+    for k, frame_turn in enumerate(turns):
+        about_normal = np.array(Matrix.Rotation(float(turn[k]), 3, normal.tolist()))
+        np.testing.assert_allclose(frame_turn, about_normal, atol=0.02, err_msg=f"frame {frames[k]}")
+    np.testing.assert_allclose(_joints_at_frames(armature, frames), expected, atol=MM)
+    nodes = []
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        nodes.append(np.array(armature.matrix_world))
+    np.testing.assert_allclose(nodes, [nodes[0]] * LAST, atol=1e-6)  # the armature node holds still
+
+
+def test_a_still_export_keeps_its_55_bones_and_node_for_every_preset(small_model, tmp_path):
+    still = build_fit(frame_as_result(make_motion(small_model)), small_model, name="photo")
+    for preset in PRESETS:
+        path = export_rigs([still.people[0].armature], tmp_path / f"{preset}.fbx", preset_name=preset)
+        facts = ufbx_facts(path)
+        assert facts["bones"] == sorted(JOINT_NAMES), preset
+        assert facts["parents"]["pelvis"] == "photo rig", preset

@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
+from test_export import keyed_frames
 from test_motion import FRAMES, make_motion
 
 from smplx_capture_addon.blender_builders import animation
@@ -69,18 +71,64 @@ def test_the_clip_plays_behind_the_rig_from_the_motions_first_video_frame(small_
     assert (movie.frame_start, movie.frame_offset) == (animation.FIRST_FRAME, 2)  # frame 1: video frame 2
 
 
+def test_a_clip_fitted_every_other_frame_plays_behind_the_rig_at_its_pace(small_model, video):
+    motion = clip_motion(small_model, video, start=1, step=2)
+    built = animation.build_motion(motion, small_model)
+    assert built.warnings == []
+    scene_frames = [1 + frame.index - 1 for frame in motion.frames]  # the clip's own frame numbers
+    assert keyed_frames(built.people[0].armature) == set(map(float, scene_frames))
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, scene_frames[-1])
+    assert bpy.context.scene.render.fps / bpy.context.scene.render.fps_base == pytest.approx(30.0)
+    (background,) = built.camera.data.background_images
+    movie = background.clip
+    # Scene frame f shows the movie's frame f - frame_start + frame_offset (from 0): the motion's.
+    for frame, at in zip(motion.frames, scene_frames, strict=True):
+        assert at - movie.frame_start + movie.frame_offset == frame.index
+
+
+def _write_frames(folder: Path, numbers) -> list[Path]:
+    """Numbered 4x4 PNGs, each its own grey."""
+    folder.mkdir()
+    paths = []
+    for number in numbers:
+        image = bpy.data.images.new(f"frame {number}", 4, 4)
+        image.pixels.foreach_set(np.full(64, number / 40.0, dtype=np.float32))
+        image.filepath_raw, image.file_format = str(folder / f"frame_{number:04d}.png"), "PNG"
+        image.save()
+        bpy.data.images.remove(image)
+        paths.append(folder / f"frame_{number:04d}.png")
+    return paths
+
+
+def test_a_folder_of_frames_plays_behind_the_rig_as_an_image_sequence(small_model, tmp_path):
+    files = _write_frames(tmp_path / "frames", range(5, 5 + 14))  # numbered from 5: index 0 is frame_0005
+    motion = clip_motion(small_model, tmp_path / "frames", start=1, step=2)
+    built = animation.build_motion(motion, small_model)
+    assert built.warnings == []
+    (background,) = built.camera.data.background_images
+    assert background.source == "IMAGE" and background.image.source == "SEQUENCE"
+    assert built.camera.data.show_background_images
+    for frame, at in zip(motion.frames, [1 + frame.index - 1 for frame in motion.frames], strict=True):
+        bpy.context.scene.frame_set(at)  # Blender picks the file the scene frame shows
+        shown = background.image.filepath_from_user(image_user=background.image_user)
+        assert Path(shown) == files[frame.index], (at, shown)
+
+
 @pytest.mark.parametrize(
-    ("step", "where", "warning"),
+    ("where", "warning"),
     [
-        (2, "clip", "The clip was fitted every 2 frames, so its movie would not keep pace with the rig"),
-        (1, "missing", "is not a video file here: the camera shows no clip behind the rig"),
+        ("missing", "is not a video file here: the camera shows no clip behind the rig"),
+        ("gaps", "are not numbered one after another from frame_0006.png"),
+        ("short", "holds fewer frames than the motion"),
     ],
 )
-def test_a_clip_that_cannot_keep_pace_or_is_missing_is_left_out_with_a_warning(
-    small_model, video, tmp_path, step, where, warning
+def test_a_clip_that_is_missing_or_cannot_play_as_a_sequence_is_left_out_with_a_warning(
+    small_model, tmp_path, where, warning
 ):
-    path = video if where == "clip" else tmp_path / "gone.mp4"
-    built = animation.build_motion(clip_motion(small_model, path, step=step), small_model)
+    numbers = {"missing": [], "gaps": range(0, 40, 3), "short": range(3)}[where]
+    if numbers:
+        _write_frames(tmp_path / "clip", numbers)
+    built = animation.build_motion(clip_motion(small_model, tmp_path / "clip"), small_model)
     assert len(built.warnings) == 1 and warning in built.warnings[0]
     assert not built.camera.data.background_images and not bpy.data.movieclips
 

@@ -37,6 +37,7 @@ def facts(path: str) -> dict:
         "unit_meters": scene.settings.unit_meters,
         "nodes": sorted(by_name),
         "bones": sorted(node.name for node in nodes if node.bone is not None),
+        "parents": {node.name: node.parent.name if node.parent is not None else None for node in nodes},
         "scale": {name: [s.x, s.y, s.z] for name, s in scales.items()},
         "position": {name: [c.x, c.y, c.z] for name, c in columns.items()},
         "meshes": [

@@ -12,14 +12,17 @@ import pytest
 from smplx_capture_addon.cli import main
 from smplx_capture_addon.devtools import video_errors
 from smplx_capture_addon.devtools.video_clip import HIDDEN
+from smplx_capture_addon.errors import EXIT_CANCELLED
 from smplx_capture_addon.fit_request import BOX, NUMBER, FitRequest, PersonChoice
 from smplx_capture_addon.motion_format import BRIDGED, FITTED, LOST, read_motion
 from smplx_capture_addon.solver import camera
-from smplx_capture_addon.video import smoothing
+from smplx_capture_addon.video import feet, smoothing
 from smplx_capture_addon.video.clip_fit import motion_frames
 from smplx_capture_addon.video.fit_video import fit_video
 from smplx_capture_addon.video.frames import FrameRange
+from smplx_capture_addon.video.request import VideoRequest
 from smplx_capture_addon.video.tracks import Track
+from smplx_capture_addon.worker import job
 
 RANGE = FrameRange(8, 17)  # ten frames around the one without the walker
 
@@ -51,6 +54,8 @@ def test_the_walker_is_followed_and_the_frame_without_them_is_bridged(fitted, cl
     motion = fitted.motion
     assert [f.index for f in motion.frames] == list(range(8, 18))
     assert not motion.partial and not fitted.cancelled
+    parts = [motion.solver[f"{part}_seconds"] for part in ("decode", "detect", "fit", "feet")]
+    assert all(seconds > 0 for seconds in parts) and sum(parts) < fitted.seconds, parts
     flags = {f.index: f.flag for f in motion.frames}
     assert {index for index, flag in flags.items() if flag != FITTED} == set(HIDDEN)
     assert flags[HIDDEN[0]] == BRIDGED and motion.frames[HIDDEN[0] - 8].box is None  # not the bystander
@@ -109,6 +114,38 @@ def test_the_command_writes_a_motion_and_refuses_two_person_choices(clip_folder,
     assert main(["fit-video", str(clip_folder / "clip.mp4"), "-o", str(tmp_path / "y"), "--start", "99"]) == 2
     assert "past the clip's last frame (31)" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y" / "motion.json").exists()
+
+
+def test_a_cancel_after_the_last_frame_writes_every_frame_as_fitted_marked_partial(clip_folder, tmp_path):
+    """The worker's job: the cancel arrives once the last frame is told, before the feet step."""
+    told = []
+    request = VideoRequest(FitRequest(photo=str(clip_folder / "clip.mp4"), device="cpu"), start=30)
+    written = job.fit_video(request, tmp_path, lambda *step: told.append(step),
+                            cancel=lambda: bool(told) and told[-1][2].startswith("frame 2 of 2"))  # fmt: skip
+    motion = read_motion(written.result)
+    assert written.partial and motion.partial
+    assert [(f.index, f.flag) for f in motion.frames] == [(30, FITTED), (31, FITTED)]
+    assert motion.ground is None and all(frame.contacts is None for frame in motion.frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.json"]  # nothing else, no temporary
+
+
+def test_a_ctrl_c_as_the_feet_step_starts_writes_every_frame_marked_partial(clip_folder, tmp_path,
+                                                                           monkeypatch, capsys):  # fmt: skip
+    """The command line: a Ctrl-C after the last frame, while the feet step sets up."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(feet, "motion_body", interrupted)
+    out = tmp_path / "out"
+    code = main(["fit-video", str(clip_folder / "clip.mp4"), "-o", str(out), "--start", "30",
+                 "--device", "cpu", "--quiet"])  # fmt: skip
+    assert code == EXIT_CANCELLED
+    assert "cancelled: wrote the 2 frames done" in capsys.readouterr().err
+    motion = read_motion(out / "motion.json")
+    assert motion.partial and [(f.index, f.flag) for f in motion.frames] == [(30, FITTED), (31, FITTED)]
+    assert motion.ground is None
+    assert sorted(p.name for p in out.iterdir()) == ["motion.json"]
 
 
 def test_the_track_keeps_its_person_and_is_lost_rather_than_swapped():
