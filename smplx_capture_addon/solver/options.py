@@ -32,8 +32,9 @@ class FitOptions:
     # loss wins (0: no retry).
     limb_retry_iterations: int = 10
     # The people whose retry lowered their loss are retried again from the new fit, up to
-    # this many rounds in all: a fit mended at one limb is often wrong at another.
-    limb_retry_rounds: int = 2
+    # this many rounds in all: a fit mended at one limb can be wrong at another, but on
+    # rendered photos a second round did not pay for its time.
+    limb_retry_rounds: int = 1
     # Then the retry's variants close to their person's best settle for this many more LM
     # iterations (0: the retry chooses): the right variant often ranks low until it settles.
     settle_iterations: int = 10
