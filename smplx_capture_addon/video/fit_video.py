@@ -1,6 +1,7 @@
 """A video (or folder of frames) in, a motion out: what the `fit-video` command calls.
 
-Frames are read, searched and fitted one at a time (only per-frame parameters are kept),
+Frames are read, searched and fitted one at a time (only per-frame parameters are kept;
+the search runs in a thread a few frames ahead of the fit, `ahead`),
 then bridged and smoothed (`clip_fit`), and the feet put on the ground and held still
 where they stand (`feet`, window by window, each window told to `progress` as FEET_STEP).
 A Ctrl-C (or `Cancelled`) during the frames ends the clip early: the frames done so far
@@ -14,7 +15,7 @@ a cancel is heard within moments.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,8 +27,9 @@ from ..result_format import Camera
 from ..solver import camera
 from ..solver.pipeline import load_body, model_identity
 from . import feet, smoothing
+from .ahead import Timed, run_ahead
 from .clip_fit import ClipFitter, FrameFit, motion_frames
-from .frames import FOLDER_FPS, Frame, FrameRange, open_clip
+from .frames import FOLDER_FPS, FrameRange, open_clip
 from .tracks import track_person
 
 if TYPE_CHECKING:
@@ -75,19 +77,18 @@ def fit_video(
     total = frames_in_range(frame_range, info.frame_count)
     fits: list[FrameFit] = []
     cancelled = False
-    detect_seconds = fit_seconds = 0.0
+    fit_seconds = 0.0
     with nullcontext(warm.detector()) if warm is not None else Detector() as detector:
-        decoded = _TimedFrames(clip.frames(frame_range))
-        tracked_frames = track_person(decoded, request.person, detector)
+        decoded = Timed(clip.frames(frame_range))
+        detected = Timed(track_person(decoded, request.person, detector))
+        tracked_frames = run_ahead(detected, name="video detection")
         try:
             while True:
                 if cancel is not None and cancel():
                     raise Cancelled("The video fit was cancelled.")
-                mark = time.perf_counter()
                 tracked = next(tracked_frames, None)
                 if tracked is None:
                     break
-                detect_seconds += time.perf_counter() - mark
                 mark = time.perf_counter()
                 fits.append(fitter.fit_frame(tracked, cancel))
                 fit_seconds += time.perf_counter() - mark
@@ -98,6 +99,8 @@ def fit_video(
             if fitter.betas is None:
                 raise  # nothing fitted: nothing to keep
             cancelled = True
+        finally:
+            tracked_frames.close()  # the detection thread stops before the detector closes
     frames = motion_frames(fits, sigma)
     fps = info.fps / frame_range.step
     mark = time.perf_counter()
@@ -136,32 +139,13 @@ def fit_video(
             "smoothing_sigma_frames": sigma,
             "ground": ground,
             "decode_seconds": round(decoded.seconds, 3),
-            "detect_seconds": round(detect_seconds - decoded.seconds, 3),
+            "detect_seconds": round(detected.seconds - decoded.seconds, 3),
             "fit_seconds": round(fit_seconds, 3),
             "feet_seconds": round(feet_seconds, 3),
         },
         ground=None if planted is None else feet.ground_plane(planted.ground),
     )
     return VideoFit(motion, cancelled, time.perf_counter() - started, fits)
-
-
-class _TimedFrames:
-    """A clip's frames, counting the seconds spent reading and decoding them (the rest of
-    a tracked frame's time is detection)."""
-
-    def __init__(self, frames: Iterator[Frame]) -> None:
-        self._frames = frames
-        self.seconds = 0.0
-
-    def __iter__(self) -> _TimedFrames:
-        return self
-
-    def __next__(self) -> Frame:
-        mark = time.perf_counter()
-        try:
-            return next(self._frames)
-        finally:
-            self.seconds += time.perf_counter() - mark
 
 
 def fit_video_request(

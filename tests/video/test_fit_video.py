@@ -54,8 +54,11 @@ def test_the_walker_is_followed_and_the_frame_without_them_is_bridged(fitted, cl
     motion = fitted.motion
     assert [f.index for f in motion.frames] == list(range(8, 18))
     assert not motion.partial and not fitted.cancelled
-    parts = [motion.solver[f"{part}_seconds"] for part in ("decode", "detect", "fit", "feet")]
-    assert all(seconds > 0 for seconds in parts) and sum(parts) < fitted.seconds, parts
+    parts = ("decode", "detect", "fit", "feet")
+    decode, detect, fit, feet = (motion.solver[f"{part}_seconds"] for part in parts)
+    assert min(decode, detect, fit, feet) > 0
+    # Reading and detection run in their thread beside the fit: each chain within the total.
+    assert decode + detect < fitted.seconds and fit + feet < fitted.seconds, (decode, detect, fit, feet)
     flags = {f.index: f.flag for f in motion.frames}
     assert {index for index, flag in flags.items() if flag != FITTED} == set(HIDDEN)
     assert flags[HIDDEN[0]] == BRIDGED and motion.frames[HIDDEN[0] - 8].box is None  # not the bystander
