@@ -118,8 +118,14 @@ def test_the_cut_cases_leave_the_legs_or_all_below_the_chest_outside_the_frame(r
 def test_the_metrics_are_zero_for_the_truth_and_grow_with_an_error(rendered, model):
     truth = rendered["cut_legs"].truths[0]
     exact = person_errors(model, truth.params, truth)
-    for name in ("pa_v2v", "body_pa_v2v", "hands_pa_v2v", "face_pa_v2v", "mpjpe_in_view", "pa_mpjpe_in_view"):
+    for name in ("pa_v2v", "body_pa_v2v", "hands_pa_v2v", "face_pa_v2v", "mpjpe_in_view", "pa_mpjpe_in_view",
+                 "pelvis_depth"):  # fmt: skip
         assert exact[name] == pytest.approx(0.0, abs=1e-6), name
+    # Moved 25 cm away from the camera along its axis: the PA figures do not see it.
+    transl = np.array(truth.params["transl"]) + np.array([0.0, 0.0, 0.25])
+    farther = person_errors(model, {**truth.params, "transl": transl.tolist()}, truth)
+    assert farther["pelvis_depth"] == pytest.approx(250.0, abs=1e-3)
+    assert farther["body_pa_v2v"] == pytest.approx(0.0, abs=1e-6)
     unseen = {joint["joint"]: joint for joint in exact["unseen"]}
     assert {"left_knee", "right_knee"} <= set(unseen)  # a knee's turn shows in the shin, out of the frame
     assert all(joint["from_truth"] == pytest.approx(0.0, abs=1e-4) for joint in exact["unseen"])

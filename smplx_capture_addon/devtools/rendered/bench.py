@@ -171,6 +171,8 @@ def summary(outcomes: list[CaseOutcome]) -> dict:
         "face_pa_v2v_mm": mean_of("face_pa_v2v"),
         "mpjpe_in_view_mm": mean_of("mpjpe_in_view"),
         "pa_mpjpe_in_view_mm": mean_of("pa_mpjpe_in_view"),
+        "pelvis_depth_error_mm": _mean([abs(person["pelvis_depth"]) for person in people]),
+        "pelvis_depth_bias_mm": mean_of("pelvis_depth"),
         "hands_in_view": sum(len(person.get("hand_pa_mpjpe", [])) for person in people),
         "hand_pa_mpjpe_mm": _mean([e for person in people for e in person.get("hand_pa_mpjpe", [])]),
         "faces_in_view": sum("face_pa" in person for person in people),

@@ -10,6 +10,8 @@ Per matched person, in mm, the bodies posed by the open default body:
 - mpjpe_in_view / pa_mpjpe_in_view: the body joints (pelvis to wrists) in view, after
   moving the fit onto the truth by their mean (MPJPE; the pelvis may be out of the
   frame) or by the best similarity transform (at least 4 joints);
+- pelvis_depth: how much farther from the camera than the truth the fit's pelvis lies
+  (negative: nearer), in mm; the PA figures above leave placement and scale out;
 - hand: PA-MPJPE of the wrist and 15 finger joints, for each hand with most of them in
   view; face: PA error of the 51 face landmarks, when most are in view;
 - unseen joints: a body joint whose turn shows nowhere in the image (the joints it
@@ -90,6 +92,8 @@ def person_errors(model: BodyModel, fitted: dict, truth: PersonTruth) -> dict[st
                                         for part in ("", "body_", "hands_", "face_")}  # fmt: skip
     seen = truth.seen()
     figures.update(_in_view_joint_errors(fit_out.joints[0], true_out.joints[0], seen))
+    # The camera looks down its +z axis: depth is a joint's z in camera space.
+    figures["pelvis_depth"] = float(fit_out.joints[0, 0, 2] - true_out.joints[0, 0, 2]) * 1000.0
     hands = [_pa_mm(fit_out.joints[0, joints], true_out.joints[0, joints])
              for joints in HAND_JOINTS.values() if seen[joints].mean() > 0.5]  # fmt: skip
     if hands:
