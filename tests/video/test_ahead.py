@@ -30,7 +30,10 @@ def test_the_thread_works_ahead_by_at_most_its_depth():
     made: list[int] = []
     items = run_ahead(counted(made, 100), depth=4)
     assert next(items) == 0
-    time.sleep(0.3)  # the producer fills the queue meanwhile, then waits
+    deadline = time.monotonic() + 10.0  # the producer fills the queue meanwhile, then waits
+    while len(made) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
     # One handed over, four waiting, one made and blocked on the full queue.
     assert len(made) == 6
     items.close()
