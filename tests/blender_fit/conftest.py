@@ -2,6 +2,12 @@
 3.11 only. Importing bpy first puts Blender's script modules (addon_utils, ...) on the
 path."""
 
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import bpy
 import pytest
 
@@ -27,3 +33,23 @@ def addon():
     addon_utils.enable(ADDON, default_set=True)
     yield
     addon_utils.disable(ADDON, default_set=True)
+
+
+def _run_job_operator(operator: Callable[[], set[str]], label: str):
+    """Run a job operator (Fit, Fit a Video) through its blocking path -> the finished
+    job's state: it must finish, without an error, at full progress, its job folder gone."""
+    job_folders = f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-*"
+    before = sorted(Path(tempfile.gettempdir()).glob(job_folders))
+    start = time.perf_counter()
+    assert operator() == {"FINISHED"}
+    print(f"{label}: {time.perf_counter() - start:.1f} s")
+    job = bpy.context.window_manager.smplx_capture_job
+    assert not job.running and job.error == "" and job.progress == 1.0
+    assert sorted(Path(tempfile.gettempdir()).glob(job_folders)) == before  # the job's folder is gone
+    return job
+
+
+@pytest.fixture
+def run_job_operator():
+    """_run_job_operator, for the operator tests."""
+    return _run_job_operator

@@ -7,8 +7,6 @@ solver's packages (torch, mediapipe): Python 3.11 only."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,20 +41,14 @@ def keyed_frames(obj: bpy.types.Object) -> set[float]:
     return frames
 
 
-def test_the_video_operator_builds_one_rig_with_an_action_over_the_clip(addon, clip):
+def test_the_video_operator_builds_one_rig_with_an_action_over_the_clip(addon, clip, run_job_operator):
     """Frames 10 to 13 of the walk (the walker is left out of frame 12): one rig keyed on
     four frames at the clip's rate, the clip behind it from its frame 10."""
     settings = bpy.context.scene.smplx_capture
     settings.video, settings.video_start, settings.video_end = str(clip), 10, 13
     settings.model, settings.device = "DEFAULT", "cpu"
-    job_folders = f"{fit_job.JOB_FOLDER_PREFIX}{os.getpid()}-*"
-    before = sorted(Path(tempfile.gettempdir()).glob(job_folders))
-    start = time.perf_counter()
-    assert bpy.ops.smplx_capture.fit_video() == {"FINISHED"}
-    print(f"video fit + build: {time.perf_counter() - start:.1f} s")
-    job = bpy.context.window_manager.smplx_capture_job
-    assert not job.running and job.error == "" and job.progress == 1.0 and job.kind == "video"
-    assert sorted(Path(tempfile.gettempdir()).glob(job_folders)) == before  # the job's folder is gone
+    job = run_job_operator(bpy.ops.smplx_capture.fit_video, "video fit + build")
+    assert job.kind == "video"
 
     collection = bpy.data.collections["clip"]
     assert collection[PROP_MOTION] == 4 and not collection[PROP_PARTIAL]
