@@ -7,9 +7,11 @@ Pipeline (:func:`detect`):
    ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
    three). A tile's person that overlaps one already found is the same person.
 2. Choose: with a box, the person found inside that box (the pose is searched on a
-   crop around it); with ``all_people``, everyone; otherwise the most prominent person,
-   the one with the largest ``box area x mean landmark visibility`` (a big, clearly
-   seen person wins over a big person mostly out of frame; ties go to the leftmost).
+   crop around it); with ``all_people``, everyone; otherwise the most prominent person:
+   the largest torso seen, ``torso size squared x mean visibility of the head,
+   shoulders and hips`` (`prominence`). The torso, not the box: people at a table or
+   cut by the frame show no legs, and a person nearer the camera is the one a photo is
+   of; an upper body mostly hidden or out of frame counts less. Ties go to the leftmost.
    Everyone's box is kept in that order (``Detections.found_boxes``: person numbers),
    so another person can be picked without detecting again.
 3. Second pass, per chosen person: pose and hands again on a crop around the person
@@ -17,25 +19,41 @@ Pipeline (:func:`detect`):
    hands once more on a crop around each wrist, and the face on a crop around the head.
    Hands and faces are too small on whole photos for their detectors (bus.jpg: no hand,
    no face on the whole photo).
+4. Whose hand, whose face: the hands and faces of every crop go to the people whose
+   wrists and heads they fit, everyone at once (:mod:`.association`); the people found
+   but not chosen take part, so a neighbour's hand near the chosen person's wrist
+   stays the neighbour's.
 
-Left and right are the person's own, for body and hands alike. A hand goes to a side
-when the hand model's handedness label names that side and its wrist lies within half
-an arm's length of the pose's wrist of that side (the nearest such hand wins). Both
-must hold: the label alone cannot tell whose hand it is, the distance alone gives one
-hand to both wrists when the pose puts them together. With HandLandmarker on
-unmirrored photos the label is the person's own side (on bus.jpg the man holding a
-phone crosses his left arm to his right shoulder: labels and pose elbows agree);
-the legacy Holistic API mirrored it.
+Left and right are the person's own, for body and hands alike. With HandLandmarker on
+unmirrored photos the handedness label is the person's own side (on bus.jpg the man
+holding a phone crosses his left arm to his right shoulder: labels and pose elbows
+agree); the legacy Holistic API mirrored it.
 Coordinates are original-photo pixels (x right, y down, from the top-left corner).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .association import (
+    ARM,
+    HEAD,
+    LEFT_HIP,
+    LEFT_SHOULDER,
+    NOSE,
+    RIGHT_HIP,
+    RIGHT_SHOULDER,
+    SIDES,
+    Hand,
+    assign_faces,
+    assign_hands,
+    face_width,
+    torso_size,
+)
 from .errors import KeypointError
 from .images import LoadedImage
 from .layouts import MEDIAPIPE_POSE_33
@@ -46,17 +64,10 @@ POSE_MODEL = "pose_landmarker_full.task"
 HAND_MODEL = "hand_landmarker.task"
 FACE_MODEL = "face_landmarker.task"
 
-# BlazePose-33 indices used to place crops
-_NOSE, _LEFT_EAR, _RIGHT_EAR, _LEFT_SHOULDER, _RIGHT_SHOULDER = 0, 7, 8, 11, 12
-_HEAD = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
-_ARM = {  # side -> (elbow, wrist, pinky, index, thumb)
-    "left": (13, 15, 17, 19, 21),
-    "right": (14, 16, 18, 20, 22),
-}
-_FACE_MESH_NOSE = 4
-
 # visibility above which a pose point counts as seen when boxing a person: the fit's own
 _SEEN = MEDIAPIPE_POSE_33.min_confidence
+# head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
+_UPPER_BODY = (*HEAD, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 _MAX_PEOPLE_PER_PASS = 6
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
@@ -116,12 +127,6 @@ def cut(pixels: np.ndarray, crop: Crop) -> np.ndarray:
         pixels, matrix, crop.out_size, flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Hand:
-    points: np.ndarray  # (21, 3)
-    side: str  # "left" or "right": the person's own
 
 
 def person_side(handedness_label: str) -> str:
@@ -221,13 +226,13 @@ def detect(
         working_box = np.asarray(box, dtype=np.float64) * image.scale
         found_boxes = []
         poses = [pose_in_box(pixels, detector, working_box)]
-        boxes = [working_box]
+        boxes, others = [working_box], []
     else:
         everyone = find_people(pixels, detector, use_tiles=two_pass)  # most prominent first
         working_boxes = [person_box(pose, pixels.shape) for pose in everyone]
         found_boxes = [tuple(float(v) / image.scale for v in box) for box in working_boxes]
         poses = everyone if all_people else everyone[:1]
-        boxes = working_boxes[: len(poses)]
+        boxes, others = working_boxes[: len(poses)], everyone[len(poses) :]
     poses = [pose for pose in poses if pose is not None]
     if not poses:
         where = "inside the given box" if box is not None else "in the photo"
@@ -236,9 +241,10 @@ def detect(
             "shoulders are visible, or give a box around the person (--box X0 Y0 X1 Y1)."
         )
     if two_pass:
-        people = [
-            refine_person(pixels, detector, pose, person) for pose, person in zip(poses, boxes, strict=True)
-        ]
+        looks = [look_closer(pixels, detector, pose) for pose in poses]
+        hands = [hand for look in looks for hand in look.hands]
+        faces = [face for look in looks for face in look.faces]
+        people = people_with_parts([look.pose for look in looks], boxes, hands, faces, others)
     else:
         people = single_pass_people(pixels, detector, poses, boxes)
     return Detections(
@@ -270,7 +276,7 @@ def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) 
                 candidate = crop.to_image(pose)
                 if not any(_same_person(candidate, known, pixels.shape) for known in found):
                     found.append(candidate)
-    return sorted(found, key=lambda pose: (-prominence(pose, pixels.shape), float(pose[:, 0].mean())))
+    return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
 
 
 def _tiles(width: int, height: int) -> list[Crop]:
@@ -289,10 +295,10 @@ def _tile_starts(length: float, side: float) -> list[float]:
     return list(np.linspace(0.0, length - side, count))
 
 
-def prominence(pose: np.ndarray, shape: tuple[int, ...]) -> float:
-    """Box area (inside the image) times mean visibility: the automatic choice's rule."""
-    x0, y0, x1, y1 = person_box(pose, shape)
-    return float((x1 - x0) * (y1 - y0) * pose[:, 2].mean())
+def prominence(pose: np.ndarray) -> float:
+    """The default choice's rule: the torso's size squared times the mean visibility of
+    the head, shoulders and hips (see the module doc)."""
+    return torso_size(pose) ** 2 * float(pose[list(_UPPER_BODY), 2].mean())
 
 
 def person_box(pose: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -300,7 +306,7 @@ def person_box(pose: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     face width above the eyes), clipped to the image."""
     seen = pose[pose[:, 2] > _SEEN] if (pose[:, 2] > _SEEN).sum() >= 2 else pose
     low, high = seen[:, :2].min(axis=0), seen[:, :2].max(axis=0)
-    low[1] = min(low[1], pose[list(_HEAD), 1].min() - _face_width(pose))
+    low[1] = min(low[1], pose[list(HEAD), 1].min() - face_width(pose))
     pad = 0.1 * (high - low).max()
     height, width = shape[:2]
     return np.array(
@@ -312,8 +318,8 @@ def _same_person(pose_a: np.ndarray, pose_b: np.ndarray, shape: tuple[int, ...])
     """Boxes overlapping by more than half of the smaller one, or heads at one place."""
     box_a, box_b = person_box(pose_a, shape), person_box(pose_b, shape)
     overlap = _intersection(box_a, box_b) / max(min(_area(box_a), _area(box_b)), 1e-9)
-    shoulders = np.linalg.norm(pose_b[_LEFT_SHOULDER, :2] - pose_b[_RIGHT_SHOULDER, :2])
-    return overlap > 0.5 or np.linalg.norm(pose_a[_NOSE, :2] - pose_b[_NOSE, :2]) < 0.5 * shoulders
+    shoulders = np.linalg.norm(pose_b[LEFT_SHOULDER, :2] - pose_b[RIGHT_SHOULDER, :2])
+    return overlap > 0.5 or np.linalg.norm(pose_a[NOSE, :2] - pose_b[NOSE, :2]) < 0.5 * shoulders
 
 
 def _area(box: np.ndarray) -> float:
@@ -340,42 +346,76 @@ def _iou(box_a: np.ndarray, box_b: np.ndarray) -> float:
     return shared / max(_area(box_a) + _area(box_b) - shared, 1e-9)
 
 
-def refine_person(pixels: np.ndarray, detector: Detector, pose: np.ndarray, box: np.ndarray) -> Person:
+@dataclass(frozen=True)
+class CloseLook:
+    """A person's pose refined on a crop around them, with the hands and faces found on
+    crops around their parts (whose they are is decided for everyone at once)."""
+
+    pose: np.ndarray
+    hands: list[Hand]
+    faces: list[np.ndarray]
+
+
+def look_closer(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> CloseLook:
     """Second pass: pose and hands on a crop around the person, hands again on a crop
     around each wrist, the face on a crop around the head."""
     refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
     if refined is not None and _same_person(refined, pose, pixels.shape):
         pose = refined
     crops = [box_crop(person_box(pose, pixels.shape), 0.1, _PERSON_CROP_SIZE)]
-    crops += [hand_crop(pose, side) for side in ("left", "right")]
+    crops += [hand_crop(pose, side) for side in SIDES]
     hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
     crop = face_crop(pose)
     faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
-    return _person(pose, box, hands, faces)
+    return CloseLook(pose, hands, faces)
+
+
+def refine_person(
+    pixels: np.ndarray,
+    detector: Detector,
+    pose: np.ndarray,
+    box: np.ndarray,
+    others: Sequence[np.ndarray] = (),
+) -> Person:
+    """One person seen closer (`look_closer`); the poses of `others` found in the photo
+    may claim a hand or the face found near this person (see `association`)."""
+    look = look_closer(pixels, detector, pose)
+    return people_with_parts([look.pose], [box], look.hands, look.faces, others)[0]
 
 
 def single_pass_people(
     pixels: np.ndarray, detector: Detector, poses: list[np.ndarray], boxes: list[np.ndarray]
 ) -> list[Person]:
     """Hands and faces from one run of each model on the whole image, given to the
-    people whose wrists and noses they sit at."""
+    people whose wrists and heads they fit."""
     height, width = pixels.shape[:2]
     hands = [Hand(_from_normalised(hand.points, width, height), hand.side) for hand in detector.hands(pixels)]
     faces = [_from_normalised(face, width, height) for face in detector.faces(pixels)]
-    return [_person(pose, box, hands, faces) for pose, box in zip(poses, boxes, strict=True)]
+    return people_with_parts(poses, boxes, hands, faces)
 
 
-def _person(pose: np.ndarray, box: np.ndarray, hands: list[Hand], faces: list[np.ndarray]) -> Person:
-    """A person of `pose` (33, 3) inside `box`, with the hands and the face found that sit
-    at its wrists and nose (pixels)."""
-    person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
-    person.score = float(pose[:, 2].mean())
-    for side, hand in assign_hands(pose, hands).items():
-        person.keypoint_sets[f"hand_21_{side}"] = hand
-    face = match_face(pose, faces)
-    if face is not None:
-        person.keypoint_sets["mediapipe_face_478"] = face
-    return person
+def people_with_parts(
+    poses: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    hands: Sequence[Hand],
+    faces: Sequence[np.ndarray],
+    others: Sequence[np.ndarray] = (),
+) -> list[Person]:
+    """A Person per pose (33, 3) and box, with the hands and faces that association
+    gives it among these poses and `others` (people found but not kept)."""
+    everyone = [*poses, *others]
+    hands_of, faces_of = assign_hands(everyone, hands), assign_faces(everyone, faces)
+    people = []
+    kept = len(poses)
+    for pose, box, own_hands, face in zip(poses, boxes, hands_of[:kept], faces_of[:kept], strict=True):
+        person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
+        person.score = float(pose[:, 2].mean())
+        for side, hand in own_hands.items():
+            person.keypoint_sets[f"hand_21_{side}"] = hand
+        if face is not None:
+            person.keypoint_sets["mediapipe_face_478"] = face
+        people.append(person)
+    return people
 
 
 def _from_normalised(points: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -390,8 +430,8 @@ def _hand_in_image(hand: Hand, crop: Crop) -> Hand:
 
 
 def _forearm(pose: np.ndarray, side: str) -> float:
-    elbow, wrist = _ARM[side][:2]
-    shoulder_width = np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2])
+    _, elbow, wrist, *_ = ARM[side]
+    shoulder_width = np.linalg.norm(pose[LEFT_SHOULDER, :2] - pose[RIGHT_SHOULDER, :2])
     # a forearm seen end-on is short in the image: the shoulders bound the hand size
     return max(float(np.linalg.norm(pose[elbow, :2] - pose[wrist, :2])), 0.6 * float(shoulder_width), 1.0)
 
@@ -399,65 +439,15 @@ def _forearm(pose: np.ndarray, side: str) -> float:
 def hand_crop(pose: np.ndarray, side: str) -> Crop:
     """Square around the hand: centred between the wrist and the knuckles the pose gives,
     about twice the hand's length (a forearm ~ 1.3 hand lengths)."""
-    _, wrist, pinky, index, thumb = _ARM[side]
+    _, _, wrist, pinky, index, thumb = ARM[side]
     knuckles = pose[[pinky, index, thumb], :2].mean(axis=0)
     center = pose[wrist, :2] + 0.5 * (knuckles - pose[wrist, :2])
     return square_crop(center, 1.6 * _forearm(pose, side), _PART_CROP_SIZE)
 
 
-def assign_hands(pose: np.ndarray, hands: list[Hand]) -> dict[str, np.ndarray]:
-    """Per side, the hand labelled with that side whose wrist is nearest the pose's
-    wrist of that side, within half an arm's length (see the module doc)."""
-    reach = 0.5 * _arm_length(pose)
-    assigned = {}
-    for side in ("left", "right"):
-        wrist = pose[_ARM[side][1], :2]
-        distances = [
-            float(np.linalg.norm(hand.points[0, :2] - wrist)) if hand.side == side else np.inf
-            for hand in hands
-        ]
-        if distances and min(distances) < reach:
-            assigned[side] = hands[int(np.argmin(distances))].points
-    return assigned
-
-
-def _arm_length(pose: np.ndarray) -> float:
-    """Shoulder to wrist, bounded below by the torso's size (an arm pointing at the
-    camera looks short)."""
-    arms = [
-        np.linalg.norm(pose[shoulder, :2] - pose[elbow, :2])
-        + np.linalg.norm(pose[elbow, :2] - pose[wrist, :2])
-        for shoulder, (elbow, wrist, *_) in ((_LEFT_SHOULDER, _ARM["left"]), (_RIGHT_SHOULDER, _ARM["right"]))
-    ]
-    shoulders = np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2])
-    torso = np.linalg.norm(
-        pose[[_LEFT_SHOULDER, _RIGHT_SHOULDER], :2].mean(axis=0) - pose[[23, 24], :2].mean(axis=0)
-    )
-    return float(max(*arms, shoulders, torso, 1.0))
-
-
-def _face_width(pose: np.ndarray) -> float:
-    """Ear to ear, bounded below by half the shoulders (a face in profile is narrow)."""
-    ears = float(np.linalg.norm(pose[_LEFT_EAR, :2] - pose[_RIGHT_EAR, :2]))
-    shoulders = float(np.linalg.norm(pose[_LEFT_SHOULDER, :2] - pose[_RIGHT_SHOULDER, :2]))
-    return max(ears, 0.5 * shoulders, 1.0)
-
-
 def face_crop(pose: np.ndarray) -> Crop:
     """Square around the head, about twice the face's width."""
-    return square_crop(pose[list(_HEAD), :2].mean(axis=0), 2.2 * _face_width(pose), _PART_CROP_SIZE)
-
-
-def match_face(pose: np.ndarray, faces: list[np.ndarray]) -> np.ndarray | None:
-    """The face whose nose tip is nearest the pose's nose, within half a face width;
-    its confidence is the pose's mean visibility of the head points."""
-    limit = 0.5 * _face_width(pose)
-    distances = [float(np.linalg.norm(face[_FACE_MESH_NOSE, :2] - pose[_NOSE, :2])) for face in faces]
-    if not faces or min(distances) > limit:
-        return None
-    face = faces[int(np.argmin(distances))].copy()
-    face[:, 2] = pose[list(_HEAD), 2].mean()
-    return face
+    return square_crop(pose[list(HEAD), :2].mean(axis=0), 2.2 * face_width(pose), _PART_CROP_SIZE)
 
 
 def _to_original_pixels(person: Person, scale: float) -> Person:

@@ -272,8 +272,9 @@ def _draw_keypoints(found: FoundKeypoints, out_dir: Path) -> None:
 
 
 def choose_people(people: list[Person], choice: PersonChoice) -> list[Person]:
-    """The people `choice` picks from those found (most prominent first): the N-th, the
-    one best overlapping the box, everyone, or else the first."""
+    """The people `choice` picks from those found (most prominent first, see
+    keypoints.detect.prominence; a keypoint file's in its order): the N-th, the one best
+    overlapping the box, everyone, or else the first, person number 1."""
     if not people:
         raise FitError("The keypoint input holds no person.")
     if choice.kind == EVERYONE:

@@ -86,7 +86,10 @@ def track_person(frames: Iterator[Frame], choice: PersonChoice, detector) -> Ite
         poses = find_people(frame.pixels, detector)
         boxes = [person_box(pose, frame.pixels.shape) for pose in poses]
         chosen = track.pick(boxes)
+        # The others in the frame compete for the hands and the face found near the person.
+        others = [pose for k, pose in enumerate(poses) if k != chosen]
         person = (
-            None if chosen is None else refine_person(frame.pixels, detector, poses[chosen], boxes[chosen])
-        )
+            None if chosen is None
+            else refine_person(frame.pixels, detector, poses[chosen], boxes[chosen], others)
+        )  # fmt: skip
         yield TrackedFrame(frame.index, person, [tuple(float(v) for v in box) for box in boxes])

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from smplx_capture_addon.body_model.names import CONTOUR_NAMES, FACE_LANDMARK_NAMES, keypoint_index
-from smplx_capture_addon.keypoints.detect import detect
+from smplx_capture_addon.keypoints.detect import detect, find_people
 from smplx_capture_addon.keypoints.errors import KeypointError
 from smplx_capture_addon.keypoints.images import load_image
 from smplx_capture_addon.keypoints.people import body_keypoints
@@ -119,12 +119,36 @@ def test_all_people_of_the_bus_photo_are_found_with_separate_boxes(detections_of
         assert sum(inside(nose, other.box) for other in people) <= 2
 
 
-def test_default_choice_is_the_most_prominent_person(detections_of):
-    (chosen,) = detections_of("bus.jpg").people
-    everyone = detections_of("bus.jpg", all_people=True).people
-    assert chosen.box == everyone[0].box
-    areas = [(p.box[2] - p.box[0]) * (p.box[3] - p.box[1]) * p.score for p in everyone]
-    assert areas[0] >= max(areas[1:]) * 0.9
+def largest_torso_seen(pose: np.ndarray) -> float:
+    """The documented default rule (detect.prominence), written out: the torso's size
+    (shoulder width or shoulders-to-hips length) squared times the mean visibility of
+    the head (points 0-10), shoulders (11, 12) and hips (23, 24)."""
+    shoulders = np.linalg.norm(pose[11, :2] - pose[12, :2])
+    length = np.linalg.norm((pose[11, :2] + pose[12, :2]) / 2 - (pose[23, :2] + pose[24, :2]) / 2)
+    return max(shoulders, length) ** 2 * pose[[*range(11), 11, 12, 23, 24], 2].mean()
+
+
+@pytest.mark.parametrize(
+    ("photo", "default_nose"),
+    [
+        ("bus.jpg", (143, 446)),  # the man in the fleece coat: nearer, larger than the phone man
+        # Zidane, nearest the camera (his hips below the frame), not Carlo Ancelotti,
+        # whose box (to his knees) is the larger
+        ("zidane.jpg", (590, 365)),
+    ],
+)
+def test_default_choice_is_the_largest_torso_seen_and_person_number_one(
+    detector, detections_of, photo_dir, photo, default_nose
+):
+    (chosen,) = detections_of(photo).people
+    everyone = detections_of(photo, all_people=True).people
+    assert chosen.box == everyone[0].box == detections_of(photo).found_boxes[0]
+    assert [person.box for person in everyone] == detections_of(photo, all_people=True).found_boxes
+    assert np.linalg.norm(chosen.keypoint_sets["mediapipe_pose_33"][0, :2] - default_nose) < 40
+    # The rule ranks the poses found on the whole photo and its tiles (a closer look at
+    # the chosen person alone comes after the choice).
+    ranks = [largest_torso_seen(pose) for pose in find_people(load_image(photo_dir / photo).pixels, detector)]
+    assert ranks == sorted(ranks, reverse=True) and len(ranks) >= 2
 
 
 def test_coordinates_are_original_pixels_for_downscaled_and_rotated_photos(
