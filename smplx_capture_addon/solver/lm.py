@@ -102,10 +102,24 @@ def _damped_step(
     (the trial points (L, N), their residuals)."""
     diagonal = torch.diagonal(normal, dim1=1, dim2=2)
     system = normal + torch.diag_embed(lam[:, None] * diagonal + 1e-9)
-    step = -torch.linalg.solve(system, gradient)
+    step = -solve_positive_definite(system, gradient)
     trial = x[live].clone()
     trial[:, free] = trial[:, free] + step
     return trial, residuals(trial, *(row[live] for row in rows))
+
+
+def solve_positive_definite(system: Tensor, right: Tensor) -> Tensor:
+    """x with system @ x = right for symmetric positive definite systems (B, n, n), (B, n).
+
+    By Cholesky, which the damped normal equations allow: the batched LU solve of torch's
+    CPU build fails on them with two threads or more (a RuntimeError from MKL's pivots).
+    Systems that rounding left not quite positive definite are solved one by one.
+    """
+    factor, info = torch.linalg.cholesky_ex(system)
+    solution = torch.cholesky_solve(right[..., None], factor).squeeze(-1)
+    for row in torch.nonzero(info).flatten().tolist():
+        solution[row] = torch.linalg.solve(system[row], right[row])
+    return solution
 
 
 def _forward_mode_jacobian(residuals: Residuals, free: Tensor) -> Jacobian:

@@ -7,7 +7,7 @@ import itertools
 import torch
 
 from smplx_capture_addon.devtools.reference_lbfgs import minimize_strong_wolfe
-from smplx_capture_addon.solver import lbfgs
+from smplx_capture_addon.solver import lbfgs, lm
 
 
 def rosenbrock(x: torch.Tensor) -> torch.Tensor:
@@ -94,8 +94,6 @@ def test_callback_sees_every_iteration_and_its_loss_decreases():
 
 
 def test_levenberg_marquardt_fits_a_curve_per_row_exactly():
-    from smplx_capture_addon.solver import lm
-
     t = torch.linspace(0, 2, 30, dtype=torch.float64)
     truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
 
@@ -149,8 +147,6 @@ def test_search_direction_equals_the_two_loop_recursion_and_ignores_unused_slots
 
 
 def test_levenberg_marquardt_row_masks_equal_each_row_alone():
-    from smplx_capture_addon.solver import lm
-
     t = torch.linspace(0, 2, 30, dtype=torch.float64)
     truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
 
@@ -169,8 +165,6 @@ def test_levenberg_marquardt_row_masks_equal_each_row_alone():
 
 
 def test_levenberg_marquardt_leaves_a_row_with_nothing_free_alone_and_never_differentiates_it():
-    from smplx_capture_addon.solver import lm
-
     t = torch.linspace(0, 2, 30, dtype=torch.float64)
 
     def residuals(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -197,8 +191,6 @@ def test_levenberg_marquardt_leaves_a_row_with_nothing_free_alone_and_never_diff
 
 
 def test_levenberg_marquardt_differentiates_only_rows_that_moved():
-    from smplx_capture_addon.solver import lm
-
     t = torch.linspace(0, 2, 30, dtype=torch.float64)
     truth = torch.tensor([[2.0, -1.3, 0.5], [0.5, 0.7, -0.2]], dtype=torch.float64)
 
@@ -228,3 +220,26 @@ def test_levenberg_marquardt_differentiates_only_rows_that_moved():
     points = [x[-1] for x, _ in calls]
     assert len(points) > 3
     assert all(not torch.equal(a, b) for a, b in itertools.pairwise(points))
+
+
+def test_damped_normal_equations_are_solved_in_batches_on_two_threads():
+    # The size of the hands-face stage's batch (13 rows, 158 free columns): torch's
+    # batched LU solve raised a RuntimeError there on two threads; a fit crashed with it.
+    generator = torch.Generator().manual_seed(0)
+    jacobian = torch.randn(13, 300, 158, generator=generator)
+    system = jacobian.transpose(1, 2) @ jacobian + 1e-3 * torch.eye(158)
+    right = torch.randn(13, 158, generator=generator)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        solution = lm.solve_positive_definite(system, right)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(system @ solution[..., None], right[..., None], atol=1e-3, rtol=1e-3)
+
+
+def test_a_system_rounding_left_indefinite_is_still_solved():
+    system = torch.tensor([[[2.0, 0.0], [0.0, 3.0]], [[1.0, 2.0], [2.0, 1.0]]], dtype=torch.float64)
+    right = torch.tensor([[2.0, 3.0], [3.0, 3.0]], dtype=torch.float64)
+    solution = lm.solve_positive_definite(system, right)
+    torch.testing.assert_close(solution, torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
