@@ -18,7 +18,9 @@ Pipeline (:func:`detect`):
    (the box plus 10%: a tight crop keeps neighbours out of the pose detector's view),
    hands once more on a crop around each wrist, and the face on a crop around the head.
    Hands and faces are too small on whole photos for their detectors (bus.jpg: no hand,
-   no face on the whole photo).
+   no face on the whole photo). The pose is looked for once more on the person's crop
+   mirrored: where that look has the person facing the other way, the person carries
+   both readings (`Person.other_facing`) and the fit keeps the one it fits better.
 4. Whose hand, whose face: the hands and faces of every crop go to the people whose
    wrists and heads they fit, everyone at once (:mod:`.association`); the people found
    but not chosen take part, so a neighbour's hand near the chosen person's wrist
@@ -69,6 +71,9 @@ _SEEN = MEDIAPIPE_POSE_33.min_confidence
 # head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
 _UPPER_BODY = (*HEAD, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 _MAX_PEOPLE_PER_PASS = 6
+# BlazePose-33: each point's mirror image (the person's left and right swapped)
+MEDIAPIPE_POSE_33_MIRROR = [0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
+                            24, 23, 26, 25, 28, 27, 30, 29, 32, 31]  # fmt: skip
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
 
@@ -245,6 +250,12 @@ def detect(
         hands = [hand for look in looks for hand in look.hands]
         faces = [face for look in looks for face in look.faces]
         people = people_with_parts([look.pose for look in looks], boxes, hands, faces, others)
+        for index, (person, look) in enumerate(zip(people, looks, strict=True)):
+            if look.other_facing is not None:
+                rest = [other.pose for other in looks[:index] + looks[index + 1 :]]
+                (person.other_facing,) = people_with_parts(
+                    [look.other_facing], [boxes[index]], hands, faces, [*rest, *others]
+                )
     else:
         people = single_pass_people(pixels, detector, poses, boxes)
     return Detections(
@@ -354,11 +365,13 @@ class CloseLook:
     pose: np.ndarray
     hands: list[Hand]
     faces: list[np.ndarray]
+    other_facing: np.ndarray | None = None  # see `other_facing`
 
 
 def look_closer(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> CloseLook:
-    """Second pass: pose and hands on a crop around the person, hands again on a crop
-    around each wrist, the face on a crop around the head."""
+    """Second pass: pose and hands on a crop around the person (and the pose once more
+    on that crop mirrored, see `other_facing`), hands again on a crop around each wrist,
+    the face on a crop around the head."""
     refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
     if refined is not None and _same_person(refined, pose, pixels.shape):
         pose = refined
@@ -367,7 +380,41 @@ def look_closer(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> Clo
     hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
     crop = face_crop(pose)
     faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
-    return CloseLook(pose, hands, faces)
+    return CloseLook(pose, hands, faces, other_facing(pixels, detector, pose))
+
+
+def other_facing(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> np.ndarray | None:
+    """The pose found on the person's crop mirrored left to right (sides swapped back),
+    when it has the person facing the other way than `pose` does, else None.
+
+    Front and back views of a body outline look alike: the pose model then labels the
+    sides by a guess, and a mirrored crop can make the other guess. The fit tries both
+    and keeps the one it fits better (`Person.other_facing`)."""
+    box = person_box(pose, pixels.shape)
+    crop = box_crop(box, 0.1, _PERSON_CROP_SIZE)
+    mirrored = [crop.to_image(_unmirror(found)) for found in detector.poses(cut(pixels, crop)[:, ::-1])]
+    overlaps = [_iou(person_box(found, pixels.shape), box) for found in mirrored]
+    if not mirrored or max(overlaps) <= 0:
+        return None
+    other = mirrored[int(np.argmax(overlaps))]
+    return other if _same_person(pose, other, pixels.shape) and _sides_swapped(pose, other) else None
+
+
+def _unmirror(pose: np.ndarray) -> np.ndarray:
+    """A pose (33, 3) found on a left-right mirrored crop, crop-normalised, back on the
+    crop: x mirrored, the person's left and right points swapped."""
+    result = pose[MEDIAPIPE_POSE_33_MIRROR].copy()
+    result[:, 0] = 1.0 - result[:, 0]
+    return result
+
+
+def _sides_swapped(pose: np.ndarray, other: np.ndarray) -> bool:
+    """Whether `other`'s body points (shoulders down) lie nearer `pose`'s with its left and
+    right swapped than as they are."""
+    body = slice(LEFT_SHOULDER, None)
+    as_is = np.linalg.norm(pose[body, :2] - other[body, :2], axis=1).mean()
+    swapped = np.linalg.norm(pose[body, :2] - other[MEDIAPIPE_POSE_33_MIRROR][body, :2], axis=1).mean()
+    return bool(swapped < as_is)
 
 
 def refine_person(
@@ -457,4 +504,5 @@ def _to_original_pixels(person: Person, scale: float) -> Person:
         scaled[:, :2] /= scale
         sets[name] = scaled
     box = tuple(float(v) / scale for v in person.box)
-    return Person(box=box, keypoint_sets=sets, score=person.score)
+    other = None if person.other_facing is None else _to_original_pixels(person.other_facing, scale)
+    return Person(box=box, keypoint_sets=sets, score=person.score, other_facing=other)

@@ -26,6 +26,9 @@ class Person:
     box: tuple[float, float, float, float]
     keypoint_sets: dict[str, np.ndarray] = field(default_factory=dict)
     score: float = 0.0  # detector's confidence that this is a person (0 when unknown)
+    # The same person as a second look read them, facing the other way (front and back
+    # views look alike); the fit keeps whichever it fits better. Not written to files.
+    other_facing: Person | None = None
 
 
 @dataclass

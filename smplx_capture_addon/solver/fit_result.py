@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from torch import Tensor
 
@@ -26,3 +27,17 @@ class BatchFit:
     converged: Tensor
     hypotheses: list[Hypothesis]
     evaluations: int
+
+    def take(self, people: Sequence[int]) -> BatchFit:
+        """The fits of `people` (indices into the batch), in that order."""
+        rows = list(people)
+        return replace(
+            self,
+            params={name: value[rows] for name, value in self.params.items()},
+            full_pose=self.full_pose[rows],
+            keypoints=self.keypoints[rows],
+            projected=self.projected[rows],
+            loss_per_stage=self.loss_per_stage[rows],
+            converged=self.converged[rows],
+            hypotheses=[self.hypotheses[row] for row in rows],
+        )

@@ -176,9 +176,17 @@ def fit_photo(
         # A re-fit is of the same people: their numbers and who else the photo showed stay.
         kept_camera, numbers, boxes = earlier.camera, [p.number for p in earlier.people], earlier.found_boxes
     focal, source = choose_focal(request.focal_px, found, kept_camera)
-    keypoints = np.stack([body_keypoints(person) for person in people])
+    # People a second look saw facing the other way are fitted both ways (not in a re-fit,
+    # which keeps its people as they were).
+    facings = [(k, p.other_facing) for k, p in enumerate(people) if p.other_facing and start is None]
+    tried = people + [person for _, person in facings]
+    keypoints = np.stack([body_keypoints(person) for person in tried])
     fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel,
                      start, request.fixed_joints)  # fmt: skip
+    if facings:
+        kept = better_facings(fit.loss_per_stage[:, -1].cpu().numpy(), keypoints, [k for k, _ in facings])
+        fit, keypoints = fit.take(kept), keypoints[kept]
+        people = _keep_facings(found.detections, people, [tried[k] for k in kept])
     stages.extend(Stage(name, seconds) for name, seconds in fit.stage_seconds)
     names = KEYPOINT_NAMES_WITH_CONTOUR if body.face_contour else KEYPOINT_NAMES
     fitted = person_fits(people, keypoints[:, : len(names)], fit, data, names, (found.width, found.height),
@@ -198,6 +206,29 @@ def fit_photo(
         solver=solver_settings(request, found, body, options, prior_name, fit),
         found_boxes=[list(box) for box in boxes],
     )
+
+
+def better_facings(losses: np.ndarray, keypoints: np.ndarray, facing_of: list[int]) -> list[int]:
+    """Per person, the row of the batch whose fit to keep: rows 0..P-1 are the people as
+    found, row P + j the other facing of person facing_of[j]. The lower final loss per
+    keypoint seen wins (the two readings may see different hands and faces).
+    losses (P + F,); keypoints (P + F, K, 3)."""
+    per_point = losses / np.maximum((keypoints[..., 2] > 0).sum(-1), 1)
+    kept = list(range(len(losses) - len(facing_of)))
+    for row, person in enumerate(facing_of, start=len(kept)):
+        if per_point[row] < per_point[person]:
+            kept[person] = row
+    return kept
+
+
+def _keep_facings(detections: Detections, people: list[Person], chosen: list[Person]) -> list[Person]:
+    """`chosen` in place of `people` among the detections too (the keypoint file and
+    picture show what was fitted)."""
+    for person, kept in zip(people, chosen, strict=True):
+        if kept is not person:
+            index = next(k for k, found in enumerate(detections.people) if found is person)
+            detections.people[index] = kept
+    return chosen
 
 
 def _check_cancel(cancel: Cancel | None) -> None:

@@ -27,6 +27,7 @@ from smplx_capture_addon.solver.overlay import paint_fit_over_photo
 from smplx_capture_addon.solver.pipeline import (
     MAX_KEPT_BODIES,
     WarmModels,
+    better_facings,
     choose_people,
     fit_photo,
     photo_path,
@@ -221,3 +222,15 @@ def test_warm_models_keep_the_last_bodies_by_file_checksum_gender_and_device(syn
     assert changed is not neutral and changed is not female  # keyed by gender too
     assert changed.data.sha256 == female.data.sha256
     warm.close()
+
+
+def test_the_facing_with_the_lower_loss_per_seen_keypoint_is_kept():
+    # Rows 0-2: three people as found; rows 3 and 4: persons 2 and 0 read facing the other way.
+    seen = np.zeros((5, 10, 3))
+    for row, count in enumerate((10, 8, 10, 10, 4)):
+        seen[row, :count, 2] = 1.0
+    losses = np.array([100.0, 50.0, 100.0, 120.0, 30.0])
+    # person 2: 12 > 10 per point, kept as found; person 0: 7.5 < 10 per point with fewer
+    # points seen (a hand not found that way), taken from row 4
+    assert better_facings(losses, seen, [2, 0]) == [4, 1, 2]
+    assert better_facings(losses[:3], seen[:3], []) == [0, 1, 2]
