@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lbs import cross_matrix, small_matmul
+from .lbs import cross_matrix, gather_rows, small_matmul
 
 
 def subtree_matrix(parents: Tensor) -> Tensor:
@@ -144,9 +144,9 @@ def corrective_jacobian(
     corrective = torch.einsum("bjae,jepy->bpyja", rotation_derivative[:, 1:].flatten(-2), directions)
     corrective = corrective.contiguous()
     at_vertices = blended[:, vertex_ids] @ corrective[:, vertex_ids].flatten(3)  # (B, V, 3, (J - 1) 3)
-    rows = torch.arange(batch, device=faces.device)[:, None, None]
-    corners = corrective[rows, faces].flatten(4).flatten(2, 3)  # (B, L, 3 corners x 3, (J - 1) 3)
-    turns = (barycentric[..., None, None] * blended[rows, faces]).transpose(2, 3).flatten(3)  # (B, L, 3, 9)
+    corners = gather_rows(corrective, faces).flatten(4).flatten(2, 3)  # (B, L, 3 corners x 3, (J - 1) 3)
+    turned = barycentric[..., None, None] * gather_rows(blended, faces)
+    turns = turned.transpose(2, 3).flatten(3)  # (B, L, 3, 9)
     return torch.cat([at_vertices, turns @ corners], dim=1).view(batch, -1, 3, count - 1, 3)
 
 

@@ -154,9 +154,18 @@ def surface_points(vertices: Tensor, face_vertices: Tensor, barycentric: Tensor)
     vertices (B, V, 3); face_vertices (B, L, 3) vertex ids of each point's triangle;
     barycentric (B, L, 3) -> (B, L, 3).
     """
-    batch = torch.arange(vertices.shape[0], device=vertices.device)[:, None, None]
-    corners = vertices[batch, face_vertices]  # (B, L, 3 corners, 3 coords)
+    corners = gather_rows(vertices, face_vertices)  # (B, L, 3 corners, 3 coords)
     return (corners * barycentric[..., None]).sum(dim=2)
+
+
+def gather_rows(values: Tensor, ids: Tensor) -> Tensor:
+    """Each batch row's values at its own point ids: values (B, P, C...), ids (B, I...) in
+    [0, P) -> (B, I..., C...). One index_select of whole rows: indexing with a batch index
+    and the ids gathers element by element, several times slower on large values."""
+    batch, count = values.shape[:2]
+    offsets = torch.arange(0, batch * count, count, device=ids.device).view(-1, *[1] * (ids.dim() - 1))
+    picked = values.reshape(batch * count, -1).index_select(0, (ids + offsets).flatten())
+    return picked.view(*ids.shape, *values.shape[2:])
 
 
 def neck_yaw_bins(rotations: Tensor, neck_chain: Tensor, num_bins: int = 79) -> Tensor:
