@@ -5,7 +5,10 @@ Pipeline (:func:`detect`):
 1. Find people: PoseLandmarker on the whole photo, then on overlapping tiles half the
    photo's size (its person detector misses people that are small in the frame; on
    ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
-   three). A tile's person that overlaps one already found is the same person.
+   three). A tile's person that overlaps one already found is the same person. Then
+   once more around each person found, with that person painted over: the pose model
+   reads one person per region, so a person partly behind another is missed until the
+   one in front is hidden.
 2. Choose: with a box, the person found inside that box (the pose is searched on a
    crop around it); with ``all_people``, everyone; otherwise the most prominent person:
    the largest torso seen, ``torso size squared x mean visibility of the head,
@@ -71,6 +74,9 @@ _SEEN = MEDIAPIPE_POSE_33.min_confidence
 # head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
 _UPPER_BODY = (*HEAD, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 _MAX_PEOPLE_PER_PASS = 6
+# BlazePose-33 bones painted over by `hide_person`: the torso's sides, the limbs, hands and feet
+_BONES = ((11, 12), (11, 23), (12, 24), (23, 24), (11, 13), (13, 15), (12, 14), (14, 16), (23, 25), (25, 27),
+          (24, 26), (26, 28), (15, 19), (16, 20), (27, 31), (28, 32))  # fmt: skip
 # BlazePose-33: each point's mirror image (the person's left and right swapped)
 MEDIAPIPE_POSE_33_MIRROR = [0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
                             24, 23, 26, 25, 28, 27, 30, 29, 32, 31]  # fmt: skip
@@ -277,8 +283,11 @@ def _check_box(box: tuple[float, float, float, float], size: tuple[int, int]) ->
         )
 
 
-def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) -> list[np.ndarray]:
-    """Poses (working pixels) of everyone found, most prominent first."""
+def find_people(
+    pixels: np.ndarray, detector: Detector, use_tiles: bool = True, look_behind: bool = True
+) -> list[np.ndarray]:
+    """Poses (working pixels) of everyone found, most prominent first; `look_behind`: also
+    around each person with that person painted over (see the module doc)."""
     height, width = pixels.shape[:2]
     found = [_from_normalised(pose, width, height) for pose in detector.poses(pixels)]
     if use_tiles:
@@ -287,7 +296,36 @@ def find_people(pixels: np.ndarray, detector: Detector, use_tiles: bool = True) 
                 candidate = crop.to_image(pose)
                 if not any(_same_person(candidate, known, pixels.shape) for known in found):
                     found.append(candidate)
+    if use_tiles and look_behind:
+        for known in list(found):
+            crop = box_crop(person_box(known, pixels.shape), 0.3, _PERSON_CROP_SIZE)
+            for pose in detector.poses(cut(hide_person(pixels, known), crop)):
+                candidate = crop.to_image(pose)
+                if not any(_same_person(candidate, other, pixels.shape) for other in found):
+                    found.append(candidate)
     return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
+
+
+def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """The image (H, W, 3) with the person of `pose` (33, 3) painted over in its mean colour
+    (limbs, torso and head where seen), so that a person behind them can be found."""
+    import cv2
+
+    hidden = pixels.copy()
+    grey = tuple(int(v) for v in pixels.reshape(-1, pixels.shape[-1]).mean(0))
+    width = max(int(0.35 * torso_size(pose)), 2)
+    seen = pose[:, 2] > _SEEN
+    for a, b in _BONES:
+        if seen[a] and seen[b]:
+            start, end = (tuple(int(v) for v in pose[k, :2]) for k in (a, b))
+            cv2.line(hidden, start, end, grey, width)
+    torso = [11, 12, 24, 23]
+    if seen[torso].all():
+        cv2.fillPoly(hidden, [pose[torso, :2].astype(np.int32)], grey)
+    if seen[list(HEAD)].any():
+        centre = pose[list(HEAD), :2][seen[list(HEAD)]].mean(0)
+        cv2.circle(hidden, tuple(int(v) for v in centre), int(0.6 * face_width(pose)), grey, -1)
+    return hidden
 
 
 def _tiles(width: int, height: int) -> list[Crop]:
@@ -368,10 +406,12 @@ class CloseLook:
     other_facing: np.ndarray | None = None  # see `other_facing`
 
 
-def look_closer(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> CloseLook:
-    """Second pass: pose and hands on a crop around the person (and the pose once more
-    on that crop mirrored, see `other_facing`), hands again on a crop around each wrist,
-    the face on a crop around the head."""
+def look_closer(
+    pixels: np.ndarray, detector: Detector, pose: np.ndarray, both_facings: bool = True
+) -> CloseLook:
+    """Second pass: pose and hands on a crop around the person (with `both_facings`, the
+    pose once more on that crop mirrored, see `other_facing`), hands again on a crop
+    around each wrist, the face on a crop around the head."""
     refined = pose_in_box(pixels, detector, person_box(pose, pixels.shape))
     if refined is not None and _same_person(refined, pose, pixels.shape):
         pose = refined
@@ -380,7 +420,7 @@ def look_closer(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> Clo
     hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
     crop = face_crop(pose)
     faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
-    return CloseLook(pose, hands, faces, other_facing(pixels, detector, pose))
+    return CloseLook(pose, hands, faces, other_facing(pixels, detector, pose) if both_facings else None)
 
 
 def other_facing(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> np.ndarray | None:
@@ -424,9 +464,10 @@ def refine_person(
     box: np.ndarray,
     others: Sequence[np.ndarray] = (),
 ) -> Person:
-    """One person seen closer (`look_closer`); the poses of `others` found in the photo
-    may claim a hand or the face found near this person (see `association`)."""
-    look = look_closer(pixels, detector, pose)
+    """One person seen closer (`look_closer`, one facing: a clip's fit starts from the
+    frame before); the poses of `others` found in the photo may claim a hand or the face
+    found near this person (see `association`)."""
+    look = look_closer(pixels, detector, pose, both_facings=False)
     return people_with_parts([look.pose], [box], look.hands, look.faces, others)[0]
 
 

@@ -83,7 +83,8 @@ def track_person(frames: Iterator[Frame], choice: PersonChoice, detector) -> Ite
 
     track = Track(choice)
     for frame in frames:
-        poses = find_people(frame.pixels, detector)
+        # A clip follows one person: no second looks behind the others, a pose inference each.
+        poses = find_people(frame.pixels, detector, look_behind=False)
         boxes = [person_box(pose, frame.pixels.shape) for pose in poses]
         chosen = track.pick(boxes)
         # The others in the frame compete for the hands and the face found near the person.

@@ -240,3 +240,30 @@ def test_a_body_seen_from_behind_is_fitted_both_ways_and_the_better_kept(model, 
     print(f"body PA-V2V {errors['both']:.0f} mm (the first look alone: {errors['first']:.0f} mm)")
     assert errors["both"] < 0.7 * errors["first"]
     assert both.loss_per_stage[-1] < first.loss_per_stage[-1]
+
+
+@pytest.mark.parametrize("index", [2, 7])
+def test_a_person_half_hidden_behind_another_is_found(model, bench_cache, index):
+    # Training cases of three people at half size: with the tiles alone, the one behind
+    # the others was missed in both.
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    rendered = cache.render_or_load(small(make_case("three_people", TRAINING_SEED_START, index, model), 0.5),
+                                    model, bench_cache)  # fmt: skip
+    patch.undo()
+    with Detector() as detector:
+        people = detect(load_image(rendered.photo), detector, all_people=True).people
+    matches = match_people([truth.box for truth in rendered.truths], [person.box for person in people])
+    assert len(people) == len(matches) == 3
+
+
+def test_one_rendered_person_at_half_size_is_detected_once(model, bench_cache):
+    # Looking again with her painted over must not make a second person of her outline.
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    rendered = cache.render_or_load(small(make_case("full", 0, 0, model), 0.5), model, bench_cache)
+    patch.undo()
+    with Detector() as detector:
+        people = detect(load_image(rendered.photo), detector, all_people=True).people
+    assert len(people) == 1
+    assert match_people([rendered.truths[0].box], [people[0].box]) == {0: 0}
