@@ -292,18 +292,23 @@ def find_people(
     found = [_from_normalised(pose, width, height) for pose in detector.poses(pixels)]
     if use_tiles:
         for crop in _tiles(width, height):
-            for pose in detector.poses(cut(pixels, crop)):
-                candidate = crop.to_image(pose)
-                if not any(_same_person(candidate, known, pixels.shape) for known in found):
-                    found.append(candidate)
+            _add_new_people(found, detector.poses(cut(pixels, crop)), crop, pixels.shape)
     if use_tiles and look_behind:
         for known in list(found):
             crop = box_crop(person_box(known, pixels.shape), 0.3, _PERSON_CROP_SIZE)
-            for pose in detector.poses(cut(hide_person(pixels, known), crop)):
-                candidate = crop.to_image(pose)
-                if not any(_same_person(candidate, other, pixels.shape) for other in found):
-                    found.append(candidate)
+            _add_new_people(found, detector.poses(cut(hide_person(pixels, known), crop)), crop, pixels.shape)
     return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
+
+
+def _add_new_people(
+    found: list[np.ndarray], poses: list[np.ndarray], crop: Crop, shape: tuple[int, ...]
+) -> None:
+    """Appends to `found` the poses (crop-normalised) found on `crop` that are no one
+    already found."""
+    for pose in poses:
+        candidate = crop.to_image(pose)
+        if not any(_same_person(candidate, known, shape) for known in found):
+            found.append(candidate)
 
 
 def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -312,19 +317,19 @@ def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
     import cv2
 
     hidden = pixels.copy()
-    grey = tuple(int(v) for v in pixels.reshape(-1, pixels.shape[-1]).mean(0))
+    colour = tuple(int(v) for v in pixels.reshape(-1, pixels.shape[-1]).mean(0))
     width = max(int(0.35 * torso_size(pose)), 2)
     seen = pose[:, 2] > _SEEN
     for a, b in _BONES:
         if seen[a] and seen[b]:
             start, end = (tuple(int(v) for v in pose[k, :2]) for k in (a, b))
-            cv2.line(hidden, start, end, grey, width)
-    torso = [11, 12, 24, 23]
+            cv2.line(hidden, start, end, colour, width)
+    torso = [LEFT_SHOULDER, RIGHT_SHOULDER, RIGHT_HIP, LEFT_HIP]
     if seen[torso].all():
-        cv2.fillPoly(hidden, [pose[torso, :2].astype(np.int32)], grey)
+        cv2.fillPoly(hidden, [pose[torso, :2].astype(np.int32)], colour)
     if seen[list(HEAD)].any():
         centre = pose[list(HEAD), :2][seen[list(HEAD)]].mean(0)
-        cv2.circle(hidden, tuple(int(v) for v in centre), int(0.6 * face_width(pose)), grey, -1)
+        cv2.circle(hidden, tuple(int(v) for v in centre), int(0.6 * face_width(pose)), colour, -1)
     return hidden
 
 
@@ -379,11 +384,19 @@ def _intersection(box_a: np.ndarray, box_b: np.ndarray) -> float:
     return _area(np.array([*np.maximum(box_a[:2], box_b[:2]), *np.minimum(box_a[2:], box_b[2:])]))
 
 
-def pose_in_box(pixels: np.ndarray, detector: Detector, box: np.ndarray) -> np.ndarray | None:
-    """The pose of the person in `box` (working pixels): found on the box plus 10%,
-    the one whose box overlaps the given box best (intersection over union)."""
+def pose_in_box(
+    pixels: np.ndarray, detector: Detector, box: np.ndarray, mirrored: bool = False
+) -> np.ndarray | None:
+    """The pose of the person in `box` (working pixels): found on the box plus 10%
+    (`mirrored`: on that crop mirrored left to right, sides swapped back), the one whose
+    box overlaps the given box best (intersection over union)."""
     crop = box_crop(box, 0.1, _PERSON_CROP_SIZE)
-    poses = [crop.to_image(pose) for pose in detector.poses(cut(pixels, crop))]
+    pixels_in_crop = cut(pixels, crop)
+    if mirrored:
+        found = [_unmirror(pose) for pose in detector.poses(pixels_in_crop[:, ::-1])]
+    else:
+        found = detector.poses(pixels_in_crop)
+    poses = [crop.to_image(pose) for pose in found]
     overlaps = [_iou(person_box(pose, pixels.shape), box) for pose in poses]
     if not poses or max(overlaps) <= 0:
         return None
@@ -430,14 +443,10 @@ def other_facing(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> np
     Front and back views of a body outline look alike: the pose model then labels the
     sides by a guess, and a mirrored crop can make the other guess. The fit tries both
     and keeps the one it fits better (`Person.other_facing`)."""
-    box = person_box(pose, pixels.shape)
-    crop = box_crop(box, 0.1, _PERSON_CROP_SIZE)
-    mirrored = [crop.to_image(_unmirror(found)) for found in detector.poses(cut(pixels, crop)[:, ::-1])]
-    overlaps = [_iou(person_box(found, pixels.shape), box) for found in mirrored]
-    if not mirrored or max(overlaps) <= 0:
+    other = pose_in_box(pixels, detector, person_box(pose, pixels.shape), mirrored=True)
+    if other is None or not _same_person(pose, other, pixels.shape) or not _sides_swapped(pose, other):
         return None
-    other = mirrored[int(np.argmax(overlaps))]
-    return other if _same_person(pose, other, pixels.shape) and _sides_swapped(pose, other) else None
+    return other
 
 
 def _unmirror(pose: np.ndarray) -> np.ndarray:
