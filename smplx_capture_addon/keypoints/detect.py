@@ -2,10 +2,12 @@
 
 Pipeline (:func:`detect`):
 
-1. Find people: PoseLandmarker on the whole photo, then on overlapping tiles half the
-   photo's size (its person detector misses people that are small in the frame; on
-   ultralytics' bus.jpg the whole photo yields one of three people, the tiles all
-   three). A tile's person that overlaps one already found is the same person. Then
+1. Find people: PoseLandmarker on the whole photo, then on the photo zoomed out (set in
+   a black frame twice its size: a head and shoulders filling a close-up are too large
+   for its person detector), then on overlapping tiles half the photo's size (it misses
+   people that are small in the frame; on ultralytics' bus.jpg the whole photo yields
+   one of three people, the tiles all three). A person overlapping one already found
+   is the same person. Then
    once more around each person found, with that person painted over: the pose model
    reads one person per region, so a person partly behind another is missed until the
    one in front is hidden.
@@ -82,6 +84,7 @@ MEDIAPIPE_POSE_33_MIRROR = [0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16
                             24, 23, 26, 25, 28, 27, 30, 29, 32, 31]  # fmt: skip
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
+_ZOOM_OUT_MARGIN = 0.5  # of the photo's size on every side: a close-up's person at half the size
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,8 @@ def find_people(
     height, width = pixels.shape[:2]
     found = [_from_normalised(pose, width, height) for pose in detector.poses(pixels)]
     if use_tiles:
+        zoomed_out = box_crop(np.array([0.0, 0.0, width, height]), _ZOOM_OUT_MARGIN, _PERSON_CROP_SIZE)
+        _add_new_people(found, detector.poses(cut(pixels, zoomed_out)), zoomed_out, pixels.shape)
         for crop in _tiles(width, height):
             _add_new_people(found, detector.poses(cut(pixels, crop)), crop, pixels.shape)
     if use_tiles and look_behind:

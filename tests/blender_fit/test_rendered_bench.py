@@ -267,3 +267,16 @@ def test_one_rendered_person_at_half_size_is_detected_once(model, bench_cache):
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     assert len(people) == 1
     assert match_people([rendered.truths[0].box], [people[0].box]) == {0: 0}
+
+
+def test_a_head_and_shoulders_filling_the_photo_is_found(model, bench_cache):
+    # A training case cut below the chest, at a quarter size: her head in profile fills the
+    # frame, too large for the pose model's person detector until the photo is zoomed out.
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    rendered = cache.render_or_load(small(make_case("cut_chest", TRAINING_SEED_START, 3, model)), model,
+                                    bench_cache)  # fmt: skip
+    patch.undo()
+    with Detector() as detector:
+        people = detect(load_image(rendered.photo), detector, all_people=True).people
+    assert match_people([rendered.truths[0].box], [person.box for person in people]) == {0: 0}
