@@ -1,7 +1,11 @@
 import signal
 import sys
 
-from .cli import main
+from .cpu_threads import sleep_while_waiting
+
+sleep_while_waiting()
+
+from .cli import main  # noqa: E402  (after the environment torch reads when it loads)
 
 status = main()
 # The work is done: a Ctrl-C while Python (and Blender) shut down would only turn success into
