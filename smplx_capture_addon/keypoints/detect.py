@@ -20,7 +20,9 @@ Pipeline (:func:`detect`):
    Everyone's box is kept in that order (``Detections.found_boxes``: person numbers),
    so another person can be picked without detecting again.
 3. Second pass, per chosen person: pose and hands again on a crop around the person
-   (the box plus 10%: a tight crop keeps neighbours out of the pose detector's view),
+   (the box plus 10%: a tight crop keeps neighbours out of the pose detector's view; the
+   other people found are painted over where they are not on this person, or their limbs
+   inside the crop become this person's, `hide_neighbours`),
    hands once more on a crop around each wrist, and the face on a crop around the head.
    Hands and faces are too small on whole photos for their detectors (bus.jpg: no hand,
    no face on the whole photo). The pose is looked for once more on the person's crop
@@ -76,7 +78,7 @@ _SEEN = MEDIAPIPE_POSE_33.min_confidence
 # head, shoulders and hips: what `prominence` wants seen (legs hidden by a table do not count)
 _UPPER_BODY = (*HEAD, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 _MAX_PEOPLE_PER_PASS = 6
-# BlazePose-33 bones painted over by `hide_person`: the torso's sides, the limbs, hands and feet
+# BlazePose-33 bones of `person_outline`: the torso's sides, the limbs, hands and feet
 _BONES = ((11, 12), (11, 23), (12, 24), (23, 24), (11, 13), (13, 15), (12, 14), (14, 16), (23, 25), (25, 27),
           (24, 26), (26, 28), (15, 19), (16, 20), (27, 31), (28, 32))  # fmt: skip
 # BlazePose-33: each point's mirror image (the person's left and right swapped)
@@ -255,7 +257,8 @@ def detect(
             "shoulders are visible, or give a box around the person (--box X0 Y0 X1 Y1)."
         )
     if two_pass:
-        looks = [look_closer(pixels, detector, pose) for pose in poses]
+        everyone = [*poses, *others]
+        looks = [look_closer(hide_neighbours(pixels, pose, everyone), detector, pose) for pose in poses]
         hands = [hand for look in looks for hand in look.hands]
         faces = [face for look in looks for face in look.faces]
         people = people_with_parts([look.pose for look in looks], boxes, hands, faces, others)
@@ -319,23 +322,50 @@ def _add_new_people(
 def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """The image (H, W, 3) with the person of `pose` (33, 3) painted over in its mean colour
     (limbs, torso and head where seen), so that a person behind them can be found."""
+    hidden = pixels.copy()
+    hidden[person_outline(pixels.shape, pose)] = _mean_colour(pixels)
+    return hidden
+
+
+def hide_neighbours(pixels: np.ndarray, pose: np.ndarray, everyone: Sequence[np.ndarray]) -> np.ndarray:
+    """The image with the other people of `everyone` painted over in its mean colour, except
+    where this person's own outline lies, so that a closer look at this person does not read
+    a neighbour's limbs as theirs. Readings under half this person's torso size (a hand or a
+    head read as a tiny person) are left as they are: painting them would cut into the body."""
+    size = torso_size(pose)
+    neighbours = [other for other in everyone if other is not pose and torso_size(other) >= 0.5 * size]
+    if not neighbours:
+        return pixels
+    covered = np.logical_or.reduce([person_outline(pixels.shape, other) for other in neighbours])
+    covered &= ~person_outline(pixels.shape, pose)
+    hidden = pixels.copy()
+    hidden[covered] = _mean_colour(pixels)
+    return hidden
+
+
+def person_outline(shape: tuple[int, ...], pose: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where the person of `pose` (33, 3) is, roughly: their seen limbs as strokes
+    a third of the torso wide, the torso, and the head as a disc."""
     import cv2
 
-    hidden = pixels.copy()
-    colour = tuple(int(v) for v in pixels.reshape(-1, pixels.shape[-1]).mean(0))
+    outline = np.zeros(shape[:2], dtype=np.uint8)
     width = max(int(0.35 * torso_size(pose)), 2)
     seen = pose[:, 2] > _SEEN
     for a, b in _BONES:
         if seen[a] and seen[b]:
             start, end = (tuple(int(v) for v in pose[k, :2]) for k in (a, b))
-            cv2.line(hidden, start, end, colour, width)
+            cv2.line(outline, start, end, 1, width)
     torso = [LEFT_SHOULDER, RIGHT_SHOULDER, RIGHT_HIP, LEFT_HIP]
     if seen[torso].all():
-        cv2.fillPoly(hidden, [pose[torso, :2].astype(np.int32)], colour)
+        cv2.fillPoly(outline, [pose[torso, :2].astype(np.int32)], 1)
     if seen[list(HEAD)].any():
         centre = pose[list(HEAD), :2][seen[list(HEAD)]].mean(0)
-        cv2.circle(hidden, tuple(int(v) for v in centre), int(0.6 * face_width(pose)), colour, -1)
-    return hidden
+        cv2.circle(outline, tuple(int(v) for v in centre), int(0.6 * face_width(pose)), 1, -1)
+    return outline.astype(bool)
+
+
+def _mean_colour(pixels: np.ndarray) -> np.ndarray:
+    return pixels.reshape(-1, pixels.shape[-1]).mean(0).astype(pixels.dtype)
 
 
 def _tiles(width: int, height: int) -> list[Crop]:

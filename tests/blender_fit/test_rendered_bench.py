@@ -29,6 +29,7 @@ from smplx_capture_addon.devtools.rendered.pictures import read_labels
 from smplx_capture_addon.devtools.rendered.truth import IN_VIEW, OUTSIDE
 from smplx_capture_addon.errors import CaptureError
 from smplx_capture_addon.fit_request import FitRequest
+from smplx_capture_addon.keypoints.association import torso_size
 from smplx_capture_addon.keypoints.detect import Detector, detect
 from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.images import load_image
@@ -280,3 +281,26 @@ def test_a_head_and_shoulders_filling_the_photo_is_found(model, bench_cache):
     with Detector() as detector:
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     assert match_people([rendered.truths[0].box], [person.box for person in people]) == {0: 0}
+
+
+def test_a_closer_look_reads_each_person_s_own_limbs_not_a_neighbour_s(model, bench_cache):
+    # A training case of three people overlapping, at full size: without the others painted
+    # over, the closer look at one of them took a neighbour's limbs (median error 0.7 torso).
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    case = make_case("three_people", TRAINING_SEED_START, 10, model)
+    rendered = cache.render_or_load(case, model, bench_cache)
+    patch.undo()
+    with Detector() as detector:
+        people = detect(load_image(rendered.photo), detector, all_people=True).people
+    matches = match_people([truth.box for truth in rendered.truths], [person.box for person in people])
+    assert len(matches) >= 2
+    limbs = [f"{side}_{part}" for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+             for side in ("left", "right")]  # fmt: skip
+    row_of = {name: index for index, name, _ in LAYOUTS["mediapipe_pose_33"].mapping}
+    rows, truth_rows = [row_of[name] for name in limbs], [KEYPOINT_NAMES.index(name) for name in limbs]
+    for truth_index, detected_index in matches.items():
+        truth, pose = rendered.truths[truth_index], people[detected_index].keypoint_sets["mediapipe_pose_33"]
+        seen = truth.seen(limbs)
+        errors = np.linalg.norm(pose[rows, :2] - truth.projected[truth_rows], axis=1)
+        assert np.median(errors[seen]) < 0.15 * torso_size(pose), f"person {truth_index}"
