@@ -28,6 +28,7 @@ from smplx_capture_addon.solver.options import (
     FitOptions,
     carry_on_options,
     restart_options,
+    without_world_depth,
 )
 from smplx_capture_addon.solver.packing import Packing
 from smplx_capture_addon.solver.reprojection import body_reprojection_px, seen_reprojection_px
@@ -166,7 +167,8 @@ def test_the_release_lowers_the_chosen_fits_loss_at_the_reference_weight(
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal, clean_cases.image_size / 2,
             NORMALISED_HEIGHT / clean_cases.image_size[:, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+    unseen_depths = without_world_depth(FitOptions())  # no world depths given: the fit's stages weigh none
+    released = StageObjective(bench_model, packing, unseen_depths.stages[-1], unseen_depths,
                               priors.joint_limit_table(), size, released=True)  # fmt: skip
 
     def loss(fit: BatchFit) -> torch.Tensor:
@@ -503,7 +505,8 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     packing = Packing(bench_model)
     scale = NORMALISED_HEIGHT / size[:, 1]
     size_m = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+    unseen_depths = without_world_depth(FitOptions())  # no world depths given: the fit's stages weigh none
+    released = StageObjective(bench_model, packing, unseen_depths.stages[-1], unseen_depths,
                               priors.joint_limit_table(), size_m, released=True)  # fmt: skip
     x = packing.pack({name: params[name] for name in packing.names})
     data = (keypoints[..., :2], keypoints[..., 2], focal, size / 2, scale)
@@ -630,8 +633,8 @@ def test_the_l2_pose_prior_weighs_stiff_joints_more_and_the_last_stage_more_stil
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal[:1], clean_cases.image_size[:1] / 2,
             NORMALISED_HEIGHT / clean_cases.image_size[:1, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    options = FitOptions()
-    stage = default_stages()[-1]
+    options = without_world_depth(FitOptions())  # the rows give no world depths
+    stage = options.stages[-1]
 
     def residuals(**kind: bool) -> torch.Tensor:
         objective = StageObjective(bench_model, packing, stage, options, priors.joint_limit_table(), size,
