@@ -17,7 +17,7 @@ class FitOptions:
     stages: tuple[StageWeights, ...] = field(default_factory=default_stages)
     rho: float = 100.0  # Geman-McClure scale, normalised pixels
     # Geman-McClure scale of the world depth term (StageWeights.world_depth), metres.
-    world_depth_rho: float = 0.2
+    world_depth_rho: float = 0.4
     camera_iterations: int = 30
     depth_weight: float = 100.0  # camera stage: holds the depth near its estimate
     joint_limit_weight: float = 1.0e4  # per rad^2 beyond a joint's range

@@ -601,7 +601,7 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     keypoints = cases.keypoints.double()
     depth = relative_depths(model(vertices=False, **packing.unpack(truth)).keypoints)
     depth = depth + 0.05 * torch.randn(depth.shape, generator=generator, dtype=torch.float64)
-    depth[:, :3] += 1.0  # wrong readings, far beyond the robust cost's scale
+    depth[:, :3] += 2.0  # wrong readings, far beyond the robust cost's scale
     depth_weights = (torch.rand(depth.shape, generator=generator) > 0.2).double()
     rows = (keypoints[..., :2], keypoints[..., 2], cases.focal.double(), cases.image_size.double() / 2,
             NORMALISED_HEIGHT / cases.image_size[:, 1].double(), depth, depth_weights)  # fmt: skip
