@@ -44,8 +44,8 @@ _DEPTH_POINTS, _HIPS = torch.as_tensor(DEPTH_POINTS), torch.as_tensor(HIPS)
 def relative_depths(keypoints: Tensor) -> Tensor:
     """Camera-space keypoints (B, K, 3) -> (B, D) the depths of DEPTH_POINTS less the
     depth of the hips' midpoint."""
-    hips = keypoints[:, _HIPS, 2].mean(1, keepdim=True)
-    return keypoints[:, _DEPTH_POINTS, 2] - hips
+    hips = keypoints[:, _HIPS.to(keypoints.device), 2].mean(1, keepdim=True)
+    return keypoints[:, _DEPTH_POINTS.to(keypoints.device), 2] - hips
 
 
 class StageObjective:
@@ -211,7 +211,8 @@ class StageObjective:
         parts = [(per_keypoint @ columns).flatten(1, 2), prior]
         if self.world_depth_weight > 0:
             depth_slopes = priors.depth_residual_slopes(*self._world_depth_terms(out.keypoints, *rows))
-            depths = columns[:, _DEPTH_POINTS, 2] - columns[:, _HIPS, 2].mean(1, keepdim=True)  # (B, D, n)
+            points, hips = _DEPTH_POINTS.to(x.device), _HIPS.to(x.device)
+            depths = columns[:, points, 2] - columns[:, hips, 2].mean(1, keepdim=True)  # (B, D, n)
             parts.append(depth_slopes[..., None] * depths)
         if self.stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
