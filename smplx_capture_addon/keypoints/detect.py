@@ -33,6 +33,10 @@ Pipeline (:func:`detect`):
    but not chosen take part, so a neighbour's hand near the chosen person's wrist
    stays the neighbour's.
 
+Each person also keeps the pose model's world landmarks, its 3D reading of the 33 pose
+points in metres about the hips (`Person.world_landmarks`), from the same look as the
+pose's image points.
+
 Left and right are the person's own, for body and hands alike. With HandLandmarker on
 unmirrored photos the handedness label is the person's own side (on bus.jpg the man
 holding a phone crosses his left arm to his right shoulder: labels and pose elbows
@@ -84,6 +88,10 @@ _BONES = ((11, 12), (11, 23), (12, 24), (23, 24), (11, 13), (13, 15), (12, 14), 
 # BlazePose-33: each point's mirror image (the person's left and right swapped)
 MEDIAPIPE_POSE_33_MIRROR = [0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
                             24, 23, 26, 25, 28, 27, 30, 29, 32, 31]  # fmt: skip
+# Columns of a pose's world landmarks (see `Detector.poses`), after its x, y and visibility:
+# metres from the point between the hips, camera-aligned (z away from the camera); a crop
+# leaves them as they are, so they ride along with the image points.
+WORLD = slice(3, 6)
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
 _ZOOM_OUT_MARGIN = 0.5  # of the photo's size on every side: a close-up's person at half the size
@@ -199,9 +207,12 @@ class Detector:
             landmarker.close()
 
     def poses(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """(33, 3) arrays: x, y, visibility."""
+        """(33, 6) arrays: x, y, visibility, then the pose's world landmark x, y, z (`WORLD`)."""
         result = self._pose.detect(_mp_image(rgb))
-        return [np.array([(p.x, p.y, p.visibility) for p in pose]) for pose in result.pose_landmarks]
+        return [
+            np.array([(p.x, p.y, p.visibility, w.x, w.y, w.z) for p, w in zip(pose, world, strict=True)])
+            for pose, world in zip(result.pose_landmarks, result.pose_world_landmarks, strict=True)
+        ]
 
     def hands(self, rgb: np.ndarray) -> list[Hand]:
         """Hands with (21, 3) points: x, y and the handedness score for every point."""
@@ -485,10 +496,11 @@ def other_facing(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> np
 
 
 def _unmirror(pose: np.ndarray) -> np.ndarray:
-    """A pose (33, 3) found on a left-right mirrored crop, crop-normalised, back on the
-    crop: x mirrored, the person's left and right points swapped."""
+    """A pose (33, 6) found on a left-right mirrored crop, crop-normalised, back on the
+    crop: x mirrored (the world landmarks' x too), the person's left and right points swapped."""
     result = pose[MEDIAPIPE_POSE_33_MIRROR].copy()
     result[:, 0] = 1.0 - result[:, 0]
+    result[:, WORLD.start] = -result[:, WORLD.start]
     return result
 
 
@@ -533,14 +545,15 @@ def people_with_parts(
     faces: Sequence[np.ndarray],
     others: Sequence[np.ndarray] = (),
 ) -> list[Person]:
-    """A Person per pose (33, 3) and box, with the hands and faces that association
+    """A Person per pose (33, 6) and box, with the hands and faces that association
     gives it among these poses and `others` (people found but not kept)."""
     everyone = [*poses, *others]
     hands_of, faces_of = assign_hands(everyone, hands), assign_faces(everyone, faces)
     people = []
     kept = len(poses)
     for pose, box, own_hands, face in zip(poses, boxes, hands_of[:kept], faces_of[:kept], strict=True):
-        person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose})
+        person = Person(box=tuple(float(v) for v in box), keypoint_sets={"mediapipe_pose_33": pose[:, :3]},
+                        world_landmarks=pose[:, WORLD].copy())  # fmt: skip
         person.score = float(pose[:, 2].mean())
         for side, hand in own_hands.items():
             person.keypoint_sets[f"hand_21_{side}"] = hand
@@ -590,4 +603,5 @@ def _to_original_pixels(person: Person, scale: float) -> Person:
         sets[name] = scaled
     box = tuple(float(v) / scale for v in person.box)
     other = None if person.other_facing is None else _to_original_pixels(person.other_facing, scale)
-    return Person(box=box, keypoint_sets=sets, score=person.score, other_facing=other)
+    return Person(box=box, keypoint_sets=sets, score=person.score, other_facing=other,
+                  world_landmarks=person.world_landmarks)  # fmt: skip

@@ -17,13 +17,17 @@ nothing but ``json``::
         {"box": [x0, y0, x1, y1], "score": 0.93,
          "keypoints": {"mediapipe_pose_33": [[x, y, confidence], ...],
                        "hand_21_left": [...], "hand_21_right": [...],
-                       "mediapipe_face_478": [...]}}
+                       "mediapipe_face_478": [...]},
+         "world_landmarks": [[x, y, z], ...]}
       ]
     }
 
 Coordinates are pixels of the upright photo (EXIF orientation applied) from the top-left
 corner, x to the right and y down; confidence is in [0, 1], 0 where nothing was seen.
 Each key of ``keypoints`` is a layout of :mod:`.layouts`, which says what its points are.
+``world_landmarks`` (optional) is the pose model's 3D reading of the 33 points of
+``mediapipe_pose_33``, in metres from the point between the hips, x right, y down and z
+away from the camera (see :class:`~.people.Person`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from ..atomic_files import write_text
 from ..json_fields import JsonFields, as_float, shown
 from .errors import KeypointFileError
 from .layouts import LAYOUTS
-from .people import Detections, Person, body_keypoints, box_of_points
+from .people import WORLD_LAYOUT, Detections, Person, body_keypoints, box_of_points
 
 FORMAT_NAME = "smplx-capture-keypoints"
 FORMAT_VERSION = 1
@@ -72,16 +76,20 @@ def write_keypoints(path: str | Path, detections: Detections) -> None:
             "focal_length_px": detections.focal_length_px,
         },
         "detector": detections.detector,
-        "people": [
-            {
-                "box": [round(float(v), 3) for v in person.box],
-                "score": round(float(person.score), 4),
-                "keypoints": {name: _rounded_rows(points) for name, points in person.keypoint_sets.items()},
-            }
-            for person in detections.people
-        ],
+        "people": [_project_entry(person) for person in detections.people],
     }
     write_text(path, json.dumps(document) + "\n")
+
+
+def _project_entry(person: Person) -> dict:
+    entry = {
+        "box": [round(float(v), 3) for v in person.box],
+        "score": round(float(person.score), 4),
+        "keypoints": {name: _rounded_rows(points) for name, points in person.keypoint_sets.items()},
+    }
+    if person.world_landmarks is not None:
+        entry["world_landmarks"] = [[round(float(v), 4) for v in point] for point in person.world_landmarks]
+    return entry
 
 
 def read_keypoints(path: str | Path, image_size: tuple[int, int] | None = None) -> Detections:
@@ -168,11 +176,24 @@ def _project_person(check: JsonFields, where: str, person: object) -> Person:
     for name, rows in check.mapping(f"{where}.keypoints", person.get("keypoints", {})).items():
         set_where = f"{where}.keypoints.{name}"
         sets[name] = _points(check, set_where, name, _rows(check, set_where, rows))
+    world = person.get("world_landmarks")
     return Person(
         box=_box(check, f"{where}.box", person["box"]),
         keypoint_sets=sets,
         score=check.number(f"{where}.score", person.get("score", 0.0), 0.0, 1.0),
+        world_landmarks=None if world is None else _world_landmarks(check, f"{where}.world_landmarks", world),
     )
+
+
+def _world_landmarks(check: JsonFields, where: str, rows: object) -> np.ndarray:
+    """The (33, 3) world landmarks of `rows`, each [x, y, z] in metres, checked."""
+    size = LAYOUTS[WORLD_LAYOUT].size
+    rows = check.array(where, rows, size)
+    values = _rows(check, where, rows, ("x", "y", "z"))
+    return np.array(
+        [check.number(f"{where}[{index // 3}]", value, -_MAX_METRES, _MAX_METRES)
+         for index, value in enumerate(values)]
+    ).reshape(size, 3)  # fmt: skip
 
 
 def _from_openpose_document(
@@ -262,6 +283,7 @@ def _person_from_sets(sets: dict[str, np.ndarray]) -> Person:
 
 _REMEDY = "Correct the file, or write it again with the tool that made it."
 _MAX_PIXELS = 1e6  # no photo is a million pixels across: a coordinate or size beyond is damage
+_MAX_METRES = 10.0  # no body point lies this far from the hips: a world landmark beyond is damage
 _AXES = ("x", "y", "confidence")
 # What a file's third value of a point is: a confidence in [0, 1]; a detector's score,
 # which may run over 1 (RTMPose-based detectors such as RTMW and DWPose score a point by

@@ -17,6 +17,7 @@ from ..body_model.names import KEYPOINT_NAMES_WITH_CONTOUR
 from .layouts import LAYOUTS, SET_PRIORITY
 
 _NAME_INDEX = {name: k for k, name in enumerate(KEYPOINT_NAMES_WITH_CONTOUR)}
+WORLD_LAYOUT = "mediapipe_pose_33"  # the points a Person's world landmarks are of
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Person:
     # The same person as a second look read them, facing the other way (front and back
     # views look alike); the fit keeps whichever it fits better. Not written to files.
     other_facing: Person | None = None
+    # The pose model's 3D reading of its 33 points (WORLD_LAYOUT's order), (33, 3): metres
+    # from the point between the hips, x right, y down, z away from the camera; None
+    # when the keypoints came from elsewhere.
+    world_landmarks: np.ndarray | None = None
 
 
 @dataclass
@@ -65,6 +70,17 @@ def body_keypoints(person: Person, weighted: bool = True) -> np.ndarray:
             if confidence > 0 and confidence >= layout.min_confidence:
                 row = _NAME_INDEX[name]
                 result[row] = (x, y, confidence * weight if weighted else confidence)
+    return result
+
+
+def body_depths(person: Person) -> np.ndarray:
+    """The world landmarks' depth (z, metres) of each body-model keypoint, shape
+    ``(len(KEYPOINT_NAMES_WITH_CONTOUR),)``, in the order of ``body_keypoints``; NaN
+    where they give none (all NaN without world landmarks)."""
+    result = np.full(len(KEYPOINT_NAMES_WITH_CONTOUR), np.nan)
+    if person.world_landmarks is not None:
+        for index, name, _ in LAYOUTS[WORLD_LAYOUT].mapping:
+            result[_NAME_INDEX[name]] = person.world_landmarks[index, 2]
     return result
 
 

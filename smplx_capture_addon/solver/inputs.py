@@ -14,23 +14,20 @@ from torch import Tensor
 from ..body_model.model import BodyModel
 from ..body_model.names import KEYPOINT_NAMES, KEYPOINT_NAMES_WITH_CONTOUR
 from .errors import FitError
-from .keypoint_groups import BODY
+from .keypoint_groups import BODY, DEPTH_POINTS, HIPS
 
 MIN_BODY_KEYPOINTS = 5
 # Beyond this fraction of the image size outside it, most keypoints of a person mean
 # coordinates of another image (or not pixels).
 OTHER_IMAGE_MARGIN = 0.25
 NORMALISED_HEIGHT = 1000.0  # weights and rho are in pixels of a 1000-pixel-high image
+_KEYPOINT_COUNTS = (len(KEYPOINT_NAMES), len(KEYPOINT_NAMES_WITH_CONTOUR))
 
 
 def check_keypoints(keypoints: np.ndarray, image_size: np.ndarray) -> None:
     """Refuse input that cannot be fitted, before any optimisation, with a message that
     says what is wrong. keypoints (B, K, 3); image_size (B, 2) width, height."""
-    if (
-        keypoints.ndim != 3
-        or keypoints.shape[2] != 3
-        or keypoints.shape[1] not in (len(KEYPOINT_NAMES), len(KEYPOINT_NAMES_WITH_CONTOUR))
-    ):
+    if keypoints.ndim != 3 or keypoints.shape[2] != 3 or keypoints.shape[1] not in _KEYPOINT_COUNTS:
         raise FitError(
             f"Keypoints have shape {tuple(keypoints.shape)}; expected (people, {len(KEYPOINT_NAMES)} or "
             f"{len(KEYPOINT_NAMES_WITH_CONTOUR)}, 3) as (x, y, confidence) per body-model keypoint."
@@ -102,3 +99,25 @@ def prepare_keypoints(
             [keypoints, keypoints.new_zeros(keypoints.shape[0], count - keypoints.shape[1], 3)], 1
         )
     return keypoints[:, :count]
+
+
+def prepare_world_depths(keypoints: Tensor, depths: Tensor | None) -> tuple[Tensor, Tensor] | None:
+    """The world depth term's rows (see objective) from the pose model's depths (B, K)
+    metres (NaN where it gave none) and the prepared keypoints (B, K', 3): the depths of
+    DEPTH_POINTS less their hips' midpoint (B, D), and their weights (B, D), 1 where the
+    point is seen in the photo and the pose model gave it and both hips. None when it
+    gave nobody any."""
+    if depths is None:
+        return None
+    if depths.ndim != 2 or len(depths) != len(keypoints) or depths.shape[1] not in _KEYPOINT_COUNTS:
+        raise FitError(
+            f"World depths have shape {tuple(depths.shape)}; expected (people, {len(KEYPOINT_NAMES)} or "
+            f"{len(KEYPOINT_NAMES_WITH_CONTOUR)}), one per keypoint."
+        )
+    depths = depths.to(keypoints)
+    hips = depths[:, HIPS].mean(1, keepdim=True)
+    relative = depths[:, DEPTH_POINTS] - hips
+    given = torch.isfinite(relative) & (keypoints[:, DEPTH_POINTS, 2] > 0)
+    if not bool(given.any()):
+        return None
+    return torch.where(given, relative, 0.0), given.to(keypoints.dtype)

@@ -21,9 +21,10 @@ from . import camera, collision, priors
 from .errors import FitError
 from .fit_result import BatchFit
 from .hypotheses import MIRRORED, TURNED, Rows, hypotheses_of
-from .inputs import NORMALISED_HEIGHT, prepare_keypoints
+from .inputs import NORMALISED_HEIGHT, prepare_keypoints, prepare_world_depths
+from .keypoint_groups import DEPTH_POINTS
 from .objective import CameraObjective
-from .options import FitOptions, carry_on_options, restart_options
+from .options import FitOptions, carry_on_options, restart_options, without_world_depth
 from .packing import UNFITTED, Packing
 from .reprojection import body_reprojection_px
 from .restart import RESTART, restart_failed
@@ -46,6 +47,7 @@ def fit_keypoints(
     *,
     start: dict[str, Tensor] | None = None,
     fixed_joints: Iterable[str] = (),
+    world_depths: Tensor | None = None,
 ) -> BatchFit:
     """Fit every person of the batch.
 
@@ -57,18 +59,22 @@ def fit_keypoints(
     an artist set; `options.warm_start_options` leaves out the search for other minima.
     `fixed_joints`: names of JOINT_NAMES whose rotations stay as they start (as `start`
     has them, else as the first guess has them): bones an artist set.
+    `world_depths` (B, K) metres: the pose model's depth of each keypoint (keypoints.people.
+    body_depths, NaN where it gave none), which the stages' world depth term pulls the fit's
+    depths toward (see objective.StageObjective); None: no such term.
     Raises FitError for unusable input or a diverged fit, Cancelled when `cancel()`
     returns True.
     """
     options = options or FitOptions()
     keypoints = prepare_keypoints(model, keypoints, image_size, options.outside_margin)
+    world = prepare_world_depths(keypoints, world_depths)
     device, dtype = model.full_template.device, model.full_template.dtype
     focal = focal.to(device=device, dtype=dtype)
     image_size = image_size.to(device=device, dtype=dtype)
     fixed_joints = tuple(fixed_joints)
     start = _checked_start(model, options, start, len(keypoints))
     reporter = Reporter(progress, cancel)
-    fit = fit_from(model, keypoints, focal, image_size, options, reporter, start, fixed_joints)
+    fit = fit_from(model, keypoints, focal, image_size, options, reporter, start, fixed_joints, world=world)
 
     def report(stage: str, fraction: float, message: str) -> None:
         if progress is not None:  # past the first fit's end: the bar stays full
@@ -77,14 +83,17 @@ def fit_keypoints(
     def rows_of(values: dict[str, Tensor] | None, rows: Tensor) -> dict[str, Tensor] | None:
         return None if values is None else {name: value[rows] for name, value in values.items()}
 
+    def world_of(rows: Tensor) -> tuple[Tensor, Tensor] | None:
+        return None if world is None else (world[0][rows], world[1][rows])
+
     def refit(rows: Tensor, roll_offset: Tensor) -> BatchFit:
         return fit_from(model, keypoints[rows], focal[rows], image_size[rows], restart_options(options),
                         Reporter(report, cancel), rows_of(start, rows), fixed_joints,
-                        roll_offset)  # fmt: skip
+                        roll_offset, world_of(rows))  # fmt: skip
 
     def carry_on(rows: Tensor, params: dict[str, Tensor]) -> BatchFit:
         return fit_from(model, keypoints[rows], focal[rows], image_size[rows], carry_on_options(options),
-                        Reporter(report, cancel), params, fixed_joints)  # fmt: skip
+                        Reporter(report, cancel), params, fixed_joints, world=world_of(rows))  # fmt: skip
 
     missed = body_reprojection_px(fit.projected, keypoints, image_size) > options.restart_above_px
     turns = () if ROOT in fixed_joints else options.restart_turns
@@ -129,13 +138,19 @@ def fit_from(
     start: dict[str, Tensor] | None = None,
     fixed_joints: tuple[str, ...] = (),
     roll_offset: Tensor | None = None,
+    world: tuple[Tensor, Tensor] | None = None,
 ) -> BatchFit:
     """The staged fit of every person from its first guess (or from `start`), turned in
     the image plane by `roll_offset` (B,) radians when given. keypoints (B, K, 3) with
-    the confidence of points far outside the image zeroed; focal (B,); image_size (B, 2),
-    all on the model's device."""
+    the confidence of points far outside the image zeroed; focal (B,); image_size (B, 2);
+    `world`: the world depth term's rows (B, D) (inputs.prepare_world_depths), None: no
+    such term; all on the model's device."""
     device, dtype = model.full_template.device, model.full_template.dtype
     people = keypoints.shape[0]
+    if world is None:
+        options = without_world_depth(options)
+        none = keypoints.new_zeros(people, len(DEPTH_POINTS))
+        world = (none, none)
     vposer = options.vposer.to(device=device, dtype=dtype) if options.vposer is not None else None
     packing = Packing(model, vposer)
     held = _held_columns(packing, fixed_joints, options.hold_shape, device, dtype)
@@ -169,8 +184,9 @@ def fit_from(
     plan = plan_stages(context, options, camera_rows, Orient(kind, first), limits, size, fixed)
     choices = torch.zeros(len(x), len(plan.branch_points), dtype=torch.long, device=device)
     choices[:, 0] = kind
+    world_depth, world_depth_weights = world[0][person_of], world[1][person_of]
     rows = Rows(x, torch.ones(len(x), dtype=torch.bool, device=device), choices, person_of, [],
-                (detected, confidence, focal, centre, scale))  # fmt: skip
+                (detected, confidence, focal, centre, scale, world_depth, world_depth_weights))  # fmt: skip
     rows, seconds, evaluations = run_stages(plan.stages, rows, context, reporter)
     return _batch_fit(
         model, packing, rows, seconds, hypotheses_of(rows.choices, plan.branch_points), evaluations

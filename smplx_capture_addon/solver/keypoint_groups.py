@@ -35,6 +35,10 @@ RIGID_SEGMENTS = tuple((keypoint_index(a), keypoint_index(b)) for a, b in (
     ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
     ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
     ("right_hip", "right_knee"), ("right_knee", "right_ankle")))  # fmt: skip
+# The limbs' points whose depth relative to the hips the depth term pulls toward the pose
+# model's 3D reading (objective.StageObjective).
+DEPTH_POINTS = _group([f"{side}_{part}" for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+                       for side in ("left", "right")])  # fmt: skip
 SHOULDERS = (keypoint_index("left_shoulder"), keypoint_index("right_shoulder"))
 HIPS = (keypoint_index("left_hip"), keypoint_index("right_hip"))
 

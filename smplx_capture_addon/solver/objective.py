@@ -4,8 +4,11 @@ derivatives; and the camera stage's loss. A new term (a temporal one, say) is on
 block of residuals here, with its derivatives.
 
 A stage's per-row data, `rows`: detected (R, K, 2) pixels, confidence (R, K), focal (R,),
-centre (R, 2), scale (R,) = NORMALISED_HEIGHT / image height. Every row's residuals
-depend on its own inputs only, so a batch is many independent problems.
+centre (R, 2), scale (R,) = NORMALISED_HEIGHT / image height, world_depth (R, D) the pose
+model's depths of keypoint_groups.DEPTH_POINTS relative to its hips' midpoint (metres)
+and world_depth_weights (R, D) (0 where it gave none; see inputs.prepare_world_depths).
+Every row's residuals depend on its own inputs only, so a batch is many independent
+problems.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ..body_model import lbs
 from ..body_model.model import BodyModel
 from ..body_model.names import KEYPOINT_NAMES_WITH_CONTOUR, NUM_JOINTS
 from . import camera, collision, priors
-from .keypoint_groups import FACE, HANDS, HEAD, HIPS, TORSO, present
+from .keypoint_groups import DEPTH_POINTS, FACE, HANDS, HEAD, HIPS, TORSO, present
 from .learned_priors import gmm_residuals, vposer_residuals
 from .options import FitOptions
 from .packing import Packing
@@ -35,11 +38,25 @@ def part_weights(stage: StageWeights, count: int, device: torch.device) -> Tenso
     return weights * stage.data
 
 
+_DEPTH_POINTS, _HIPS = torch.as_tensor(DEPTH_POINTS), torch.as_tensor(HIPS)
+
+
+def relative_depths(keypoints: Tensor) -> Tensor:
+    """Camera-space keypoints (B, K, 3) -> (B, D) the depths of DEPTH_POINTS less the
+    depth of the hips' midpoint."""
+    hips = keypoints[:, _HIPS.to(keypoints.device), 2].mean(1, keepdim=True)
+    return keypoints[:, _DEPTH_POINTS.to(keypoints.device), 2] - hips
+
+
 class StageObjective:
     """The objective of one stage of the schedule (its part weights applied to the
-    confidences): the robust data term, the pose prior (the user's GMM or VPoser, else
-    L2 about the relaxed pose), the bending, joint-limit, shape, expression, jaw and hand
-    priors and the collision term.
+    confidences): the robust data term, the world depth term (with a stage weight), the
+    pose prior (the user's GMM or VPoser, else L2 about the relaxed pose), the bending,
+    joint-limit, shape, expression, jaw and hand priors and the collision term.
+
+    The world depth term pulls the depths of the limbs' points relative to the hips
+    toward the pose model's 3D reading of them: from one photo the 2D keypoints hardly
+    tell which limb points toward the camera, which the pose model guesses better.
 
     The L2 pose prior weighs each body_pose entry by the stage's weight times the entry's
     stiffness (priors.pose_prior_stiffness), in the schedule's `last` stage times
@@ -73,6 +90,7 @@ class StageObjective:
         self.bending_weight = stage.bending**0.5
         self.limit_weight = options.joint_limit_weight**0.5
         self.collision_weight = stage.collision**0.5
+        self.world_depth_weight = stage.world_depth
         # Stages that give the face landmarks no weight leave them out of the model's pass.
         self.weighs_face = stage.face_keypoints > 0
         self.keypoint_weights = part_weights(stage, len(KEYPOINT_NAMES_WITH_CONTOUR), limits[0].device)
@@ -100,13 +118,19 @@ class StageObjective:
 
     def _data_terms(
         self, keypoints: Tensor, detected: Tensor, confidence: Tensor, focal: Tensor, centre: Tensor,
-        scale: Tensor,
+        scale: Tensor, *_world_depth: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:  # fmt: skip
         """priors.keypoint_residuals' arguments for the model's keypoints (B, K', 3), K' <= K
         the first ones."""
         count = keypoints.shape[1]
         weights = confidence[:, :count] * self.keypoint_weights[:count]
         return camera.project(keypoints, focal, centre), detected[:, :count], weights, scale, self.options.rho
+
+    def _world_depth_terms(self, keypoints: Tensor, *rows: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
+        """priors.depth_residuals' arguments for the model's keypoints (B, K', 3)."""
+        *_, world_depth, world_depth_weights = rows
+        weights = self.world_depth_weight * world_depth_weights
+        return relative_depths(keypoints), world_depth, weights, self.options.world_depth_rho
 
     def _pose_prior_residuals(self, x: Tensor, body_pose: Tensor) -> Tensor:
         """The body pose prior before the stage's weight: the user's GMM (max-mixture
@@ -148,6 +172,8 @@ class StageObjective:
             vertices=False, face_landmarks=self.weighs_face, **self.packing.unpack(x)
         ).keypoints
         parts = [priors.keypoint_residuals(*self._data_terms(keypoints, *rows)), self.regularisers(x)]
+        if self.world_depth_weight > 0:
+            parts.append(priors.depth_residuals(*self._world_depth_terms(keypoints, *rows)))
         if self.stage.collision > 0:
             segments = collision.pair_segments(keypoints[:, :NUM_JOINTS])
             parts.append(self.collision_weight * collision.segment_residuals(segments, self.size))
@@ -183,6 +209,11 @@ class StageObjective:
         else:
             prior = free_columns(backward_jacobian(self.regularisers, x))
         parts = [(per_keypoint @ columns).flatten(1, 2), prior]
+        if self.world_depth_weight > 0:
+            depth_slopes = priors.depth_residual_slopes(*self._world_depth_terms(out.keypoints, *rows))
+            points, hips = _DEPTH_POINTS.to(x.device), _HIPS.to(x.device)
+            depths = columns[:, points, 2] - columns[:, hips, 2].mean(1, keepdim=True)  # (B, D, n)
+            parts.append(depth_slopes[..., None] * depths)
         if self.stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
             per_segment = self.collision_weight * collision.segment_residual_derivatives(segments, self.size)

@@ -16,6 +16,8 @@ MAX_RETRY_ROUNDS = 2
 class FitOptions:
     stages: tuple[StageWeights, ...] = field(default_factory=default_stages)
     rho: float = 100.0  # Geman-McClure scale, normalised pixels
+    # Geman-McClure scale of the world depth term (StageWeights.world_depth), metres.
+    world_depth_rho: float = 0.4
     camera_iterations: int = 30
     depth_weight: float = 100.0  # camera stage: holds the depth near its estimate
     joint_limit_weight: float = 1.0e4  # per rad^2 beyond a joint's range
@@ -97,3 +99,9 @@ def carry_on_options(options: FitOptions) -> FitOptions:
     schedule's last stage and the polish, then the limb retry as the first fit had it."""
     return replace(warm_start_options(options), limb_hypotheses=options.limb_hypotheses,
                    limb_retry_iterations=options.limb_retry_iterations)  # fmt: skip
+
+
+def without_world_depth(options: FitOptions) -> FitOptions:
+    """`options` with no stage weighing the world depth term: for people the pose model
+    gave no depths."""
+    return replace(options, stages=tuple(replace(stage, world_depth=0.0) for stage in options.stages))

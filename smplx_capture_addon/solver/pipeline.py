@@ -29,7 +29,7 @@ from ..body_model.names import (
 from ..errors import Cancelled, CaptureError
 from ..fit_request import BOX, EVERYONE, NUMBER, FitRequest, PersonChoice
 from ..keypoints.images import LoadedImage, load_image
-from ..keypoints.people import Detections, Person, body_keypoints
+from ..keypoints.people import Detections, Person, body_depths, body_keypoints
 from ..result_format import Camera, FitResult, ImageInfo, ModelIdentity, PersonFit, Stage, read_result
 from . import camera
 from .errors import FitError
@@ -181,8 +181,9 @@ def fit_photo(
     facings = [(k, p.other_facing) for k, p in enumerate(people) if p.other_facing and start is None]
     tried = people + [person for _, person in facings]
     keypoints = np.stack([body_keypoints(person) for person in tried])
+    depths = np.stack([body_depths(person) for person in tried])
     fit = fit_people(body, keypoints, focal, (found.width, found.height), options, report, cancel,
-                     start, request.fixed_joints)  # fmt: skip
+                     start, request.fixed_joints, depths)  # fmt: skip
     if facings:
         kept = better_facings(fit.loss_per_stage[:, -1].cpu().numpy(), keypoints, [k for k, _ in facings])
         fit, keypoints = fit.take(kept), keypoints[kept]
@@ -395,9 +396,11 @@ def fit_people(
     cancel: Cancel | None,
     start: dict[str, torch.Tensor] | None = None,
     fixed_joints: Sequence[str] = (),
+    world_depths: np.ndarray | None = None,
 ) -> BatchFit:
     """Fit every person's (K, 3) keypoints as one batch, all seen by the same camera (from
-    `start` when given, holding `fixed_joints`)."""
+    `start` when given, holding `fixed_joints`), with their (K,) world depths when given
+    (keypoints.people.body_depths)."""
     count = len(keypoints)
     return fit_keypoints(
         body,
@@ -409,6 +412,7 @@ def fit_people(
         cancel=cancel,
         start=start,
         fixed_joints=fixed_joints,
+        world_depths=None if world_depths is None else torch.as_tensor(world_depths, dtype=torch.float32),
     )
 
 

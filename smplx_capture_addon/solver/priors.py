@@ -49,6 +49,20 @@ def keypoint_residual_slopes(
     return -(weights * scale[:, None])[..., None] * rho**3 / (spread * spread.sqrt())
 
 
+def depth_residuals(relative: Tensor, target: Tensor, weights: Tensor, rho: float) -> Tensor:
+    """Residuals (B, D) whose squares sum to sum_j w_j^2 GM(relative_j - target_j): the
+    fit's depths relative to the hips (B, D) metres against the pose model's `target`,
+    Geman-McClure with scale `rho` metres (a wrong reading pulls a bounded amount)."""
+    return weights * geman_mcclure_residual(relative - target, rho)
+
+
+def depth_residual_slopes(relative: Tensor, target: Tensor, weights: Tensor, rho: float) -> Tensor:
+    """d depth_residuals / d relative (B, D), the arguments as there."""
+    residual = relative - target
+    spread = residual * residual + rho * rho
+    return weights * rho**3 / (spread * spread.sqrt())
+
+
 # The reference's elbow/knee bending prior: body_pose entries (joint, axis, sign) whose
 # rotation the wrong way is penalised by exp(sign * angle)^2: elbows about y, knees
 # about x.

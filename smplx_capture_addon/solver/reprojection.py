@@ -31,8 +31,8 @@ def body_reprojection_px(projected: Tensor, keypoints: Tensor, image_size: Tenso
 
 def rows_reprojection_px(model: BodyModel, packing: Packing, x: Tensor, rows: tuple[Tensor, ...]) -> Tensor:
     """seen_reprojection_px (R,) of every keypoint of the bodies x (R, N) with their
-    stage inputs rows (detected, confidence, focal, centre, scale)."""
-    detected, confidence, focal, centre, scale = rows
+    stage inputs rows (detected, confidence, focal, centre, scale, ...)."""
+    detected, confidence, focal, centre, scale, *_ = rows
     with torch.no_grad():
         keypoints = model(vertices=False, **packing.unpack(x)).keypoints
     projected = camera.project(keypoints, focal, centre)

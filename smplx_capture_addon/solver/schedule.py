@@ -25,6 +25,9 @@ class StageWeights:
     collision: float
     max_iterations: int
     data: float = 1.0
+    # The pull of the keypoints' depths relative to the hips toward the pose model's 3D
+    # reading of them (objective.StageObjective), per metre; squared in the loss like `data`.
+    world_depth: float = 0.0
 
     @property
     def bending(self) -> float:
@@ -41,14 +44,21 @@ REFERENCE_STAGES: tuple[StageWeights, ...] = (
 )
 
 
+# The world depth term's weight in each stage of the reference schedule (the reference
+# has no such term), chosen on the rendered benchmark's training split (docs/solver_notes.md).
+WORLD_DEPTH_WEIGHTS = (100.0, 100.0, 100.0, 100.0, 100.0)
+
+
 def default_stages(collision: bool = True, iteration_scale: float = 1.0) -> tuple[StageWeights, ...]:
-    """The reference schedule; without the collision term when `collision` is False and
-    with every stage's iteration budget scaled by `iteration_scale`."""
+    """The reference schedule with the world depth term (WORLD_DEPTH_WEIGHTS); without the
+    collision term when `collision` is False and with every stage's iteration budget
+    scaled by `iteration_scale`."""
     return tuple(
         replace(
             stage,
             collision=stage.collision if collision else 0.0,
             max_iterations=max(1, round(stage.max_iterations * iteration_scale)),
+            world_depth=weight,
         )
-        for stage in REFERENCE_STAGES
+        for stage, weight in zip(REFERENCE_STAGES, WORLD_DEPTH_WEIGHTS, strict=True)
     )

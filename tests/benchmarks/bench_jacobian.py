@@ -26,7 +26,7 @@ from smplx_capture_addon.body_model.model_file import load_model
 from smplx_capture_addon.devtools import bench, synthetic_cases
 from smplx_capture_addon.solver import collision, priors
 from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT
-from smplx_capture_addon.solver.objective import StageObjective
+from smplx_capture_addon.solver.objective import StageObjective, relative_depths
 from smplx_capture_addon.solver.options import FitOptions
 from smplx_capture_addon.solver.packing import Packing
 from smplx_capture_addon.solver.schedule import default_stages
@@ -48,8 +48,10 @@ def main() -> None:
     truth = packing.pack({k: v.to(args.device) for k, v in cases.params.items() if k in packing.names})
     keypoints = cases.keypoints.to(args.device)
     image_size = cases.image_size.to(args.device)
+    # The world depth term's rows: the truth's own depths, every point given.
+    depths = relative_depths(model(vertices=False, **packing.unpack(truth)).keypoints).detach()
     person = (keypoints[..., :2], keypoints[..., 2], cases.focal.to(args.device), image_size / 2,
-              NORMALISED_HEIGHT / image_size[:, 1])  # fmt: skip
+              NORMALISED_HEIGHT / image_size[:, 1], depths, torch.ones_like(depths))  # fmt: skip
 
     def one(x, *row):
         return objective.residuals(x[None], *(r[None] for r in row))[0]

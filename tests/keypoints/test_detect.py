@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from smplx_capture_addon.body_model.names import CONTOUR_NAMES, FACE_LANDMARK_NAMES, keypoint_index
-from smplx_capture_addon.keypoints.detect import detect, find_people
+from smplx_capture_addon.keypoints.association import LEFT_SHOULDER, RIGHT_SHOULDER
+from smplx_capture_addon.keypoints.detect import WORLD, detect, find_people, person_box, pose_in_box
 from smplx_capture_addon.keypoints.errors import KeypointError
 from smplx_capture_addon.keypoints.images import load_image
 from smplx_capture_addon.keypoints.people import body_keypoints
@@ -206,3 +207,32 @@ def test_guessed_legs_out_of_the_camera_photo_are_not_given_to_the_fit(detection
         assert point(keypoints, name)[2] == 0.0, name
     for name, index in (("left_shoulder", 11), ("right_shoulder", 12), ("left_hip", 23)):
         assert pose[index, 2] >= 0.5 and point(keypoints, name)[2] == pose[index, 2], name
+
+
+def test_people_keep_the_pose_models_world_landmarks_in_metres_about_the_hips(detections_of):
+    """Each person of bus.jpg (standing, facing the camera) carries the pose model's world
+    landmarks: metres from the hips' midpoint, y down (shoulders above the hips, a
+    shoulder width of a person), their left and right on the sides the image has them."""
+    people = detections_of("bus.jpg", all_people=True).people
+    assert len(people) >= 2
+    for person in people:
+        world, pose = person.world_landmarks, person.keypoint_sets["mediapipe_pose_33"]
+        assert world.shape == (33, 3)
+        assert np.linalg.norm(world[[23, 24]].mean(0)) < 0.05
+        assert world[[11, 12], 1].max() < world[[23, 24], 1].min() - 0.3
+        assert 0.2 < np.linalg.norm(world[11] - world[12]) < 0.6
+        for left, right in ((11, 12), (23, 24)):
+            assert np.sign(world[left, 0] - world[right, 0]) == np.sign(pose[left, 0] - pose[right, 0])
+
+
+def test_the_mirrored_look_mirrors_the_world_landmarks_back_too(detector, photo_dir):
+    """The look at the crop mirrored left to right swaps the person's sides back and
+    mirrors x back, in the image and in the world landmarks alike: on astronaut.png both
+    looks have her left shoulder on the same side in both."""
+    pixels = load_image(photo_dir / "astronaut.png").pixels
+    (pose,) = find_people(pixels, detector)
+    for mirrored in (False, True):
+        look = pose_in_box(pixels, detector, person_box(pose, pixels.shape), mirrored=mirrored)
+        assert look.shape == (33, 6)
+        shoulders = look[LEFT_SHOULDER] - look[RIGHT_SHOULDER]
+        assert np.sign(shoulders[WORLD.start]) == np.sign(shoulders[0]) == np.sign(pose[11, 0] - pose[12, 0])

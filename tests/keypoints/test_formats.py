@@ -11,7 +11,7 @@ from smplx_capture_addon.body_model.names import KEYPOINT_NAMES_WITH_CONTOUR, ke
 from smplx_capture_addon.keypoints.errors import KeypointFileError
 from smplx_capture_addon.keypoints.formats import read_keypoints, write_keypoints, write_openpose
 from smplx_capture_addon.keypoints.layouts import LAYOUTS
-from smplx_capture_addon.keypoints.people import Detections, Person, body_keypoints
+from smplx_capture_addon.keypoints.people import Detections, Person, body_depths, body_keypoints
 
 
 def random_points(rng: np.random.Generator, layout: str, unseen: float = 0.2) -> np.ndarray:
@@ -30,7 +30,10 @@ def test_project_format_round_trip_keeps_everything(tmp_path):
         Person(
             (10.5, 20.25, 300.0, 900.0), {name: random_points(rng, name) for name in LAYOUTS}, score=0.875
         ),
-        Person((400.0, 30.0, 700.0, 980.0), {"mediapipe_pose_33": random_points(rng, "mediapipe_pose_33")}),
+        Person(
+            (400.0, 30.0, 700.0, 980.0), {"mediapipe_pose_33": random_points(rng, "mediapipe_pose_33")},
+            world_landmarks=rng.normal(0.0, 0.4, (33, 3)),
+        ),
     ]
     original = Detections("photos/bus.jpg", (810, 1080), people, "mediapipe 1.2.2 two-pass", 1234.5)
     write_keypoints(tmp_path / "k.json", original)
@@ -43,10 +46,27 @@ def test_project_format_round_trip_keeps_everything(tmp_path):
         assert sorted(after.keypoint_sets) == sorted(before.keypoint_sets)
         for name, points in before.keypoint_sets.items():
             assert np.allclose(after.keypoint_sets[name], points, atol=1e-3)
+    assert again.people[0].world_landmarks is None
+    assert np.abs(again.people[1].world_landmarks - people[1].world_landmarks).max() <= 0.5e-4  # 0.1 mm
     # the file is plain JSON a Blender script can read with json alone
     document = json.loads((tmp_path / "k.json").read_text())
     assert document["format"] == "smplx-capture-keypoints" and document["version"] == 1
     assert len(document["people"][0]["keypoints"]["mediapipe_face_478"]) == 478
+    assert "world_landmarks" not in document["people"][0]
+    assert len(document["people"][1]["world_landmarks"]) == 33
+
+
+def test_world_landmarks_give_the_depths_of_the_body_model_points_they_stand_for():
+    """body_depths: each body-model keypoint a pose point stands for gets that point's
+    world z; the rest, and everyone without world landmarks, NaN."""
+    world = np.random.default_rng(8).normal(0.0, 0.4, (33, 3))
+    pose = np.zeros((33, 3))
+    depths = body_depths(Person((0.0, 0.0, 1.0, 1.0), {"mediapipe_pose_33": pose}, world_landmarks=world))
+    for index, name in ((25, "left_knee"), (28, "right_ankle"), (11, "left_shoulder"), (0, "nose")):
+        assert depths[keypoint_index(name)] == world[index, 2], name
+    named = {name for _, name, _ in LAYOUTS["mediapipe_pose_33"].mapping}
+    assert np.isfinite(depths).sum() == len(named) and np.isnan(depths[keypoint_index("pelvis")])
+    assert np.isnan(body_depths(Person((0.0, 0.0, 1.0, 1.0), {"mediapipe_pose_33": pose}))).all()
 
 
 def openpose_document(rng: np.random.Generator, unseen: float = 0.2) -> dict:
@@ -240,6 +260,20 @@ BAD_STRUCTURES = {
     "a COCO visibility flag of 7": (
         {"annotations": [{"keypoints": [5.0, 6.0, 7.0] + [0.0] * 48, "foot_kpts": [0.0] * 18}]},
         ["annotations[0], point 0 (nose)", "visibility flag 7 is not 0, 1 or 2"],
+    ),
+    "world landmarks of 32 points": (
+        _project_with(lambda d: d["people"][0].update(world_landmarks=[[0.0, 0.0, 0.0]] * 32)),
+        ["people[0].world_landmarks", "must hold 33 values, found 32"],
+    ),
+    "a world landmark without z": (
+        _project_with(lambda d: d["people"][0].update(world_landmarks=[[0.0, 0.0, 0.0]] * 32 + [[0.1, 0.2]])),
+        ["people[0].world_landmarks[32]", "must be [x, y, z]"],
+    ),
+    "a world landmark 50 metres from the hips": (
+        _project_with(lambda d: d["people"][0].update(
+            world_landmarks=[[0.0, 0.0, 0.0]] * 4 + [[0.1, 50.0, 0.2]] + [[0.0, 0.0, 0.0]] * 28
+        )),
+        ["people[0].world_landmarks[4]", "from -10 to 10", "found 50"],
     ),
     "a coordinate of 1e12 pixels": (
         _openpose_with(lambda p: _set_value(p["face_keypoints_2d"], 3, 1e12)),

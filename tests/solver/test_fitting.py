@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.body_model.model_file import load_model
-from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS
+from smplx_capture_addon.body_model.names import JOINT_NAMES, JOINT_PARENTS, keypoint_index
 from smplx_capture_addon.devtools import bench, synthetic_cases
 from smplx_capture_addon.errors import Cancelled
 from smplx_capture_addon.solver import camera, collision, priors, stages
@@ -19,14 +20,15 @@ from smplx_capture_addon.solver.fit_result import BatchFit
 from smplx_capture_addon.solver.hypotheses import ORIENTATIONS, Rows, rows_within
 from smplx_capture_addon.solver.inputs import NORMALISED_HEIGHT, prepare_keypoints
 from smplx_capture_addon.solver.keypoint_fit import check_plausible, fit_from, fit_keypoints
-from smplx_capture_addon.solver.keypoint_groups import BODY, SHOULDERS, TORSO_PAIRS
+from smplx_capture_addon.solver.keypoint_groups import BODY, DEPTH_POINTS, SHOULDERS, TORSO_PAIRS
 from smplx_capture_addon.solver.learned_priors import load_gmm
-from smplx_capture_addon.solver.objective import StageObjective
+from smplx_capture_addon.solver.objective import StageObjective, relative_depths
 from smplx_capture_addon.solver.options import (
     MAX_RETRY_ROUNDS,
     FitOptions,
     carry_on_options,
     restart_options,
+    without_world_depth,
 )
 from smplx_capture_addon.solver.packing import Packing
 from smplx_capture_addon.solver.reprojection import body_reprojection_px, seen_reprojection_px
@@ -165,7 +167,8 @@ def test_the_release_lowers_the_chosen_fits_loss_at_the_reference_weight(
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal, clean_cases.image_size / 2,
             NORMALISED_HEIGHT / clean_cases.image_size[:, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+    unseen_depths = without_world_depth(FitOptions())  # no world depths given: the fit's stages weigh none
+    released = StageObjective(bench_model, packing, unseen_depths.stages[-1], unseen_depths,
                               priors.joint_limit_table(), size, released=True)  # fmt: skip
 
     def loss(fit: BatchFit) -> torch.Tensor:
@@ -502,7 +505,8 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     packing = Packing(bench_model)
     scale = NORMALISED_HEIGHT / size[:, 1]
     size_m = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    released = StageObjective(bench_model, packing, default_stages()[-1], FitOptions(),
+    unseen_depths = without_world_depth(FitOptions())  # no world depths given: the fit's stages weigh none
+    released = StageObjective(bench_model, packing, unseen_depths.stages[-1], unseen_depths,
                               priors.joint_limit_table(), size_m, released=True)  # fmt: skip
     x = packing.pack({name: params[name] for name in packing.names})
     data = (keypoints[..., :2], keypoints[..., 2], focal, size / 2, scale)
@@ -565,9 +569,11 @@ def test_close_limb_variants_are_kept_for_the_last_stage():
 
 @pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
 def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path, tmp_path, pose_prior):
-    """Levenberg-Marquardt's Jacobian (closed-form keypoints, data, priors and collision
-    terms) is the derivative of the stage's residuals, on a forearm pushed into the torso
-    and a knee past both ends of its range, for a subset of the columns and for all; with
+    """Levenberg-Marquardt's Jacobian (closed-form keypoints, data, world depth, priors and
+    collision terms) is the derivative of the stage's residuals, on a forearm pushed into
+    the torso, a knee past both ends of its range and world depths off by a little, by a
+    lot (where the robust cost flattens) and not given, for a subset of the columns and
+    for all; with
     the L2 pose prior (one slope per prior residual) and a two-component GMM (whose
     residuals mix the pose's entries)."""
     options = FitOptions()
@@ -581,7 +587,7 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     orient, pose = bench._collision_pose()
     cases = synthetic_cases.make_cases(model, orient, pose, seed=5, noise_px=2.0, drop=0.1)
     packing = Packing(model)
-    stage = default_stages()[-1]
+    stage = replace(default_stages()[-1], world_depth=30.0)
     assert stage.collision > 0
     limits = tuple(t.double() for t in priors.joint_limit_table())
     size = collision.body_size(model(vertices=False).joints[0])
@@ -593,10 +599,17 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     x[:, knee : knee + 2] = torch.tensor([-0.5, 0.6], dtype=torch.float64)  # past both ends of its range
     assert (priors.joint_limit_residuals(packing.unpack(x)["body_pose"], *limits) > 0).sum() == 2
     keypoints = cases.keypoints.double()
+    depth = relative_depths(model(vertices=False, **packing.unpack(truth)).keypoints)
+    depth = depth + 0.05 * torch.randn(depth.shape, generator=generator, dtype=torch.float64)
+    depth[:, :3] += 2.0  # wrong readings, far beyond the robust cost's scale
+    depth_weights = (torch.rand(depth.shape, generator=generator) > 0.2).double()
     rows = (keypoints[..., :2], keypoints[..., 2], cases.focal.double(), cases.image_size.double() / 2,
-            NORMALISED_HEIGHT / cases.image_size[:, 1].double())  # fmt: skip
-    joints = model(vertices=False, **packing.unpack(x)).joints
-    assert float(collision.capsule_overlaps(joints, size).sum()) > 0.01  # the term is active
+            NORMALISED_HEIGHT / cases.image_size[:, 1].double(), depth, depth_weights)  # fmt: skip
+    out = model(vertices=False, **packing.unpack(x))
+    assert float(collision.capsule_overlaps(out.joints, size).sum()) > 0.01  # the term is active
+    off = (relative_depths(out.keypoints) - depth).abs() * depth_weights
+    rho = options.world_depth_rho
+    assert float(off.max()) > 4 * rho and float(off[off > 0].min()) < rho  # both ends of the robust cost
     free = torch.arange(packing.block("betas").stop, x.shape[1])  # all but the shape
 
     def one(row_x, *row):
@@ -620,8 +633,8 @@ def test_the_l2_pose_prior_weighs_stiff_joints_more_and_the_last_stage_more_stil
     rows = (keypoints[..., :2], keypoints[..., 2], clean_cases.focal[:1], clean_cases.image_size[:1] / 2,
             NORMALISED_HEIGHT / clean_cases.image_size[:1, 1])  # fmt: skip
     size = collision.body_size(bench_model(vertices=False).joints[0].detach())
-    options = FitOptions()
-    stage = default_stages()[-1]
+    options = without_world_depth(FitOptions())  # the rows give no world depths
+    stage = options.stages[-1]
 
     def residuals(**kind: bool) -> torch.Tensor:
         objective = StageObjective(bench_model, packing, stage, options, priors.joint_limit_table(), size,
@@ -681,3 +694,24 @@ def test_the_retry_branches_a_person_with_unseen_legs_into_no_leg_variants(bench
     assert branched.person_of.tolist().count(1) == 1 + len(variants)
     mine = branched.choices[branched.person_of == 0, 0].tolist()
     assert len(mine) == 1 + len(variants) - len(on_legs) and not set(mine) & on_legs
+
+
+def test_world_depths_pull_the_limb_depths_and_unknown_ones_change_nothing(bench_model, clean_cases,
+                                                                          alone_fit):
+    """Given world depths pull the fit's limb depths relative to the hips toward them: a
+    left knee and ankle read 15 cm nearer the camera than the truth come nearer. World
+    depths that are all unknown (NaN: keypoints of another detector) fit exactly as none
+    given."""
+    assert all(stage.world_depth > 0 for stage in FitOptions().stages)
+    truth = bench_model(vertices=False, **{k: v[[1]] for k, v in clean_cases.params.items()}).keypoints
+    depths = truth[..., 2].clone()
+    legs = [keypoint_index(name) for name in ("left_knee", "left_ankle")]
+    depths[:, legs] -= 0.15
+    pulled = _fit(bench_model, clean_cases, [1], world_depths=depths)
+    unknown = _fit(bench_model, clean_cases, [1], world_depths=torch.full_like(depths, float("nan")))
+    for name, value in alone_fit.params.items():
+        assert torch.equal(unknown.params[name], value), name
+    moved = relative_depths(pulled.keypoints) - relative_depths(alone_fit.keypoints)
+    on_legs = torch.isin(torch.as_tensor(DEPTH_POINTS), torch.tensor(legs))
+    assert float(moved[0, on_legs].max()) < -0.04  # nearer the camera by over 4 cm of the 15
+    assert float(moved[0, ~on_legs].abs().max()) < float(moved[0, on_legs].abs().min())
