@@ -112,14 +112,41 @@ def point_levers(
     return moved_part - share[None, :, None, :] * posed_joints.transpose(1, 2)[:, None]
 
 
-def pose_jacobian(omega: Tensor, levers: Tensor) -> Tensor:
-    """d point / d axis-angle of every joint, omega x lever. omega (B, J, 3, 3) world
-    axes; levers (B, Q, 3, J) -> (B, Q, 3, J, 3 by component), contiguous."""
-    w = omega[:, None].unbind(-1)  # by coordinate: (B, 1, J, 3)
-    lever = levers[..., None].unbind(2)  # by coordinate: (B, Q, J, 1)
-    return torch.stack([w[1] * lever[2] - w[2] * lever[1],
-                        w[2] * lever[0] - w[0] * lever[2],
-                        w[0] * lever[1] - w[1] * lever[0]], dim=2)  # fmt: skip
+def moving_pairs(subtree: Tensor, weights: Tensor, surface_points: Tensor) -> Tensor:
+    """The (keypoint, joint) pairs whose levers can be non-zero, for the keypoints in the
+    order of the model's: the joints, each moved by the joints on its chain to the root,
+    then the surface keypoints, each moved by the joints whose subtree skins one of the
+    points it may lie on. Turning any other joint leaves a keypoint where it is (a hand's
+    joints never move the feet): its lever is exactly zero.
+
+    subtree (J, J); weights (P, J) 1 where a joint skins a point, else 0; surface_points
+    (K - J, P) bool, the points each surface keypoint may lie on (every table of the face
+    contour) -> (2, M) long, keypoint then joint, ascending by keypoint.
+    """
+    carries = (weights @ subtree.T > 0).to(weights)  # (P, J): the points each joint's subtree skins
+    surface = surface_points.to(weights) @ carries > 0
+    return torch.nonzero(torch.cat([subtree.T > 0, surface])).T
+
+
+def pose_jacobian(omega: Tensor, levers: Tensor, pairs: Tensor) -> Tensor:
+    """d point / d axis-angle of every joint, omega x lever, computed for the (keypoint,
+    joint) `pairs` (2, M) only (`moving_pairs`, those of the first Q keypoints), zero
+    elsewhere. omega (B, J, 3, 3) world axes; levers (B, Q, 3, J) -> (B, Q, 3, J, 3 by
+    component), contiguous."""
+    batch, count, _, joints = levers.shape
+    point, joint = pairs
+    # By coordinate: (B, M, 3 by component) and (B, M, 1).
+    w = omega.index_select(1, joint).unbind(-1)
+    lever = levers.transpose(2, 3).reshape(batch, count * joints, 3).index_select(1, point * joints + joint)
+    lever = lever[..., None].unbind(2)
+    crossed = torch.stack([w[1] * lever[2] - w[2] * lever[1],
+                           w[2] * lever[0] - w[0] * lever[2],
+                           w[0] * lever[1] - w[1] * lever[0]], dim=2)  # fmt: skip
+    # Each pair's three coordinates are runs of 3 components in the result.
+    runs = ((point[:, None] * 3 + torch.arange(3, device=point.device)) * joints + joint[:, None]).flatten()
+    result = levers.new_zeros(batch, count, 3, joints, 3)
+    result.view(batch, -1, 3).index_copy_(1, runs, crossed.view(batch, -1, 3))
+    return result
 
 
 def corrective_jacobian(

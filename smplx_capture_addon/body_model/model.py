@@ -144,6 +144,25 @@ class BodyModel(nn.Module):
         buffer("kp_landmark_faces", torch.searchsorted(subset, self.full_landmark_faces), torch.long)
         if self.face_contour:
             buffer("kp_contour_faces", torch.searchsorted(subset, self.full_contour_faces), torch.long)
+        self._register_lever_pairs(buffer, len(subset))
+
+    def _register_lever_pairs(self, buffer, points: int) -> None:
+        """The (keypoint, joint) pairs whose levers can be non-zero (`jacobian.moving_pairs`)
+        for `keypoint_jacobian`, and how many of them the keypoints before the face
+        landmarks have."""
+        tables = [self.kp_keypoint_ids[:, None], self.kp_landmark_faces]  # each keypoint's points
+        if self.face_contour:
+            tables.append(self.kp_contour_faces.transpose(0, 1).flatten(1))  # every table's triangle
+
+        def may_lie_on(table: Tensor) -> Tensor:
+            lies_on = torch.zeros(len(table), points, dtype=torch.bool)
+            lies_on[torch.arange(len(table))[:, None], table] = True
+            return lies_on
+
+        surface_points = torch.cat([may_lie_on(table) for table in tables])
+        pairs = jacobian.moving_pairs(self.subtree.double(), (self.kp_weights != 0).double(), surface_points)
+        buffer("lever_pairs", pairs, torch.long)
+        self.pairs_before_face = int((pairs[0] < NUM_JOINTS + len(self.kp_keypoint_ids)).sum())
 
     def _apply(self, fn, recurse=True):  # keep the index tensors of the tree on our device
         super()._apply(fn, recurse)
@@ -225,7 +244,8 @@ class BodyModel(nn.Module):
             jacobian.point_levers(posed.world_rotations, posed_joints, posed.rest_joints, posed.shaped,
                                   self.kp_weights, subtree),
         )  # fmt: skip
-        pose = jacobian.pose_jacobian(omega, levers)  # (B, K, 3, 55, 3)
+        pairs = self.lever_pairs if face_landmarks else self.lever_pairs[:, : self.pairs_before_face]
+        pose = jacobian.pose_jacobian(omega, levers, pairs)  # (B, K, 3, 55, 3)
         if self.kp_posedirs is not None:
             pose[:, NUM_JOINTS:, :, 1:] += jacobian.corrective_jacobian(
                 derivative, blended, self.kp_posedirs, *posed.embedding

@@ -44,8 +44,9 @@ def minimize(
     mask = mask.expand_as(x0)
     free = torch.nonzero(mask.any(0)).flatten()
     # Columns frozen for some rows only: zero in their Jacobian, so those rows' steps
-    # there are zero and their system is the one without those coordinates.
-    row_free = mask[:, None, free]
+    # there are zero and their system is the one without those coordinates. Applied to
+    # J^T J and J^T r (the same numbers as a masked J gives, without a copy of J).
+    row_free = mask[:, free]
     jacobian = jacobian or _forward_mode_jacobian(residuals, free)
     x = x0.detach().clone()
     with torch.no_grad():
@@ -68,9 +69,10 @@ def minimize(
         with torch.no_grad():
             update = torch.nonzero(moved).flatten()
             if len(update):
-                jac = jacobian(x[update], free, *(row[update] for row in rows)) * row_free[update]
-                jtj[update] = jac.transpose(1, 2) @ jac
-                gradient[update] = (jac.transpose(1, 2) @ r[update, :, None]).squeeze(-1)
+                jac = jacobian(x[update], free, *(row[update] for row in rows))
+                kept = row_free[update]
+                jtj[update] = (jac.transpose(1, 2) @ jac) * (kept[:, :, None] * kept[:, None, :])
+                gradient[update] = (jac.transpose(1, 2) @ r[update, :, None]).squeeze(-1) * kept
             live = torch.nonzero(active).flatten()
             trial, trial_r = _damped_step(
                 residuals, rows, x, live, free, jtj[live], gradient[live], lam[live]

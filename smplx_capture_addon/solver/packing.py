@@ -51,11 +51,9 @@ class Packing:
     def unpack(self, x: Tensor) -> dict[str, Tensor]:
         """The body model's parameters; with VPoser the body pose is decoded from the
         latent code (`latent(x)`), and x's own body pose block is unused."""
-        params = {
-            n: x[:, a:b]
-            for n, a, b in zip(self.names, self.offsets[:-1], self.offsets[1:], strict=True)
-            if n != LATENT
-        }
+        # One split, not a slice per block: its backward is one copy, not a zero-filled x per block.
+        blocks = zip(self.names, x.split(self.sizes, dim=1), strict=True)
+        params = {name: block for name, block in blocks if name != LATENT}
         if self.vposer is not None:
             params["body_pose"] = self.vposer.decode(self.latent(x))
         return params

@@ -119,3 +119,13 @@ def test_subtree_matrix_marks_each_joint_and_its_descendants():
     subtree = jacobian.subtree_matrix(torch.tensor([-1, 0, 0, 1]))
     expected = torch.tensor([[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
     torch.testing.assert_close(subtree, expected)
+
+
+def test_moving_pairs_are_each_keypoints_chain_and_the_joints_that_skin_its_points():
+    # A chain 0 -> 1 -> 2 and a branch 0 -> 3; point 0 skinned by joint 1, point 1 by 3.
+    subtree = jacobian.subtree_matrix(torch.tensor([-1, 0, 1, 0]))
+    weights = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
+    surface_points = torch.tensor([[True, False], [True, True]])  # one keypoint may lie on both
+    pairs = jacobian.moving_pairs(subtree, weights, surface_points)
+    assert pairs.T.tolist() == [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2], [3, 0], [3, 3],
+                                [4, 0], [4, 1], [5, 0], [5, 1], [5, 3]]  # fmt: skip
