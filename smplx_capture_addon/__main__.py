@@ -1,9 +1,9 @@
 import signal
 import sys
 
-from .cpu_threads import sleep_while_waiting
+from .cpu_threads import spin_briefly
 
-sleep_while_waiting()
+spin_briefly()
 
 from .cli import main  # noqa: E402  (after the environment torch reads when it loads)
 

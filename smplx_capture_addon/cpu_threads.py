@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-# OpenMP threads that spin while they wait steal the cores from any other busy process (Blender
-# drawing, a second fit) and then wait on each other's stolen turns: fits 3-20x slower.
-SLEEP_WHILE_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
+# torch's OpenMP threads spin a while (libgomp: 300,000 turns) before they sleep when they
+# wait for work; beside another busy process (Blender drawing, a second fit) a spinning
+# thread takes the core its partner needs at every barrier, and a fit gets 2-5x slower. A
+# short spin keeps most of the speed of a quiet machine; no spin at all costs about half.
+SHORT_SPIN = {"GOMP_SPINCOUNT": "1000"}
 
 
-def sleep_while_waiting(env: MutableMapping[str, str] = os.environ) -> None:
-    """Sets SLEEP_WHILE_WAITING in `env` (this process' environment by default) where the
-    user has not chosen otherwise; only takes effect in a process that loads torch later."""
-    for name, value in SLEEP_WHILE_WAITING.items():
+def spin_briefly(env: MutableMapping[str, str] = os.environ) -> None:
+    """Sets SHORT_SPIN in `env` (this process' environment by default) where the user has
+    not chosen otherwise; it only takes effect in a process that loads torch later."""
+    for name, value in SHORT_SPIN.items():
         env.setdefault(name, value)

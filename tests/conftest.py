@@ -14,12 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / ".cache" / "photos"
 sys.path.insert(0, str(ROOT))
-from smplx_capture_addon.cpu_threads import sleep_while_waiting  # noqa: E402  (from ROOT)
+from smplx_capture_addon.cpu_threads import spin_briefly  # noqa: E402  (from ROOT)
 
 # bpy writes its configuration under the user's home unless told otherwise.
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="smplx-capture-blender-"))
 # The fits run here as in the worker and the command line (before anything loads torch).
-sleep_while_waiting()
+spin_briefly()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cpu_threads import sleep_while_waiting
+from ..cpu_threads import spin_briefly
 from ..fit_request import FitRequest
 from ..video.request import VideoRequest
 from . import protocol
@@ -156,7 +156,7 @@ def fail(state: JobState, reason: str) -> JobState:
 def worker_environment(extra_paths: Sequence[str | Path] = (), base: dict | None = None) -> dict[str, str]:
     """Environment for a worker: this package's parent folder (so `-m` finds it) and
     `extra_paths` (the extension's bundled packages) in front of PYTHONPATH; torch's threads
-    sleeping while they wait (`cpu_threads`), since Blender is busy beside it."""
+    spinning only briefly while they wait (`cpu_threads`), since Blender is busy beside it."""
     env = dict(os.environ if base is None else base)
     paths = [str(PACKAGE_PARENT), *(str(p) for p in extra_paths)]
     if env.get("PYTHONPATH"):
@@ -164,7 +164,7 @@ def worker_environment(extra_paths: Sequence[str | Path] = (), base: dict | None
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
-    sleep_while_waiting(env)
+    spin_briefly(env)
     return env
 
 

@@ -397,15 +397,15 @@ def test_worker_environment_finds_the_package_first(extra):
     assert command == ["/py", "-m", "smplx_capture_addon.worker", "--stdin-control", "a"]
 
 
-@pytest.mark.parametrize("chosen", [None, "ACTIVE"])
-def test_the_worker_s_threads_sleep_while_they_wait_unless_the_user_chose(chosen):
-    # Spinning threads would take the cores Blender draws with (see cpu_threads).
-    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
-        {"OMP_WAIT_POLICY": chosen} if chosen else {})
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.environ['OMP_WAIT_POLICY'])"],
+@pytest.mark.parametrize("chosen", [None, "300000"])
+def test_the_worker_s_threads_spin_briefly_while_they_wait_unless_the_user_chose(chosen):
+    # Long spins would take the cores Blender draws with (see cpu_threads).
+    base = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | (
+        {"GOMP_SPINCOUNT": chosen} if chosen else {})
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.environ['GOMP_SPINCOUNT'])"],
                           env=runner.worker_environment(base=base), capture_output=True, text=True,
                           timeout=60)  # fmt: skip
-    assert done.stdout.strip() == (chosen or "PASSIVE")
+    assert done.stdout.strip() == (chosen or "1000")
 
 
 def test_the_worker_runs_from_an_installed_copy_under_another_name(tmp_path):
