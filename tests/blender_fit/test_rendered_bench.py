@@ -58,6 +58,17 @@ def small(case, scale: float = SCALE):
                                focal_px=case.focal_px * scale)  # fmt: skip
 
 
+def render_small(model, bench_cache: Path, kind: str, seed: int, index: int, scale: float = SCALE):
+    """Case `index` of `kind` drawn from `seed`, rendered at `scale` of its size with
+    TEST_SAMPLES samples (cached in the module's folder)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
+    try:
+        return cache.render_or_load(small(make_case(kind, seed, index, model), scale), model, bench_cache)
+    finally:
+        patch.undo()
+
+
 @pytest.fixture(scope="module")
 def rendered(model, bench_cache):
     """kind -> the first benchmark case of that kind, rendered small (made once per module)."""
@@ -197,11 +208,7 @@ def test_the_benchmark_refuses_the_training_seeds(tmp_path):
 
 
 def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    case = small(make_case("full", 0, 0, model), 0.5)
-    rendered = cache.render_or_load(case, model, bench_cache)
-    patch.undo()
+    rendered = render_small(model, bench_cache, "full", 0, 0, 0.5)
     outcome = fit_case(rendered, model)
     assert outcome.found == [0] and outcome.detected == 1
     person = outcome.people[0]
@@ -223,11 +230,7 @@ def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
 def test_a_body_seen_from_behind_is_fitted_both_ways_and_the_better_kept(model, bench_cache, tmp_path):
     # A training case (full 0) at half size: the pose model reads her as facing the camera,
     # its look at the mirrored crop as facing away, as she does.
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    rendered = cache.render_or_load(small(make_case("full", TRAINING_SEED_START, 0, model), 0.5), model,
-                                    bench_cache)  # fmt: skip
-    patch.undo()
+    rendered = render_small(model, bench_cache, "full", TRAINING_SEED_START, 0, 0.5)
     with Detector() as detector:
         detections = detect(load_image(rendered.photo), detector)
     (person,) = detections.people
@@ -248,11 +251,7 @@ def test_a_body_seen_from_behind_is_fitted_both_ways_and_the_better_kept(model, 
 def test_a_person_half_hidden_behind_another_is_found(model, bench_cache, index):
     # Training cases of three people at half size: with the tiles alone, the one behind
     # the others was missed in both.
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    rendered = cache.render_or_load(small(make_case("three_people", TRAINING_SEED_START, index, model), 0.5),
-                                    model, bench_cache)  # fmt: skip
-    patch.undo()
+    rendered = render_small(model, bench_cache, "three_people", TRAINING_SEED_START, index, 0.5)
     with Detector() as detector:
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     matches = match_people([truth.box for truth in rendered.truths], [person.box for person in people])
@@ -261,10 +260,7 @@ def test_a_person_half_hidden_behind_another_is_found(model, bench_cache, index)
 
 def test_one_rendered_person_at_half_size_is_detected_once(model, bench_cache):
     # Looking again with her painted over must not make a second person of her outline.
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    rendered = cache.render_or_load(small(make_case("full", 0, 0, model), 0.5), model, bench_cache)
-    patch.undo()
+    rendered = render_small(model, bench_cache, "full", 0, 0, 0.5)
     with Detector() as detector:
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     assert len(people) == 1
@@ -274,11 +270,7 @@ def test_one_rendered_person_at_half_size_is_detected_once(model, bench_cache):
 def test_a_head_and_shoulders_filling_the_photo_is_found(model, bench_cache):
     # A training case cut below the chest, at a quarter size: her head in profile fills the
     # frame, too large for the pose model's person detector until the photo is zoomed out.
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    rendered = cache.render_or_load(small(make_case("cut_chest", TRAINING_SEED_START, 3, model)), model,
-                                    bench_cache)  # fmt: skip
-    patch.undo()
+    rendered = render_small(model, bench_cache, "cut_chest", TRAINING_SEED_START, 3)
     with Detector() as detector:
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     assert match_people([rendered.truths[0].box], [person.box for person in people]) == {0: 0}
@@ -287,11 +279,7 @@ def test_a_head_and_shoulders_filling_the_photo_is_found(model, bench_cache):
 def test_a_closer_look_reads_each_person_s_own_limbs_not_a_neighbour_s(model, bench_cache):
     # A training case of three people overlapping, at full size: without the others painted
     # over, the closer look at one of them took a neighbour's limbs (median error 0.7 torso).
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    case = make_case("three_people", TRAINING_SEED_START, 10, model)
-    rendered = cache.render_or_load(case, model, bench_cache)
-    patch.undo()
+    rendered = render_small(model, bench_cache, "three_people", TRAINING_SEED_START, 10, 1.0)
     with Detector() as detector:
         people = detect(load_image(rendered.photo), detector, all_people=True).people
     matches = match_people([truth.box for truth in rendered.truths], [person.box for person in people])
@@ -324,11 +312,7 @@ _LEGS = [JOINT_NAMES.index(f"{side}_{part}") for side in ("left", "right") for p
 def test_world_depths_bring_a_seated_persons_legs_to_their_depth(model, bench_cache, tmp_path):
     # A seated training case at half size: the 2D keypoints leave the thighs' direction in
     # depth open; the pose model's world landmarks, read back from the keypoint file, settle it.
-    patch = pytest.MonkeyPatch()
-    patch.setattr(scene, "SAMPLES", TEST_SAMPLES)
-    rendered = cache.render_or_load(small(make_case("seated", TRAINING_SEED_START, 0, model), 0.5), model,
-                                    bench_cache)  # fmt: skip
-    patch.undo()
+    rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, 0, 0.5)
     with Detector() as detector:
         detections = detect(load_image(rendered.photo), detector)
     write_keypoints(tmp_path / "with.json", detections)
