@@ -331,8 +331,9 @@ def _add_new_people(
 
 
 def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """The image (H, W, 3) with the person of `pose` (33, 3) painted over in its mean colour
-    (limbs, torso and head where seen), so that a person behind them can be found."""
+    """The image (H, W, 3) with the person of `pose` (33, 3+: x, y, visibility first)
+    painted over in its mean colour (limbs, torso and head where seen), so that a person
+    behind them can be found."""
     hidden = pixels.copy()
     hidden[person_outline(pixels.shape, pose)] = _mean_colour(pixels)
     return hidden
@@ -355,7 +356,7 @@ def hide_neighbours(pixels: np.ndarray, pose: np.ndarray, everyone: Sequence[np.
 
 
 def person_outline(shape: tuple[int, ...], pose: np.ndarray) -> np.ndarray:
-    """(H, W) bool: where the person of `pose` (33, 3) is, roughly: their seen limbs as strokes
+    """(H, W) bool: where the person of `pose` (33, 3+) is, roughly: their seen limbs as strokes
     a third of the torso wide, the torso, and the head as a disc."""
     import cv2
 
