@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for PyTorch (default: PyTorch's own, as `fit` and the worker)")
     parser.add_argument("--overlays", type=Path, metavar="DIR",
                         help="also write each case's fit and keypoints drawn over its render into DIR")
+    parser.add_argument("--truth-readings", metavar="READINGS",
+                        help="how much error the detector's readings cause: fit each case from its "
+                             "detections as read and with READINGS (2d, depth or 2d,depth) replaced by the "
+                             "truth's, and print both")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="end with one line holding all figures as JSON")
 
 
@@ -38,17 +42,46 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         print("error: --n must be at least 1", file=sys.stderr)
         return 2
+    readings = _truth_readings(args.truth_readings)
+    if readings is None:
+        return 2
     if args.overlays is not None:
         check_output_folder(args.overlays)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     kinds = tuple(dict.fromkeys(args.kinds))
-    figures = run_rendered_bench(args.n, args.seed, kinds, resolve_device(args.device), args.overlays,
-                                 log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    print_table(figures)
+
+    def bench(truth_readings: frozenset[str] | None) -> dict:
+        return run_rendered_bench(args.n, args.seed, kinds, resolve_device(args.device), args.overlays,
+                                  log=lambda line: print(line, file=sys.stderr, flush=True),
+                                  truth_readings=truth_readings)  # fmt: skip
+
+    if not readings:
+        figures = bench(None)
+        print_table(figures)
+    else:
+        figures = {"as_read": bench(frozenset()), "with_truth": bench(readings)}
+        for title, run_figures in zip(("as read", f"with the truth's {', '.join(sorted(readings))}"),
+                                      figures.values(), strict=True):  # fmt: skip
+            print(f"== {title}")
+            print_table(run_figures)
     if args.json:
         print(json.dumps(figures))
     return 0
+
+
+def _truth_readings(text: str | None) -> frozenset[str] | None:
+    """The readings `--truth-readings` names (empty when not given); None, with the
+    error printed, when it names an unknown one."""
+    from .rendered.oracle import TRUTH_READINGS
+
+    readings = frozenset(part.strip() for part in (text or "").split(",") if part.strip())
+    unknown = sorted(readings - set(TRUTH_READINGS))
+    if unknown:
+        print(f"error: unknown reading(s) {', '.join(unknown)} for --truth-readings: choose from "
+              f"{', '.join(TRUTH_READINGS)}", file=sys.stderr)  # fmt: skip
+        return None
+    return readings
 
 
 def print_table(figures: dict) -> None:

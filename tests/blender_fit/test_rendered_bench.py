@@ -16,6 +16,7 @@ from smplx_capture_addon.blender_builders.placement import project
 from smplx_capture_addon.body_model.model_file import load_model
 from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
 from smplx_capture_addon.body_model.numpy_body import axis_angle_to_matrix
+from smplx_capture_addon.cli import main
 from smplx_capture_addon.devtools.motions import matrix_to_axis_angle
 from smplx_capture_addon.devtools.rendered import TRAINING_SEED_START, cache, scene
 from smplx_capture_addon.devtools.rendered.bench import fit_case, run_rendered_bench, summary
@@ -26,6 +27,7 @@ from smplx_capture_addon.devtools.rendered.metrics import (
     match_people,
     person_errors,
 )
+from smplx_capture_addon.devtools.rendered.oracle import with_truth_readings
 from smplx_capture_addon.devtools.rendered.pictures import read_labels
 from smplx_capture_addon.devtools.rendered.truth import IN_VIEW, OUTSIDE
 from smplx_capture_addon.errors import CaptureError
@@ -35,7 +37,7 @@ from smplx_capture_addon.keypoints.detect import Detector, detect
 from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.images import load_image
 from smplx_capture_addon.keypoints.layouts import LAYOUTS
-from smplx_capture_addon.keypoints.people import Person
+from smplx_capture_addon.keypoints.people import Person, body_depths
 from smplx_capture_addon.solver.pipeline import fit_photo
 
 SCALE = 0.25  # of the benchmark's image size: enough pixels to check, quick to render
@@ -207,6 +209,11 @@ def test_the_benchmark_refuses_the_training_seeds(tmp_path):
         run_rendered_bench(1, TRAINING_SEED_START, ("full",), cache=tmp_path)
 
 
+def test_an_unknown_truth_reading_is_refused(capsys):
+    assert main(["bench-rendered", "--n", "1", "--truth-readings", "2d,shape"]) == 2
+    assert "unknown reading(s) shape" in capsys.readouterr().err
+
+
 def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
     rendered = render_small(model, bench_cache, "full", 0, 0, 0.5)
     outcome = fit_case(rendered, model)
@@ -331,3 +338,42 @@ def test_world_depths_bring_a_seated_persons_legs_to_their_depth(model, bench_ca
     print("legs' depth about the hips, body PA-V2V (mm):", errors)
     assert errors["with"][0] < 0.6 * errors["without"][0]
     assert errors["with"][1] < 0.8 * errors["without"][1]
+
+
+def test_the_truths_readings_stand_where_the_detector_saw_points(model, bench_cache):
+    # The training seated case at half size (the world depth test's): 2D points the
+    # detector saw move to the truth's projections, the rest stay; world depths about
+    # the hips become the truth's.
+    rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, 0, 0.5)
+    with Detector() as detector:
+        detections = detect(load_image(rendered.photo), detector, all_people=True)
+    (read,), truth = detections.people, rendered.truths[0]
+    (both,) = with_truth_readings(detections, rendered.truths, frozenset({"2d", "depth"})).people
+    (flat,) = with_truth_readings(detections, rendered.truths, frozenset({"2d"})).people
+    moved = 0
+    for layout, points in both.keypoint_sets.items():
+        before = read.keypoint_sets[layout]
+        assert np.array_equal(points[:, 2], before[:, 2])  # the same points count
+        to_truth = {index: KEYPOINT_NAMES.index(name) for index, name, _ in LAYOUTS[layout].mapping
+                if name in KEYPOINT_NAMES and before[index, 2] > 0}  # fmt: skip
+        for index in range(len(points)):
+            expected = truth.projected[to_truth[index]] if index in to_truth else before[index, :2]
+            assert np.allclose(points[index, :2], expected), (layout, index)
+        moved += len(to_truth)
+    assert moved > 40
+    hips = [KEYPOINT_NAMES.index(name) for name in ("left_hip", "right_hip")]
+    depths, true = body_depths(both), truth.keypoints[:, 2]
+    for name in ("left_knee", "right_wrist", "nose", "left_heel"):
+        index = KEYPOINT_NAMES.index(name)
+        assert depths[index] - depths[hips].mean() == pytest.approx(true[index] - true[hips].mean())
+    assert np.array_equal(flat.world_landmarks, read.world_landmarks)
+
+
+def test_the_truths_readings_bring_the_fit_near_the_truth(model, bench_cache):
+    # The same case fitted from its detections as read and with the truth's 2D points and
+    # depths: what the readings cost, the oracle `bench-rendered --truth-readings` measures.
+    rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, 0, 0.5)
+    errors = {name: fit_case(rendered, model, truth_readings=frozenset(readings)).people[0]["body_pa_v2v"]
+              for name, readings in (("as read", ()), ("true", ("2d", "depth")))}  # fmt: skip
+    print("body PA-V2V (mm):", errors)
+    assert errors["true"] < 0.6 * errors["as read"] and errors["true"] < 20.0

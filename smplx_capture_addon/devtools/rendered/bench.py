@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +28,18 @@ from ...body_model.names import JOINT_NAMES
 from ...errors import CaptureError
 from ...fit_request import EVERYONE, FitRequest, PersonChoice
 from ...keypoints.errors import KeypointError
-from ...keypoints.formats import read_keypoints
+from ...keypoints.formats import read_keypoints, write_keypoints
 from ...result_format import FitResult
 from ...solver.overlay import paint_fit_over_photo
-from ...solver.pipeline import KEYPOINTS_FILE, KEYPOINTS_PICTURE, fit_photo
+from ...solver.pipeline import KEYPOINTS_FILE, KEYPOINTS_PICTURE, find_keypoints, fit_photo
 from . import DEFAULT_COUNT, KINDS, TRAINING_SEED_START, split_of
 from .cache import CACHE, Rendered, render_or_load
 from .cases import evaluation_model, make_case
 from .metrics import association_errors, fitted_params, match_people, person_errors
+from .oracle import with_truth_readings
 
-_UNTIMED_STAGES = ("detect", "load-model")
+_UNTIMED_STAGES = ("detect", "read-keypoints", "load-model")
+READINGS_FILE = "readings.json"
 _TORSO = [JOINT_NAMES.index(name) for name in ("left_shoulder", "right_shoulder")]
 
 
@@ -66,8 +68,10 @@ def run_rendered_bench(
     overlays: Path | None = None,
     cache: Path = CACHE,
     log: Callable[[str], None] = print,
+    truth_readings: frozenset[str] | None = None,
 ) -> dict:
-    """Render (or load), fit and measure `count` cases of each kind; the figures."""
+    """Render (or load), fit and measure `count` cases of each kind; the figures.
+    `truth_readings`: see fit_case."""
     if split_of(seed) != "benchmark":
         raise CaptureError(
             f"Seed {seed} is in the training range (from {TRAINING_SEED_START}), which the benchmark never "
@@ -82,7 +86,7 @@ def run_rendered_bench(
     for kind in kinds:
         for index in range(count):
             rendered = render_or_load(make_case(kind, seed, index, model), model, cache)
-            outcome = fit_case(rendered, model, device, overlays)
+            outcome = fit_case(rendered, model, device, overlays, truth_readings)
             outcomes.append(outcome)
             log(_case_line(rendered, outcome))
     figures = {"seed": seed, "cases_per_kind": count, "device": device, "threads": torch.get_num_threads(),
@@ -96,10 +100,17 @@ def run_rendered_bench(
 
 
 def fit_case(
-    rendered: Rendered, model: BodyModel, device: str = "cpu", overlays: Path | None = None
+    rendered: Rendered,
+    model: BodyModel,
+    device: str = "cpu",
+    overlays: Path | None = None,
+    truth_readings: frozenset[str] | None = None,
 ) -> CaseOutcome:
     """Detect and fit everyone in the rendered photo with the true focal length; match
-    and measure."""
+    and measure. With `truth_readings` (of oracle.TRUTH_READINGS; may be empty) the
+    detections are fitted from a keypoint file, those readings replaced by the truth's:
+    an empty set is the same path as read, the baseline to compare with (a file keeps
+    no second facing of a person, so it can differ from the photo's own fit)."""
     case, truths = rendered.case, rendered.truths
     outcome = CaseOutcome(case.kind, len(truths), [bool(t.seen()[_TORSO].all()) for t in truths], 0,
                           render_seconds=rendered.render_seconds)  # fmt: skip
@@ -107,6 +118,8 @@ def fit_case(
                          device=device, overlay=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         try:
+            if truth_readings is not None:
+                request = _with_readings_file(request, rendered, truth_readings, Path(folder))
             result = fit_photo(request, out_dir=folder)
         except KeypointError:  # nobody found
             return outcome
@@ -126,6 +139,17 @@ def fit_case(
         outcome.found.append(rendered_index)
         outcome.people.append(figures)
     return outcome
+
+
+def _with_readings_file(
+    request: FitRequest, rendered: Rendered, truth_readings: frozenset[str], folder: Path
+) -> FitRequest:
+    """`request` fitting the photo's detections from a keypoint file in `folder`, with
+    `truth_readings` replaced by the truth's."""
+    found = find_keypoints(request)
+    path = folder / READINGS_FILE
+    write_keypoints(path, with_truth_readings(found.detections, rendered.truths, truth_readings))
+    return replace(request, keypoints=str(path))
 
 
 def _save_overlays(result: FitResult, rendered: Rendered, folder: Path, overlays: Path) -> None:
