@@ -26,7 +26,7 @@ from .keypoint_groups import DEPTH_POINTS
 from .objective import CameraObjective
 from .options import FitOptions, carry_on_options, restart_options, without_world_depth
 from .packing import UNFITTED, Packing
-from .reprojection import body_reprojection_px
+from .reprojection import TRUSTED_BODY, body_reprojection_px
 from .restart import RESTART, restart_failed
 from .stages import FitContext, Orient, Progress, Reporter, plan_stages, run_stages
 from .start import facing, initial_parameters
@@ -95,7 +95,8 @@ def fit_keypoints(
         return fit_from(model, keypoints[rows], focal[rows], image_size[rows], carry_on_options(options),
                         Reporter(report, cancel), params, fixed_joints, world=world_of(rows))  # fmt: skip
 
-    missed = body_reprojection_px(fit.projected, keypoints, image_size) > options.restart_above_px
+    off_px = body_reprojection_px(fit.projected, keypoints, image_size, TRUSTED_BODY)
+    missed = off_px > options.restart_above_px
     turns = () if ROOT in fixed_joints else options.restart_turns
     fit = restart_failed(fit, missed, turns, refit, carry_on, options.choose_after)
     if progress is not None:

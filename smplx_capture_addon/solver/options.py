@@ -52,10 +52,11 @@ class FitOptions:
     # power, holding joints that turn little (collarbones, vertebrae, toes) nearer the
     # relaxed pose (0: every entry alike).
     pose_stiffness_power: float = 3.0
-    # People whose fit misses its seen body keypoints by more than this (normalised px on
-    # average) are fitted again from starts turned in the image plane by each of
-    # restart_turns degrees; the lowest loss wins (no turns: never). Such a fit is lost in
-    # a wrong minimum, and which one can hinge on rounding.
+    # People whose fit misses its seen trusted body keypoints (reprojection.TRUSTED_BODY:
+    # not the hips or the head's landmarks, which detectors define unlike the model) by
+    # more than this (normalised px on average) are fitted again from starts turned in the
+    # image plane by each of restart_turns degrees; the lowest loss wins (no turns: never).
+    # Such a fit is lost in a wrong minimum, and which one can hinge on rounding.
     restart_above_px: float = 5.0
     restart_turns: tuple[float, ...] = (-40.0, -20.0, 20.0, 40.0)
     # Keypoints beyond the image by more than this fraction of its long side are the

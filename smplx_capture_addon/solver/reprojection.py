@@ -3,14 +3,21 @@ the measure that gates the release and the restart."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..body_model.model import BodyModel
 from . import camera
 from .inputs import NORMALISED_HEIGHT
-from .keypoint_groups import BODY
+from .keypoint_groups import BODY, HEAD, HIPS
 from .packing import Packing
+
+# The body keypoints detectors place where the model has them, which a fit in a wrong
+# minimum misses: not the hips (MediaPipe's and COCO's lie inside the model's hip joints)
+# nor the head's landmarks (eyes and ears are defined unlike the model's, and the head
+# turns on its own), which a right fit to detected keypoints misses as well.
+TRUSTED_BODY = np.setdiff1d(BODY, [*HIPS, *HEAD])
 
 
 def seen_reprojection_px(projected: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
@@ -21,10 +28,13 @@ def seen_reprojection_px(projected: Tensor, keypoints: Tensor, scale: Tensor) ->
     return (distance * seen).sum(1) / seen.sum(1).clamp(min=1) * scale
 
 
-def body_reprojection_px(projected: Tensor, keypoints: Tensor, image_size: Tensor) -> Tensor:
-    """seen_reprojection_px (B,) of the body keypoints. projected (B, K, 2) fitted
-    keypoints; keypoints (B, K, 3) detected; image_size (B, 2)."""
-    body = torch.as_tensor(BODY, device=keypoints.device)
+def body_reprojection_px(
+    projected: Tensor, keypoints: Tensor, image_size: Tensor, points: np.ndarray = BODY
+) -> Tensor:
+    """seen_reprojection_px (B,) of the body keypoints `points` (indices; all of them by
+    default). projected (B, K, 2) fitted keypoints; keypoints (B, K, 3) detected;
+    image_size (B, 2)."""
+    body = torch.as_tensor(points, device=keypoints.device)
     scale = NORMALISED_HEIGHT / image_size[:, 1]
     return seen_reprojection_px(projected[:, body], keypoints[:, body], scale)
 

@@ -3,6 +3,9 @@
 A fit that misses its body keypoints is lost in a wrong minimum (a body lying or bent
 along the line of sight, facing or leaning the wrong way); which one the search falls
 into can hinge on rounding, so other starts often find the right one, at a lower loss.
+Only the keypoints detectors place where the model has them tell (reprojection.
+TRUSTED_BODY): a right fit to detected keypoints misses the hips and the head's landmarks
+too.
 
 The other starts are fitted without the limb hypotheses and the limb retry, the costliest
 parts of a fit, four times over. They are judged against the first fit after the last
