@@ -10,8 +10,8 @@ then gets, for each reading named:
 - "depth": the pose model's world landmarks of those keypoints at the truth's camera-space
   positions about its hips' midpoint (the fit reads their depths).
 
-The shape is not among them: held at the truth's, it moved body-part PA-V2V by 1-3 mm
-once the other two were true (docs/solver_notes.md), so it is not worth a third path.
+The shape is not among them: held at the truth's, it mattered little once the other
+two were true (docs/solver_notes.md).
 """
 
 from __future__ import annotations
