@@ -20,7 +20,7 @@ _NAME_INDEX = {name: k for k, name in enumerate(KEYPOINT_NAMES_WITH_CONTOUR)}
 WORLD_LAYOUT = "mediapipe_pose_33"  # the points a Person's world landmarks are of
 
 
-@dataclass
+@dataclass(eq=False)  # one person is one object: two readings alike are still two people
 class Person:
     """One person: a box (x0, y0, x1, y1) in image pixels and keypoint sets by layout."""
 

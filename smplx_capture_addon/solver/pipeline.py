@@ -227,8 +227,7 @@ def _keep_facings(detections: Detections, people: list[Person], chosen: list[Per
     picture show what was fitted)."""
     for person, kept in zip(people, chosen, strict=True):
         if kept is not person:
-            index = next(k for k, found in enumerate(detections.people) if found is person)
-            detections.people[index] = kept
+            detections.people[detections.people.index(person)] = kept
     return chosen
 
 

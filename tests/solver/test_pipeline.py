@@ -105,6 +105,21 @@ def test_a_refit_starts_from_a_result_holds_its_joints_and_keeps_its_camera(
         fit_photo(request)
 
 
+def test_one_reading_twice_in_a_keypoint_file_is_two_people_numbered_apart(tmp_path, bench_model_path,
+                                                                          clean_cases):  # fmt: skip
+    # Alike in every value (a file written by a tracker that repeats a person, say), they
+    # are still two people: each fitted, each with its own number.
+    path = _keypoint_file(tmp_path / "k.json", clean_cases)
+    document = json.loads(path.read_text())
+    document["people"] *= 2
+    path.write_text(json.dumps(document))
+    request = FitRequest(keypoints=path, model=bench_model_path, device="cpu", person=PersonChoice(EVERYONE),
+                         focal_px=float(clean_cases.focal[0]))  # fmt: skip
+    result = fit_photo(request)
+    assert [person.number for person in result.people] == [1, 2]
+    assert result.people[0].body_pose == pytest.approx(result.people[1].body_pose, abs=1e-3)
+
+
 def test_mismatched_model_file_is_refused(tmp_path, clean_cases):
     smpl_like = write_model(tmp_path / "SMPL_NEUTRAL.npz", kintree_table=np.array([[2**32 - 1, 0], [0, 1]]))
     with pytest.raises(ModelFileError, match="kinematic tree"):
