@@ -42,8 +42,8 @@ _DEPTH_POINTS, _HIPS = torch.as_tensor(DEPTH_POINTS), torch.as_tensor(HIPS)
 
 
 def relative_depths(keypoints: Tensor) -> Tensor:
-    """Camera-space keypoints (B, K, 3) -> (B, D) the depths of DEPTH_POINTS less the
-    depth of the hips' midpoint."""
+    """Camera-space keypoints (B, K, 3, ...) -> (B, D, ...) the depths of DEPTH_POINTS less
+    the depth of the hips' midpoint (of their derivatives too, with trailing columns)."""
     hips = keypoints[:, _HIPS.to(keypoints.device), 2].mean(1, keepdim=True)
     return keypoints[:, _DEPTH_POINTS.to(keypoints.device), 2] - hips
 
@@ -211,9 +211,7 @@ class StageObjective:
         parts = [(per_keypoint @ columns).flatten(1, 2), prior]
         if self.world_depth_weight > 0:
             depth_slopes = priors.depth_residual_slopes(*self._world_depth_terms(out.keypoints, *rows))
-            points, hips = _DEPTH_POINTS.to(x.device), _HIPS.to(x.device)
-            depths = columns[:, points, 2] - columns[:, hips, 2].mean(1, keepdim=True)  # (B, D, n)
-            parts.append(depth_slopes[..., None] * depths)
+            parts.append(depth_slopes[..., None] * relative_depths(columns))  # (B, D, n)
         if self.stage.collision > 0:
             segments = collision.pair_segments(out.keypoints[:, :NUM_JOINTS])
             per_segment = self.collision_weight * collision.segment_residual_derivatives(segments, self.size)
