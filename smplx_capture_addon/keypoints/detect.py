@@ -334,9 +334,7 @@ def hide_person(pixels: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """The image (H, W, 3) with the person of `pose` (33, 3+: x, y, visibility first)
     painted over in its mean colour (limbs, torso and head where seen), so that a person
     behind them can be found."""
-    hidden = pixels.copy()
-    hidden[person_outline(pixels.shape, pose)] = _mean_colour(pixels)
-    return hidden
+    return _painted_over(pixels, person_outline(pixels.shape, pose))
 
 
 def hide_neighbours(pixels: np.ndarray, pose: np.ndarray, everyone: Sequence[np.ndarray]) -> np.ndarray:
@@ -350,9 +348,7 @@ def hide_neighbours(pixels: np.ndarray, pose: np.ndarray, everyone: Sequence[np.
         return pixels
     covered = np.logical_or.reduce([person_outline(pixels.shape, other) for other in neighbours])
     covered &= ~person_outline(pixels.shape, pose)
-    hidden = pixels.copy()
-    hidden[covered] = _mean_colour(pixels)
-    return hidden
+    return _painted_over(pixels, covered)
 
 
 def person_outline(shape: tuple[int, ...], pose: np.ndarray) -> np.ndarray:
@@ -376,8 +372,11 @@ def person_outline(shape: tuple[int, ...], pose: np.ndarray) -> np.ndarray:
     return outline.astype(bool)
 
 
-def _mean_colour(pixels: np.ndarray) -> np.ndarray:
-    return pixels.reshape(-1, pixels.shape[-1]).mean(0).astype(pixels.dtype)
+def _painted_over(pixels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """A copy of the image (H, W, 3) with the pixels `where` (H, W) in its mean colour."""
+    painted = pixels.copy()
+    painted[where] = pixels.reshape(-1, pixels.shape[-1]).mean(0).astype(pixels.dtype)
+    return painted
 
 
 def _tiles(width: int, height: int) -> list[Crop]:
