@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-# torch's OpenMP threads spin a while (libgomp: 300,000 turns) before they sleep when they
-# wait for work; beside another busy process (Blender drawing, a second fit) a spinning
-# thread takes the core its partner needs at every barrier, and a fit gets 2-5x slower. A
-# short spin keeps most of the speed of a quiet machine; no spin at all costs about half.
+# torch's OpenMP threads spin a long while before they sleep when they wait for work;
+# beside another busy process (Blender drawing, a second fit) a spinning thread takes the
+# core its partner needs at every barrier. A short spin keeps most of a quiet machine's
+# speed, which no spin at all would lose (figures in docs/solver_notes.md).
 SHORT_SPIN = {"GOMP_SPINCOUNT": "1000"}
 
 
