@@ -49,7 +49,7 @@ class Rows:
     """What the fit keeps per row: x (R, N), converged (R,), choices (R, P) the variant
     each row took at each of the fit's P branch points (0: none), person_of (R,), losses:
     (R,) per stage run so far, data: the rows' inputs of the stage residuals (see
-    objective)."""
+    objective), still (R,): rows the limb retry leaves as they are (None: none)."""
 
     x: Tensor
     converged: Tensor
@@ -57,11 +57,13 @@ class Rows:
     person_of: Tensor
     losses: list[Tensor]
     data: tuple[Tensor, ...]
+    still: Tensor | None = None
 
     def take(self, index: Tensor) -> Rows:
         """The rows at `index` (R',), repeated or dropped."""
         return Rows(self.x[index], self.converged[index], self.choices[index], self.person_of[index],
-                    [loss[index] for loss in self.losses], tuple(t[index] for t in self.data))  # fmt: skip
+                    [loss[index] for loss in self.losses], tuple(t[index] for t in self.data),
+                    None if self.still is None else self.still[index])  # fmt: skip
 
 
 def hypotheses_of(choices: Tensor, points: tuple[BranchPoint, ...]) -> list[Hypothesis]:

@@ -33,6 +33,12 @@ class FitOptions:
     # (variants.retry_variants), every variant gets this many LM iterations, and the lowest
     # loss wins (0: no retry).
     limb_retry_iterations: int = 10
+    # Only people whose polished fit misses its trusted body keypoints by more than this
+    # (normalised px) beyond its typical miss (reprojection.body_miss_beyond_typical_px)
+    # are retried; the retry and the settle leave the others as they are. A wrong limb
+    # shows as body keypoints missed beyond the detector's noise; where none is, the retry
+    # mostly found the same minimum again, or a lower-loss wrong one (None: everyone).
+    limb_retry_above_px: float | None = 0.5
     # The people whose retry lowered their loss are retried again from the new fit, up to
     # this many rounds in all: a fit mended at one limb can be wrong at another, but on
     # rendered photos a second round did not pay for its time.

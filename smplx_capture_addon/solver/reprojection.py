@@ -1,5 +1,5 @@
 """How far fits lie from their keypoints, in normalised pixels (see inputs.NORMALISED_HEIGHT):
-the measure that gates the release and the restart."""
+the measures that gate the release, the limb retry and the restart."""
 
 from __future__ import annotations
 
@@ -39,11 +39,30 @@ def body_reprojection_px(
     return seen_reprojection_px(projected[:, body], keypoints[:, body], scale)
 
 
-def rows_reprojection_px(model: BodyModel, packing: Packing, x: Tensor, rows: tuple[Tensor, ...]) -> Tensor:
-    """seen_reprojection_px (R,) of every keypoint of the bodies x (R, N) with their
-    stage inputs rows (detected, confidence, focal, centre, scale, ...)."""
+def body_miss_beyond_typical_px(projected: Tensor, keypoints: Tensor, scale: Tensor) -> Tensor:
+    """(B,) how much farther each person's fit lies from its seen trusted body keypoints
+    (TRUSTED_BODY, on average) than from its seen keypoints typically (their median, hands
+    and face included): the miss a wrong limb adds beyond the detector's noise. projected
+    (B, K, 2); keypoints (B, K, 3); scale (B,) as in seen_reprojection_px."""
+    trusted = torch.as_tensor(TRUSTED_BODY, device=keypoints.device)
+    body = seen_reprojection_px(projected[:, trusted], keypoints[:, trusted], scale)
+    distance = (projected - keypoints[..., :2]).norm(dim=-1) * scale[:, None]
+    typical = distance.masked_fill(keypoints[..., 2] <= 0, float("nan")).nanmedian(dim=1).values
+    return body - typical.nan_to_num(0.0)
+
+
+def rows_projections(model: BodyModel, packing: Packing, x: Tensor, rows: tuple[Tensor, ...]
+                     ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """The fitted keypoints of the bodies x (R, N) projected (R, K, 2), with the detected
+    keypoints (R, K, 3) and the scale (R,) of their stage inputs rows (detected,
+    confidence, focal, centre, scale, ...)."""
     detected, confidence, focal, centre, scale, *_ = rows
     with torch.no_grad():
         keypoints = model(vertices=False, **packing.unpack(x)).keypoints
-    projected = camera.project(keypoints, focal, centre)
-    return seen_reprojection_px(projected, torch.cat([detected, confidence[..., None]], -1), scale)
+    return camera.project(keypoints, focal, centre), torch.cat([detected, confidence[..., None]], -1), scale
+
+
+def rows_reprojection_px(model: BodyModel, packing: Packing, x: Tensor, rows: tuple[Tensor, ...]) -> Tensor:
+    """seen_reprojection_px (R,) of every keypoint of the bodies x (R, N) with their
+    stage inputs rows (detected, confidence, focal, centre, scale, ...)."""
+    return seen_reprojection_px(*rows_projections(model, packing, x, rows))

@@ -49,7 +49,7 @@ from .objective import CameraObjective, StageObjective
 from .optimisers import LevenbergMarquardt, Optimiser
 from .options import FitOptions
 from .packing import FACE_BLOCKS, HAND_BLOCKS, Packing, row_mask
-from .reprojection import rows_reprojection_px
+from .reprojection import body_miss_beyond_typical_px, rows_projections, rows_reprojection_px
 from .schedule import StageWeights
 from .variants import Variant, apply_variants, limb_variants, retry_variants, without_fixed, witnessed
 
@@ -115,11 +115,15 @@ class Branch:
     """Each person's one row goes on with its `variants` beside it, those its keypoints
     can tell apart (variants.witnessed); their numbers (1..) are recorded at branch point
     `point`. With `again_since` (a stage's index), only the people whose loss dropped by
-    RETRY_AGAIN_GAIN since that stage get variants."""
+    RETRY_AGAIN_GAIN since that stage get variants. With `only_above_px`, only the people
+    whose fit misses its trusted body keypoints by more than that beyond its typical miss
+    (reprojection.body_miss_beyond_typical_px) get variants; the rows of the others are
+    marked still (`Rows.still`)."""
 
     point: int
     variants: tuple[Variant, ...]
     again_since: int | None = None
+    only_above_px: float | None = None
 
     def apply(self, rows: Rows, context: FitContext) -> Rows:
         people = context.people
@@ -131,6 +135,11 @@ class Branch:
         if self.again_since is not None:
             before = rows.losses[self.again_since]
             kept[:, 1:] &= (rows.losses[-1] < (1.0 - RETRY_AGAIN_GAIN) * before)[:, None]
+        if self.only_above_px is not None:
+            projections = rows_projections(context.model, context.packing, best, rows.data)
+            missed = body_miss_beyond_typical_px(*projections) > self.only_above_px
+            kept[:, 1:] &= missed[:, None]
+            rows.still = ~missed
         rows = rows.take(torch.arange(people, device=best.device)[:, None].expand(-1, count)[kept])
         rows.x = torch.stack([best, *variants], 1)[kept]
         rows.choices[:, self.point] = torch.arange(count, device=best.device).expand(people, -1)[kept]
@@ -144,7 +153,8 @@ AfterStage = Orient | KeepBest | KeepWithin | Branch
 class Stage:
     """One optimisation over every row. `data`: the objective's rows when they are not
     the rows' keypoint data (the camera stage's); `only_within_px`: rows whose fits lie
-    farther from their keypoints (normalised px) are left as they are."""
+    farther from their keypoints (normalised px) are left as they are; `leaves_still`:
+    so are the rows marked still (`Rows.still`)."""
 
     name: str
     objective: StageObjective | CameraObjective
@@ -154,6 +164,7 @@ class Stage:
     after: tuple[AfterStage, ...] = ()
     data: tuple[Tensor, ...] | None = None
     only_within_px: float | None = None
+    leaves_still: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,12 +214,14 @@ def _add_retry_rounds(stages: list[Stage], points: list[BranchPoint], options: F
     round_start = None
     for round_ in range(options.limb_retry_rounds):
         suffix = "" if round_ == 0 else f"-{round_ + 1}"
-        branch = Branch(len(points), variants, again_since=round_start)
+        gate = options.limb_retry_above_px if round_ == 0 else None  # later rounds: only those moved
+        branch = Branch(len(points), variants, again_since=round_start, only_above_px=gate)
         points.append(BranchPoint(RETRY, labels))
         round_start = len(stages) - 1
         stages[-1] = replace(stages[-1], after=(KeepBest(), branch))
         retry = replace(stages[-1], name=LIMB_RETRY + suffix, iterations=options.limb_retry_iterations,
-                        optimiser=LevenbergMarquardt(), after=(KeepWithin(SETTLE_KEEP_RATIO),))  # fmt: skip
+                        optimiser=LevenbergMarquardt(), after=(KeepWithin(SETTLE_KEEP_RATIO),),
+                        leaves_still=True)  # fmt: skip
         stages.append(retry)
         if options.settle_iterations > 0:
             stages.append(
@@ -279,6 +292,8 @@ def run_stage(stage: Stage, rows: Rows, context: FitContext, report: Callable) -
     if stage.only_within_px is not None:
         near = rows_reprojection_px(context.model, context.packing, rows.x, rows.data) < stage.only_within_px
         mask = mask * near[:, None]
+    if stage.leaves_still and rows.still is not None:
+        mask = mask * ~rows.still[:, None]
     data = stage.data if stage.data is not None else rows.data
     result = stage.optimiser.minimize(stage.objective, data, rows.x, mask, stage.iterations, report)
     if not torch.isfinite(result.x).all() or not torch.isfinite(result.loss).all():
@@ -299,7 +314,9 @@ def run_stages(stages: list[Stage], rows: Rows, context: FitContext,
         result, mask = run_stage(stage, rows, context, report)
         rows.x = result.x
         rows.converged = torch.where(mask.any(1), result.converged, rows.converged)  # nothing free: as it was
-        rows.losses.append(result.loss)
+        still = stage.leaves_still and rows.still is not None
+        # A still row keeps its loss: the same objective (the polish's) at the same x.
+        rows.losses.append(torch.where(rows.still, rows.losses[-1], result.loss) if still else result.loss)
         evaluations += result.evaluations
         seconds.append((stage.name, time.perf_counter() - started))
         done += stage.iterations

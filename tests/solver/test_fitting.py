@@ -31,7 +31,12 @@ from smplx_capture_addon.solver.options import (
     without_world_depth,
 )
 from smplx_capture_addon.solver.packing import Packing
-from smplx_capture_addon.solver.reprojection import TRUSTED_BODY, body_reprojection_px, seen_reprojection_px
+from smplx_capture_addon.solver.reprojection import (
+    TRUSTED_BODY,
+    body_miss_beyond_typical_px,
+    body_reprojection_px,
+    seen_reprojection_px,
+)
 from smplx_capture_addon.solver.restart import RESTART, restart_failed
 from smplx_capture_addon.solver.schedule import default_stages
 from smplx_capture_addon.solver.start import facing, initial_parameters
@@ -130,6 +135,49 @@ def test_the_second_retry_tries_again_only_the_people_the_first_one_changed(two_
     assert (losses["settle-2"] <= losses["settle"]).all()
     with pytest.raises(ValueError, match="limb_retry_rounds"):
         FitOptions(limb_retry_rounds=MAX_RETRY_ROUNDS + 1)
+
+
+def test_the_retry_leaves_alone_fits_that_miss_their_body_keypoints_no_more_than_the_rest(bench_model):
+    """With 2 px of noise on every keypoint (the reference's inputs), the limb retry's gate
+    judges each person's polished fit (the fit without the retry and the release):
+    exactly the people whose body keypoints it misses beyond its typical miss are
+    retried; the retry's stages leave the others as they are (the polish's loss, no
+    variant chosen), though they too miss their body keypoints by pixels."""
+    orient, pose = synthetic_cases.random_body_poses(3, seed=3, scale=0.15)
+    cases = synthetic_cases.make_cases(bench_model, orient, pose, seed=4, noise_px=2.0, drop=0.0)
+    polished = _fit(bench_model, cases, [0, 1, 2], options=FitOptions(limb_retry_iterations=0,
+                                                                     release_iterations=0))  # fmt: skip
+    fit = _fit(bench_model, cases, [0, 1, 2])
+    names = [name for name, _ in fit.stage_seconds]
+    losses = {name: fit.loss_per_stage[:, names.index(name)] for name in names}
+    still = (losses["limb-retry"] == losses["polish"]) & (losses["settle"] == losses["polish"])
+    keypoints = prepare_keypoints(bench_model, cases.keypoints, cases.image_size, FitOptions().outside_margin)
+    scale = NORMALISED_HEIGHT / cases.image_size[:, 1]
+    beyond = body_miss_beyond_typical_px(polished.projected, keypoints, scale)
+    assert torch.equal(still, beyond <= FitOptions().limb_retry_above_px), (beyond, losses)
+    assert still.any() and not still.all()
+    assert (body_reprojection_px(polished.projected, keypoints, cases.image_size, TRUSTED_BODY) > 1.5).all()
+    assert all(fit.hypotheses[p].retries == (None,) for p in torch.nonzero(still).flatten().tolist())
+
+
+def test_a_limb_is_judged_missed_beyond_the_keypoints_noise_not_by_pixels_alone(clean_cases):
+    """body_miss_beyond_typical_px, the limb retry's gate, on the true projections of
+    three people: with 2 px of noise on every keypoint the body keypoints are missed by
+    more than 2 px on average, yet by no more than the keypoints typically are; one
+    forearm's keypoints 8 px off on exact keypoints miss by far less than that on
+    average, yet stand out beyond the rest."""
+    truth, size = clean_cases.clean, clean_cases.image_size
+    scale = NORMALISED_HEIGHT / size[:, 1]
+    seen = torch.ones(*truth.shape[:2], 1)
+    noise = torch.randn(truth.shape, generator=torch.Generator().manual_seed(0)) * 2.0 / scale[:, None, None]
+    noisy = torch.cat([truth + noise, seen], -1)
+    assert (body_reprojection_px(truth, noisy, size, TRUSTED_BODY) > 2.0).all()
+    assert (body_miss_beyond_typical_px(truth, noisy, scale).abs() < 0.5).all()
+    forearm = [keypoint_index("left_elbow"), keypoint_index("left_wrist")]
+    moved = torch.cat([truth, seen], -1)
+    moved[:, forearm, 0] += 8.0 / scale[:, None]
+    assert (body_reprojection_px(truth, moved, size, TRUSTED_BODY) < 1.0).all()
+    assert (body_miss_beyond_typical_px(truth, moved, scale) > FitOptions().limb_retry_above_px).all()
 
 
 def test_without_the_retry_the_polish_is_the_last_stage_before_the_release(bench_model, clean_cases):
