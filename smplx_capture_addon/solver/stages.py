@@ -283,6 +283,11 @@ class Reporter:
         return report
 
 
+def _still_rows(stage: Stage, rows: Rows) -> Tensor | None:
+    """(R,) the rows `stage` leaves as they are because they are marked still; None: none."""
+    return rows.still if stage.leaves_still else None
+
+
 def run_stage(stage: Stage, rows: Rows, context: FitContext, report: Callable) -> tuple[LbfgsResult, Tensor]:
     """Minimise `stage` over every row -> (the optimiser's result, the mask (R, N) of the
     coordinates it was free to move)."""
@@ -292,8 +297,9 @@ def run_stage(stage: Stage, rows: Rows, context: FitContext, report: Callable) -
     if stage.only_within_px is not None:
         near = rows_reprojection_px(context.model, context.packing, rows.x, rows.data) < stage.only_within_px
         mask = mask * near[:, None]
-    if stage.leaves_still and rows.still is not None:
-        mask = mask * ~rows.still[:, None]
+    still = _still_rows(stage, rows)
+    if still is not None:
+        mask = mask * ~still[:, None]
     data = stage.data if stage.data is not None else rows.data
     result = stage.optimiser.minimize(stage.objective, data, rows.x, mask, stage.iterations, report)
     if not torch.isfinite(result.x).all() or not torch.isfinite(result.loss).all():
@@ -314,9 +320,9 @@ def run_stages(stages: list[Stage], rows: Rows, context: FitContext,
         result, mask = run_stage(stage, rows, context, report)
         rows.x = result.x
         rows.converged = torch.where(mask.any(1), result.converged, rows.converged)  # nothing free: as it was
-        still = stage.leaves_still and rows.still is not None
+        still = _still_rows(stage, rows)
         # A still row keeps its loss: the same objective (the polish's) at the same x.
-        rows.losses.append(torch.where(rows.still, rows.losses[-1], result.loss) if still else result.loss)
+        rows.losses.append(result.loss if still is None else torch.where(still, rows.losses[-1], result.loss))
         evaluations += result.evaluations
         seconds.append((stage.name, time.perf_counter() - started))
         done += stage.iterations
