@@ -143,7 +143,7 @@ def show_handles(fit: bpy.types.Collection) -> bpy.types.Collection:
     """The keypoints of the fit `fit` as handles over its photo (see keypoint_handles)."""
     result = builders.result_of(fit)
     objects = {(o.get(builders.PROP_ROLE), o.get(builders.PROP_PERSON)): o for o in fit.objects}
-    camera = next((o for o in fit.objects if o.get(builders.PROP_ROLE) == "camera"), None)
+    camera = camera_of(fit)
     rigs = [objects.get(("armature", index)) for index in range(len(result.people))]
     if camera is None or None in rigs:
         raise CaptureError("This fit has lost its camera or a rig: fit the photo again to see its keypoints.")
@@ -165,8 +165,10 @@ def refit_request(
             "re-fit that."
         )
     start, held = edits.refit_start(fit, result)
-    cameras = [o for o in fit.objects if o.get(builders.PROP_ROLE) == "camera"]
-    points = keypoint_handles.corrected_keypoints(fit, result, cameras[0])
+    camera = camera_of(fit)
+    if camera is None:
+        raise CaptureError("This fit has lost its camera: fit the photo again to re-fit it.")
+    points = keypoint_handles.corrected_keypoints(fit, result, camera)
     keypoints = keypoint_handles.write_keypoint_file(folder / REFIT_KEYPOINTS, points, result)
     photo = result.image.path if result.image.path and Path(result.image.path).is_file() else None
     return FitRequest(
@@ -190,6 +192,11 @@ def fit_of(obj: bpy.types.Object | None) -> bpy.types.Collection | None:
         if collection.get(builders.PROP_FIT):
             return collection
     return None
+
+
+def camera_of(fit: bpy.types.Collection) -> bpy.types.Object | None:
+    """The camera of the fit `fit`, unless the artist deleted it."""
+    return next((o for o in fit.objects if o.get(builders.PROP_ROLE) == "camera"), None)
 
 
 def person_objects(obj: bpy.types.Object | None) -> tuple[bpy.types.Object | None, bpy.types.Object | None]:

@@ -402,12 +402,11 @@ class SMPLX_CAPTURE_OT_look_through(bpy.types.Operator):  # noqa: N801 (Blender'
         return fit_job.fit_of(context.active_object) is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        collection = fit_job.fit_of(context.active_object)
-        cameras = [o for o in collection.objects if o.get(builders.PROP_ROLE) == "camera"]
-        if not cameras:
+        camera = fit_job.camera_of(fit_job.fit_of(context.active_object))
+        if camera is None:
             self.report({"ERROR"}, "This fit has no camera any more.")
             return {"CANCELLED"}
-        builders.set_scene_camera(context.scene, cameras[0])
+        builders.set_scene_camera(context.scene, camera)
         if context.space_data is not None and context.space_data.type == "VIEW_3D":
             context.space_data.region_3d.view_perspective = "CAMERA"
         return {"FINISHED"}

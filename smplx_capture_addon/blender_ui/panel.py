@@ -194,7 +194,7 @@ class _RefineSubPanel:
 
 
 class SMPLX_CAPTURE_PT_pose(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Blender's naming)
-    bl_label = "Pose: Pins and Mirror"
+    bl_label = "Pose: Pins, Depth and Mirror"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -210,6 +210,7 @@ class SMPLX_CAPTURE_PT_pose(_RefineSubPanel, bpy.types.Panel):  # noqa: N801 (Bl
         if not pinned:
             column.label(text="No pinned bones (pin them in Pose Mode)")
         if context.mode == "POSE":
+            layout.operator("smplx_capture.flip_in_depth", icon="ARROW_LEFTRIGHT")
             row = layout.row(align=True)
             row.operator("pose.copy", icon="COPYDOWN")
             row.operator("pose.paste", text="Paste X-Flipped", icon="PASTEFLIPDOWN").flipped = True

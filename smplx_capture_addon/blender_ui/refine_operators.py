@@ -1,13 +1,14 @@
-"""Thin operators of Refine the Fit: pinned bones, keypoint handles, the floor and the IK
-controls. Each calls a plain function of `blender_builders` (the tests call those) and
-is one undo step; a refusal is a message, the scene left as it was."""
+"""Thin operators of Refine the Fit: pinned bones, bones flipped in depth, keypoint
+handles, the floor and the IK controls. Each calls a plain function of
+`blender_builders` (the tests call those) and is one undo step; a refusal is a message,
+the scene left as it was."""
 
 from __future__ import annotations
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from ..blender_builders import controls, edits, floor, keypoint_handles
+from ..blender_builders import controls, depth_flip, edits, floor, keypoint_handles
 from ..blender_builders.controls import LIMBS
 from ..errors import CaptureError
 from . import fit_job
@@ -61,6 +62,30 @@ class SMPLX_CAPTURE_OT_clear_pins(_RefineOperator, bpy.types.Operator):  # noqa:
     def run(self, context: bpy.types.Context) -> None:
         rig = _rig(context)
         edits.set_pinned(rig, edits.pinned_bones(rig), False)
+
+
+class SMPLX_CAPTURE_OT_flip_in_depth(_RefineOperator, bpy.types.Operator):  # noqa: N801 (Blender's naming)
+    """Turn the selected bones to their other depth (toward or away from the camera), joints kept in view"""
+
+    bl_idname = "smplx_capture.flip_in_depth"
+    bl_label = "Flip in Depth"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _rig(context) is not None and context.mode == "POSE"
+
+    def run(self, context: bpy.types.Context) -> None:
+        camera = fit_job.camera_of(fit_job.fit_of(context.active_object))
+        if camera is None:
+            raise CaptureError("This fit has lost its camera: its bones' depths cannot be flipped.")
+        names = [bone.name for bone in context.selected_pose_bones or ()]
+        flipped = depth_flip.flip_in_depth(_rig(context), camera, names)
+        if flipped:
+            self.report({"INFO"}, f"Flipped {', '.join(flipped)}; a re-fit holds them.")
+        else:
+            self.report(
+                {"WARNING"}, "Nothing flipped: select bones of the rig that do not lie across the view."
+            )
 
 
 class SMPLX_CAPTURE_OT_keypoint_handles(_RefineOperator, bpy.types.Operator):  # noqa: N801 (Blender's naming)
@@ -156,6 +181,7 @@ class SMPLX_CAPTURE_OT_ik_switch(_RefineOperator, bpy.types.Operator):  # noqa: 
 CLASSES = (
     SMPLX_CAPTURE_OT_pin_bones,
     SMPLX_CAPTURE_OT_clear_pins,
+    SMPLX_CAPTURE_OT_flip_in_depth,
     SMPLX_CAPTURE_OT_keypoint_handles,
     SMPLX_CAPTURE_OT_mark_keypoints,
     SMPLX_CAPTURE_OT_snap_to_floor,

@@ -15,15 +15,29 @@ import addon_utils
 import bpy
 import numpy as np
 import pytest
-from blender_helpers import evaluated_vertices_world, make_person, make_result, world_to_opencv
+from blender_helpers import (
+    evaluated_vertices_world,
+    make_person,
+    make_result,
+    posed_joints_world,
+    world_to_opencv,
+)
 from mathutils import Matrix, Quaternion, Vector
 
-from smplx_capture_addon.blender_builders import controls, edits, floor, keypoint_handles
+from smplx_capture_addon.blender_builders import (
+    controls,
+    depth_flip,
+    edits,
+    floor,
+    keypoint_handles,
+    placement,
+)
 from smplx_capture_addon.blender_builders import scene as builders
 from smplx_capture_addon.blender_builders.scene import PROP_ROLE
 from smplx_capture_addon.blender_ui import fit_job
 from smplx_capture_addon.body_model import model_file, numpy_body
 from smplx_capture_addon.body_model.names import JOINT_NAMES, KEYPOINT_NAMES
+from smplx_capture_addon.errors import CaptureError
 from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.keypoints.formats import read_keypoints
 from smplx_capture_addon.keypoints.people import body_keypoints
@@ -61,7 +75,7 @@ def pixels(built) -> np.ndarray:
     """The posed body's vertices seen through the fit's camera (photo pixels)."""
     camera, result = built.camera, builders.result_of(built.collection)
     points = world_to_opencv(camera, evaluated_vertices_world(built.people[0].mesh))
-    return result.camera.focal_length_px * points[:, :2] / points[:, 2:] + result.camera.principal_point_px
+    return placement.project(points, result.camera.focal_length_px, result.camera.principal_point_px)
 
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> float:
@@ -187,6 +201,72 @@ def test_snap_to_floor_puts_the_lowest_foot_point_on_the_ground_and_keeps_the_vi
     print(f"lowest foot point with the floor constraints {held * 1000:.1f} mm, without {sunk * 1000:.1f} mm")
     assert sunk == pytest.approx(-0.05, abs=1e-3) and held > -0.01
     assert not floor.kept_on_floor(rig)
+
+
+def joints_seen(built) -> tuple[np.ndarray, np.ndarray]:
+    """The rig's joints through the fit's camera: pixels (55, 2) and depths (55,)."""
+    camera, result = built.camera, builders.result_of(built.collection)
+    points = world_to_opencv(camera, posed_joints_world(built.people[0].armature))
+    pixels = placement.project(points, result.camera.focal_length_px, result.camera.principal_point_px)
+    return pixels, points[:, 2]
+
+
+def test_bones_flipped_in_depth_keep_their_joints_where_the_photo_shows_them(default_body):
+    built, result = build(default_body, seed=4)
+    rig, mesh, camera = built.people[0].armature, built.people[0].mesh, built.camera
+    names = ("left_shoulder", "left_elbow", "left_wrist", "left_middle1")
+    shoulder, elbow, wrist, hand = (JOINT_NAMES.index(name) for name in names)
+    pixels_before, depths_before = joints_seen(built)
+    lengths_before = np.linalg.norm(
+        posed_joints_world(rig)[[elbow, wrist]] - posed_joints_world(rig)[[shoulder, elbow]], axis=1
+    )
+    fitted_pose = {name: rig.pose.bones[name].matrix.copy() for name in JOINT_NAMES}
+
+    # The forearm alone: the wrist stays on its pixel, on the elbow's other side in depth.
+    assert depth_flip.flip_in_depth(rig, camera, ["left_elbow", "not_a_bone"]) == ["left_elbow"]
+    pixels, depths = joints_seen(built)
+    np.testing.assert_allclose(
+        pixels[[shoulder, elbow, wrist]], pixels_before[[shoulder, elbow, wrist]], atol=1e-3
+    )
+    assert abs(depths[wrist] - depths_before[wrist]) > 0.02
+    assert np.sign(depths[wrist] - depths[elbow]) == -np.sign(depths_before[wrist] - depths_before[elbow])
+    assert np.linalg.norm(pixels[hand] - pixels_before[hand]) > 0.5  # the hand follows the forearm
+    # Flipped back, the rig is as fitted (up to float32 rounding).
+    depth_flip.flip_in_depth(rig, camera, ["left_elbow"])
+    for name, matrix in fitted_pose.items():
+        np.testing.assert_allclose(np.array(rig.pose.bones[name].matrix), np.array(matrix), atol=1e-4)
+
+    # The whole arm, parents first: the elbow and the wrist stay on their pixels, each bone
+    # on the other side of its head in depth, its length kept.
+    assert depth_flip.flip_in_depth(rig, camera, ["left_elbow", "left_shoulder"]) == [
+        "left_shoulder",
+        "left_elbow",
+    ]
+    pixels, depths = joints_seen(built)
+    np.testing.assert_allclose(
+        pixels[[shoulder, elbow, wrist]], pixels_before[[shoulder, elbow, wrist]], atol=1e-3
+    )
+    for head, tail in ((shoulder, elbow), (elbow, wrist)):
+        assert np.sign(depths[tail] - depths[head]) == -np.sign(depths_before[tail] - depths_before[head])
+    lengths = np.linalg.norm(
+        posed_joints_world(rig)[[elbow, wrist]] - posed_joints_world(rig)[[shoulder, elbow]], axis=1
+    )
+    np.testing.assert_allclose(lengths, lengths_before, atol=1e-5)
+    before, after = depths_before[[elbow, wrist]].round(3), depths[[elbow, wrist]].round(3)
+    print(f"elbow and wrist depths {before} -> {after} m")
+    # A re-fit holds them: they read back as the bones rotated since the fit.
+    posed = edits.posed_person(rig, mesh, camera, result.people[0])
+    assert edits.edited_bones(posed, result.people[0]) == ["left_shoulder", "left_elbow"]
+
+    # A limb its IK moves is refused, the pose left as it was; in FK it flips.
+    controls.add_ik_controls(built.collection, rig)
+    shown = {name: rig.pose.bones[name].matrix.copy() for name in JOINT_NAMES}
+    with pytest.raises(CaptureError, match="IK of the left arm: switch it to FK"):
+        depth_flip.flip_in_depth(rig, camera, ["left_wrist", "left_elbow"])
+    for name, matrix in shown.items():
+        np.testing.assert_allclose(np.array(rig.pose.bones[name].matrix), np.array(matrix), atol=1e-6)
+    controls.set_ik(rig, "left_arm", False)
+    assert depth_flip.flip_in_depth(rig, camera, ["left_elbow"]) == ["left_elbow"]
 
 
 def test_blender_pose_mirror_swaps_left_and_right_on_the_rig(default_body):
@@ -341,6 +421,14 @@ def test_the_refine_operators_drive_the_same_functions(default_body):
         assert edits.pinned_bones(rig) == ["neck"]
         bpy.ops.smplx_capture.clear_pins()
         assert edits.pinned_bones(rig) == []
+        for bone in rig.pose.bones:
+            bone.select = bone.name == "right_elbow"
+        wrist = JOINT_NAMES.index("right_wrist")
+        pixels_before, depths_before = joints_seen(built)
+        assert bpy.ops.smplx_capture.flip_in_depth() == {"FINISHED"}
+        pixels, depths = joints_seen(built)
+        np.testing.assert_allclose(pixels[wrist], pixels_before[wrist], atol=1e-3)
+        assert abs(depths[wrist] - depths_before[wrist]) > 1e-3
         bpy.ops.object.mode_set(mode="OBJECT")
 
         assert bpy.ops.smplx_capture.keypoint_handles() == {"FINISHED"}
