@@ -74,6 +74,9 @@ class FitOptions:
     hypotheses: bool = True  # also try the tilt mirror of the camera stage's orientation
     limb_hypotheses: bool = True  # also try the limbs mirrored in depth after `choose_after`
     choose_after: str = "body-3"  # stage after which each person's best hypothesis goes on
+    # The fit ends after this stage of the schedule, with no polish, retry or release (None:
+    # it runs them all): the restart's starts stop where they are judged.
+    end_after: str | None = None
     # Optional pose priors from the user's files (see learned_priors); None: the L2 prior.
     # With VPoser the body pose is decode(z) and z the unknown, as in the reference (the
     # limb depth hypotheses, which edit the pose itself, are then not tried).
@@ -83,6 +86,8 @@ class FitOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.limb_retry_rounds <= MAX_RETRY_ROUNDS:
             raise ValueError(f"limb_retry_rounds must lie in 0..{MAX_RETRY_ROUNDS}")
+        if self.end_after is not None and self.end_after not in {stage.name for stage in self.stages}:
+            raise ValueError(f"end_after names no stage of the schedule: {self.end_after!r}")
 
 
 def warm_start_options(options: FitOptions | None = None) -> FitOptions:
@@ -96,16 +101,21 @@ def warm_start_options(options: FitOptions | None = None) -> FitOptions:
 
 
 def restart_options(options: FitOptions) -> FitOptions:
-    """`options` for the restart's other starts: the whole schedule with its orientation
-    hypotheses, without the limb hypotheses and the limb retry (see restart)."""
-    return replace(options, limb_hypotheses=False, limb_retry_iterations=0, restart_turns=())
+    """`options` for the restart's other starts: the schedule with its orientation
+    hypotheses up to `choose_after`, where they are judged (see restart)."""
+    # A VPoser fit cannot carry on from parameters (its unknown is VPoser's code): whole starts.
+    end_after = options.choose_after if options.vposer is None else None
+    return replace(options, limb_hypotheses=False, limb_retry_iterations=0, restart_turns=(),
+                   end_after=end_after)  # fmt: skip
 
 
 def carry_on_options(options: FitOptions) -> FitOptions:
     """`options` for a restart's start that beat the first fit: from its parameters, the
-    schedule's last stage and the polish, then the limb retry as the first fit had it."""
-    return replace(warm_start_options(options), limb_hypotheses=options.limb_hypotheses,
-                   limb_retry_iterations=options.limb_retry_iterations)  # fmt: skip
+    schedule's stages after `choose_after` and the polish, then the limb retry and the
+    release as the first fit had them."""
+    names = [stage.name for stage in options.stages]
+    later = options.stages[names.index(options.choose_after) + 1 :]
+    return replace(options, stages=later, hypotheses=False, restart_turns=())
 
 
 def without_world_depth(options: FitOptions) -> FitOptions:

@@ -7,11 +7,11 @@ Only the keypoints detectors place where the model has them tell (reprojection.
 TRUSTED_BODY): a right fit to detected keypoints misses the hips and the head's landmarks
 too.
 
-The other starts are fitted without the limb hypotheses and the limb retry, the costliest
-parts of a fit, four times over. They are judged against the first fit after the last
-stage both ran alike (the body stages, before the limb hypotheses); a start that beats it
-there carries on through the limb retry (which mirrors the limbs too), and the lowest
-final loss wins. A restart therefore costs a fixed number of shortened fits.
+The other starts are fitted only up to where they are judged: against the first fit
+after the last stage both ran alike (the body stages, before the limb hypotheses). The
+best start that beats it there carries on through the later stages, the polish and the
+limb retry (which mirrors the limbs too), and the lowest final loss wins. A restart
+therefore costs four shortened fits and at most one finish.
 """
 
 from __future__ import annotations

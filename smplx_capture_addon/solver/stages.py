@@ -238,8 +238,9 @@ def plan_stages(
     size: float,
     fixed_joints: set[int],
 ) -> Plan:
-    """The stages of a fit (see the module docstring). Variants that would move one of
-    `fixed_joints` (joint indices) are not tried."""
+    """The stages of a fit (see the module docstring), up to `options.end_after` when it
+    names a stage. Variants that would move one of `fixed_joints` (joint indices) are not
+    tried."""
     points = [BranchPoint(ORIENTATION, ORIENTATIONS)]
     camera = Stage(CAMERA, CameraObjective(context.packing, options.depth_weight),
                    frozenset({"global_orient", "transl"}), options.camera_iterations, options.lbfgs,
@@ -251,11 +252,16 @@ def plan_stages(
         limbs = Branch(len(points), variants)
         points.append(BranchPoint(LIMBS, (None, *(v.label for v in variants))))
     stages = [camera, *_schedule_stages(context, options, limits, size, limbs)]
-    if edits_pose and options.limb_retry_iterations > 0:
+    ends_early = options.end_after is not None
+    if ends_early:
+        stages = stages[: [stage.name for stage in stages].index(options.end_after) + 1]
+    elif edits_pose and options.limb_retry_iterations > 0:
         _add_retry_rounds(stages, points, options, without_fixed(retry_variants(), fixed_joints))
-    # Each person's best row is its fit.
+    # Each person's best row is its fit: no rows kept beside it, no variants branched off.
     last = stages[-1]
-    stages[-1] = replace(last, after=(KeepBest(), *(s for s in last.after if not isinstance(s, KeepWithin))))
+    stages[-1] = replace(last, after=(KeepBest(), *(s for s in last.after if isinstance(s, Orient))))
+    if ends_early:
+        return Plan(stages, tuple(points))
     if options.release_iterations > 0 and options.gmm is None and context.packing.vposer is None:
         released = StageObjective(context.model, context.packing, options.stages[-1], options, limits, size,
                                   released=True)  # fmt: skip

@@ -570,10 +570,14 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     options = FitOptions()
     assert float(missed[0]) > 10 * options.restart_above_px and float(missed[1]) < 1.0
 
+    refitted = []
+
     def refit(rows, roll_offset):
-        return fit_from(bench_model, keypoints[rows], focal[rows], size[rows],
-                        restart_options(options) if shortened else options, stages.Reporter(None, None),
-                        roll_offset=roll_offset)  # fmt: skip
+        fit = fit_from(bench_model, keypoints[rows], focal[rows], size[rows],
+                       restart_options(options) if shortened else options, stages.Reporter(None, None),
+                       roll_offset=roll_offset)  # fmt: skip
+        refitted.append([name for name, _ in fit.stage_seconds])
+        return fit
 
     carried_on = []
 
@@ -586,6 +590,8 @@ def test_a_fit_that_misses_its_keypoints_is_started_again_and_replaced(bench_mod
     fixed = restart_failed(swapped, failed, options.restart_turns, refit, carry_on if shortened else None,
                            options.choose_after if shortened else None)  # fmt: skip
     assert carried_on == ([[0]] if shortened else [])
+    # Shortened starts stop where they are judged; the one carried on runs the rest.
+    assert refitted[0][-1] == (options.choose_after if shortened else "release")
     # The replaced person's losses are those of the stages the first fit ran, by name.
     assert fixed.loss_per_stage.shape == swapped.loss_per_stage.shape
     retries = options.limb_retry_rounds if shortened else len(swapped.hypotheses[0].retries)
