@@ -316,32 +316,36 @@ _HIPS = [JOINT_NAMES.index(f"{side}_hip") for side in ("left", "right")]
 _LEGS = [JOINT_NAMES.index(f"{side}_{part}") for side in ("left", "right") for part in ("knee", "ankle")]
 
 
-def test_world_depths_bring_a_seated_persons_legs_to_their_depth(model, bench_cache, tmp_path):
-    # A seated training case at half size: the 2D keypoints leave the thighs' direction in
-    # depth open; the pose model's world landmarks, read back from the keypoint file, settle it.
-    rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, 0, 0.5)
-    with Detector() as detector:
-        detections = detect(load_image(rendered.photo), detector)
-    write_keypoints(tmp_path / "with.json", detections)
-    document = json.loads((tmp_path / "with.json").read_text())
-    assert len(document["people"][0]["world_landmarks"]) == 33
-    document["people"][0].pop("world_landmarks")  # as another detector's file would be
-    (tmp_path / "without.json").write_text(json.dumps(document))
-    request = FitRequest(photo=str(rendered.photo), focal_px=rendered.case.focal_px, device="cpu")
-    truth = rendered.truths[0]
-    errors = {}
-    for name in ("with", "without"):
-        fit = fit_photo(dataclasses.replace(request, keypoints=str(tmp_path / f"{name}.json"))).people[0]
-        fitted = fitted_params(fit)
-        errors[name] = (_leg_depth_error_mm(model, fitted, truth.params),
-                        person_errors(model, fitted, truth)["body_pa_v2v"])  # fmt: skip
-    print("legs' depth about the hips, body PA-V2V (mm):", errors)
-    assert errors["with"][0] < 0.6 * errors["without"][0]
-    assert errors["with"][1] < 0.8 * errors["without"][1]
+def test_world_depths_bring_seated_peoples_legs_to_their_depth(model, bench_cache, tmp_path):
+    # Seated training cases at half size: the 2D keypoints leave the thighs' direction in
+    # depth open; the pose model's world landmarks, read back from the keypoint file, settle
+    # it. Judged over five people: one photo's margin moves with the CPU's rounding.
+    errors = {"with": [], "without": []}
+    for index in range(5):
+        rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, index, 0.5)
+        with Detector() as detector:
+            detections = detect(load_image(rendered.photo), detector)
+        write_keypoints(tmp_path / "with.json", detections)
+        document = json.loads((tmp_path / "with.json").read_text())
+        assert len(document["people"][0]["world_landmarks"]) == 33
+        document["people"][0].pop("world_landmarks")  # as another detector's file would be
+        (tmp_path / "without.json").write_text(json.dumps(document))
+        request = FitRequest(photo=str(rendered.photo), focal_px=rendered.case.focal_px, device="cpu")
+        truth = rendered.truths[0]
+        for name in ("with", "without"):
+            fit = fit_photo(dataclasses.replace(request, keypoints=str(tmp_path / f"{name}.json"))).people[0]
+            fitted = fitted_params(fit)
+            errors[name].append((_leg_depth_error_mm(model, fitted, truth.params),
+                                 person_errors(model, fitted, truth)["body_pa_v2v"]))  # fmt: skip
+    print("legs' depth about the hips, body PA-V2V (mm), per person:", errors)
+    legs, body = ({name: np.mean([error[part] for error in found]) for name, found in errors.items()}
+                  for part in (0, 1))  # fmt: skip
+    assert legs["with"] < 0.6 * legs["without"]
+    assert body["with"] < 0.8 * body["without"]
 
 
 def test_the_truths_readings_stand_where_the_detector_saw_points(model, bench_cache):
-    # The training seated case at half size (the world depth test's): 2D points the
+    # The training seated case 0 at half size (the world depth test's first): 2D points the
     # detector saw move to the truth's projections, the rest stay; world depths about
     # the hips become the truth's.
     rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, 0, 0.5)
