@@ -258,8 +258,7 @@ def plan_stages(
     elif edits_pose and options.limb_retry_iterations > 0:
         _add_retry_rounds(stages, points, options, without_fixed(retry_variants(), fixed_joints))
     # Each person's best row is its fit: no rows kept beside it, no variants branched off.
-    last = stages[-1]
-    stages[-1] = replace(last, after=(KeepBest(), *(s for s in last.after if isinstance(s, Orient))))
+    stages[-1] = replace(stages[-1], after=(KeepBest(),))
     if ends_early:
         return Plan(stages, tuple(points))
     if options.release_iterations > 0 and options.gmm is None and context.packing.vposer is None:
