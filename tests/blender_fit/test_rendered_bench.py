@@ -321,10 +321,11 @@ def test_world_depths_bring_seated_peoples_legs_to_their_depth(model, bench_cach
     # depth open; the pose model's world landmarks, read back from the keypoint file, settle
     # it. Judged over five people: one photo's margin moves with the CPU's rounding.
     errors = {"with": [], "without": []}
-    for index in range(5):
-        rendered = render_small(model, bench_cache, "seated", TRAINING_SEED_START, index, 0.5)
-        with Detector() as detector:
-            detections = detect(load_image(rendered.photo), detector)
+    renders = [render_small(model, bench_cache, "seated", TRAINING_SEED_START, index, 0.5)
+               for index in range(5)]  # fmt: skip
+    with Detector() as detector:
+        detected = [detect(load_image(rendered.photo), detector) for rendered in renders]
+    for rendered, detections in zip(renders, detected, strict=True):
         write_keypoints(tmp_path / "with.json", detections)
         document = json.loads((tmp_path / "with.json").read_text())
         assert len(document["people"][0]["world_landmarks"]) == 33
