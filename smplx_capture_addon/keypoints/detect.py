@@ -33,6 +33,10 @@ Pipeline (:func:`detect`):
    but not chosen take part, so a neighbour's hand near the chosen person's wrist
    stays the neighbour's.
 
+The MediaPipe calls of a step that do not wait on each other (the whole photo and its
+tiles, the looks behind each person, each person's crops) run side by side on the
+detector's lanes (`Detector.run_all`), with the same results as one by one.
+
 Each person also keeps the pose model's world landmarks, its 3D reading of the 33 pose
 points in metres about the hips (`Person.world_landmarks`), from the same look as the
 pose's image points.
@@ -46,9 +50,15 @@ Coordinates are original-photo pixels (x right, y down, from the top-left corner
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -95,6 +105,10 @@ WORLD = slice(3, 6)
 _PERSON_CROP_SIZE = 512
 _PART_CROP_SIZE = 256
 _ZOOM_OUT_MARGIN = 0.5  # of the photo's size on every side: a close-up's person at half the size
+# MediaPipe calls side by side (see Detector): a photo's tiles and crops take about half
+# the time on two cores; each lane's models take about 140 MB more.
+DEFAULT_LANES = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -159,13 +173,17 @@ def person_side(handedness_label: str) -> str:
 
 
 class Detector:
-    """The three MediaPipe landmarkers, created once; use as a context manager.
+    """The three MediaPipe landmarkers, created once per lane; use as a context manager.
 
     Each method takes an RGB uint8 image and returns normalised coordinates
-    (x, y in [0, 1] of that image's width and height) with a confidence column.
+    (x, y in [0, 1] of that image's width and height) with a confidence column. A call
+    takes whichever lane is free: MediaPipe runs one call on one core and lets go of
+    Python meanwhile, so `run_all` keeps `lanes` calls going at once (by default
+    DEFAULT_LANES, at most one per core). Every lane holds the same models, so the results
+    do not depend on which lane ran a call.
     """
 
-    def __init__(self, model_dir: Path = MODEL_DIR):
+    def __init__(self, model_dir: Path = MODEL_DIR, lanes: int | None = None):
         paths = [model_dir / name for name in (POSE_MODEL, HAND_MODEL, FACE_MODEL)]
         missing = [path.name for path in paths if not path.is_file()]
         if missing:
@@ -174,27 +192,15 @@ class Detector:
                 "Run `python3 build.py setup` once to install them."
             )
         import mediapipe
-        from mediapipe.tasks.python import BaseOptions, vision
 
         self.version = mediapipe.__version__
-        image_mode = vision.RunningMode.IMAGE
-        self._pose = vision.PoseLandmarker.create_from_options(
-            vision.PoseLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=str(paths[0])),
-                running_mode=image_mode,
-                num_poses=_MAX_PEOPLE_PER_PASS,
-            )
-        )
-        self._hand = vision.HandLandmarker.create_from_options(
-            vision.HandLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=str(paths[1])), running_mode=image_mode, num_hands=2
-            )
-        )
-        self._face = vision.FaceLandmarker.create_from_options(
-            vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=str(paths[2])), running_mode=image_mode, num_faces=1
-            )
-        )
+        lanes = min(DEFAULT_LANES, os.cpu_count() or 1) if lanes is None else max(1, lanes)
+        self._pool = ThreadPoolExecutor(lanes, "detector", _mark_lane_thread) if lanes > 1 else None
+        # The lanes open side by side too: a fit without a warm worker opens them every time.
+        self._lanes = self.run_all([partial(_Landmarkers.open, *paths)] * lanes)
+        self._free: queue.SimpleQueue[_Landmarkers] = queue.SimpleQueue()
+        for lane in self._lanes:
+            self._free.put(lane)
 
     def __enter__(self) -> Detector:
         return self
@@ -203,12 +209,21 @@ class Detector:
         self.close()
 
     def close(self) -> None:
-        for landmarker in (self._pose, self._hand, self._face):
-            landmarker.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+        for lane in self._lanes:
+            lane.close()
+
+    def run_all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Each call's result, in order; the calls run side by side, one per lane. Called
+        from inside one of those calls it runs them one by one (the lanes are taken)."""
+        if self._pool is None or len(calls) < 2 or getattr(_LANE_THREAD, "inside", False):
+            return [call() for call in calls]
+        return list(self._pool.map(lambda call: call(), calls))
 
     def poses(self, rgb: np.ndarray) -> list[np.ndarray]:
         """(33, 6) arrays: x, y, visibility, then the pose's world landmark x, y, z (`WORLD`)."""
-        result = self._pose.detect(_mp_image(rgb))
+        result = self._detect("pose", rgb)
         return [
             np.array([(p.x, p.y, p.visibility, w.x, w.y, w.z) for p, w in zip(pose, world, strict=True)])
             for pose, world in zip(result.pose_landmarks, result.pose_world_landmarks, strict=True)
@@ -216,7 +231,7 @@ class Detector:
 
     def hands(self, rgb: np.ndarray) -> list[Hand]:
         """Hands with (21, 3) points: x, y and the handedness score for every point."""
-        result = self._hand.detect(_mp_image(rgb))
+        result = self._detect("hand", rgb)
         return [
             Hand(np.array([(p.x, p.y, labels[0].score) for p in hand]), person_side(labels[0].category_name))
             for hand, labels in zip(result.hand_landmarks, result.handedness, strict=True)
@@ -224,8 +239,55 @@ class Detector:
 
     def faces(self, rgb: np.ndarray) -> list[np.ndarray]:
         """(478, 3) arrays: x, y and 1.0 (the face model gives no per-point score)."""
-        result = self._face.detect(_mp_image(rgb))
+        result = self._detect("face", rgb)
         return [np.array([(p.x, p.y, 1.0) for p in face]) for face in result.face_landmarks]
+
+    def _detect(self, model: str, rgb: np.ndarray):
+        lane = self._free.get()  # a landmarker serves one call at a time
+        try:
+            return getattr(lane, model).detect(_mp_image(rgb))
+        finally:
+            self._free.put(lane)
+
+
+@dataclass(frozen=True)
+class _Landmarkers:
+    """One lane of `Detector`: a pose, a hand and a face landmarker (IMAGE mode)."""
+
+    pose: Any
+    hand: Any
+    face: Any
+
+    @staticmethod
+    def open(pose_path: Path, hand_path: Path, face_path: Path) -> _Landmarkers:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        def options(kind, path: Path, **counts: int):
+            return kind(base_options=BaseOptions(model_asset_path=str(path)),
+                        running_mode=vision.RunningMode.IMAGE, **counts)  # fmt: skip
+
+        return _Landmarkers(
+            vision.PoseLandmarker.create_from_options(
+                options(vision.PoseLandmarkerOptions, pose_path, num_poses=_MAX_PEOPLE_PER_PASS)
+            ),
+            vision.HandLandmarker.create_from_options(
+                options(vision.HandLandmarkerOptions, hand_path, num_hands=2)
+            ),
+            vision.FaceLandmarker.create_from_options(
+                options(vision.FaceLandmarkerOptions, face_path, num_faces=1)
+            ),
+        )
+
+    def close(self) -> None:
+        for landmarker in (self.pose, self.hand, self.face):
+            landmarker.close()
+
+
+_LANE_THREAD = threading.local()
+
+
+def _mark_lane_thread() -> None:
+    _LANE_THREAD.inside = True
 
 
 def _mp_image(rgb: np.ndarray):
@@ -269,7 +331,9 @@ def detect(
         )
     if two_pass:
         everyone = [*poses, *others]
-        looks = [look_closer(hide_neighbours(pixels, pose, everyone), detector, pose) for pose in poses]
+        looks = detector.run_all(
+            [partial(_look_closer_alone, pixels, detector, pose, everyone) for pose in poses]
+        )
         hands = [hand for look in looks for hand in look.hands]
         faces = [face for look in looks for face in look.faces]
         people = people_with_parts([look.pose for look in looks], boxes, hands, faces, others)
@@ -306,17 +370,29 @@ def find_people(
     """Poses (working pixels) of everyone found, most prominent first; `look_behind`: also
     around each person with that person painted over (see the module doc)."""
     height, width = pixels.shape[:2]
-    found = [_from_normalised(pose, width, height) for pose in detector.poses(pixels)]
+    crops = []
     if use_tiles:
         zoomed_out = box_crop(np.array([0.0, 0.0, width, height]), _ZOOM_OUT_MARGIN, _PERSON_CROP_SIZE)
-        _add_new_people(found, detector.poses(cut(pixels, zoomed_out)), zoomed_out, pixels.shape)
-        for crop in _tiles(width, height):
-            _add_new_people(found, detector.poses(cut(pixels, crop)), crop, pixels.shape)
+        crops = [zoomed_out, *_tiles(width, height)]
+    whole, *on_crops = detector.run_all(
+        [partial(detector.poses, pixels), *(partial(_poses_on, pixels, detector, crop) for crop in crops)]
+    )
+    found = [_from_normalised(pose, width, height) for pose in whole]
+    for crop, poses in zip(crops, on_crops, strict=True):
+        _add_new_people(found, poses, crop, pixels.shape)
     if use_tiles and look_behind:
-        for known in list(found):
-            crop = box_crop(person_box(known, pixels.shape), 0.3, _PERSON_CROP_SIZE)
-            _add_new_people(found, detector.poses(cut(hide_person(pixels, known), crop)), crop, pixels.shape)
+        behind = [(known, box_crop(person_box(known, pixels.shape), 0.3, _PERSON_CROP_SIZE))
+                  for known in found]  # fmt: skip
+        looks = detector.run_all(
+            [partial(_poses_on, hide_person(pixels, known), detector, crop) for known, crop in behind]
+        )
+        for (_, crop), poses in zip(behind, looks, strict=True):
+            _add_new_people(found, poses, crop, pixels.shape)
     return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
+
+
+def _poses_on(pixels: np.ndarray, detector: Detector, crop: Crop) -> list[np.ndarray]:
+    return detector.poses(cut(pixels, crop))
 
 
 def _add_new_people(
@@ -476,10 +552,29 @@ def look_closer(
         pose = refined
     crops = [box_crop(person_box(pose, pixels.shape), 0.1, _PERSON_CROP_SIZE)]
     crops += [hand_crop(pose, side) for side in SIDES]
-    hands = [_hand_in_image(hand, crop) for crop in crops for hand in detector.hands(cut(pixels, crop))]
-    crop = face_crop(pose)
-    faces = [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
-    return CloseLook(pose, hands, faces, other_facing(pixels, detector, pose) if both_facings else None)
+    head = face_crop(pose)
+    calls = [partial(_hands_on, pixels, detector, crop) for crop in crops]
+    calls.append(partial(_faces_on, pixels, detector, head))
+    if both_facings:
+        calls.append(partial(other_facing, pixels, detector, pose))
+    found = detector.run_all(calls)
+    hands = [hand for on_crop in found[: len(crops)] for hand in on_crop]
+    facing = found[len(crops) + 1] if both_facings else None
+    return CloseLook(pose, hands, found[len(crops)], facing)
+
+
+def _look_closer_alone(pixels: np.ndarray, detector: Detector, pose: np.ndarray,
+                       everyone: Sequence[np.ndarray]) -> CloseLook:  # fmt: skip
+    """`look_closer` at the person of `pose` with the others of `everyone` painted over."""
+    return look_closer(hide_neighbours(pixels, pose, everyone), detector, pose)
+
+
+def _hands_on(pixels: np.ndarray, detector: Detector, crop: Crop) -> list[Hand]:
+    return [_hand_in_image(hand, crop) for hand in detector.hands(cut(pixels, crop))]
+
+
+def _faces_on(pixels: np.ndarray, detector: Detector, crop: Crop) -> list[np.ndarray]:
+    return [crop.to_image(face) for face in detector.faces(cut(pixels, crop))]
 
 
 def other_facing(pixels: np.ndarray, detector: Detector, pose: np.ndarray) -> np.ndarray | None:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from smplx_capture_addon.body_model.names import CONTOUR_NAMES, FACE_LANDMARK_NAMES, keypoint_index
 from smplx_capture_addon.keypoints.association import LEFT_SHOULDER, RIGHT_SHOULDER
-from smplx_capture_addon.keypoints.detect import WORLD, detect, find_people, person_box, pose_in_box
+from smplx_capture_addon.keypoints.detect import WORLD, Detector, detect, find_people, person_box, pose_in_box
 from smplx_capture_addon.keypoints.errors import KeypointError
 from smplx_capture_addon.keypoints.images import load_image
 from smplx_capture_addon.keypoints.people import body_keypoints
@@ -175,6 +175,39 @@ def test_same_photo_gives_the_same_keypoints(detector, photo_dir, astronaut):
     again = detect(load_image(photo_dir / "astronaut.png"), detector)
     for name, points in astronaut.people[0].keypoint_sets.items():
         assert np.array_equal(points, again.people[0].keypoint_sets[name]), name
+
+
+def test_one_lane_finds_the_same_people_as_two_side_by_side(photo_dir):
+    """Two lanes run the tiles, the looks behind people and each person's closer look side
+    by side; one lane runs them one by one. The bus photo's everyone must come out the same."""
+    photo = load_image(photo_dir / "bus.jpg")
+    with Detector(lanes=2) as two_lanes, Detector(lanes=1) as one_lane:
+        side_by_side = detect(photo, two_lanes, all_people=True)
+        one_by_one = detect(photo, one_lane, all_people=True)
+    assert len(side_by_side.people) == len(one_by_one.people) >= 2
+    assert side_by_side.found_boxes == one_by_one.found_boxes
+    for person, again in zip(side_by_side.people, one_by_one.people, strict=True):
+        assert person.keypoint_sets.keys() == again.keypoint_sets.keys()
+        for name, points in person.keypoint_sets.items():
+            assert np.array_equal(points, again.keypoint_sets[name]), name
+        assert np.array_equal(person.world_landmarks, again.world_landmarks)
+
+
+def test_run_all_keeps_the_calls_order_and_their_errors(detector):
+    """Calls nested inside a lane's call run there one by one (the lanes are taken); an
+    error in any call reaches the caller."""
+
+    def nested(k: int) -> list[int]:
+        return detector.run_all([lambda j=j: 10 * k + j for j in range(3)])
+
+    assert detector.run_all([lambda k=k: nested(k) for k in range(4)]) == [[10 * k + j for j in range(3)]
+                                                                         for k in range(4)]  # fmt: skip
+
+    def broken() -> None:
+        raise ValueError("this call failed")
+
+    with pytest.raises(ValueError, match="this call failed"):
+        detector.run_all([lambda: 1, broken, lambda: 3])
 
 
 def test_photo_without_a_person_raises_a_keypoint_error(detector, tmp_path):
