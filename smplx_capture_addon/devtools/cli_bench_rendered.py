@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how much error the detector's readings cause: fit each case from its "
                              "detections as read and with READINGS (2d, depth or 2d,depth) replaced by the "
                              "truth's, and print both")  # fmt: skip
+    parser.add_argument("--warm", action="store_true",
+                        help="keep the detector and the body model loaded from case to case, as the worker "
+                             "Blender keeps them (default: each case opens the detector)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="end with one line holding all figures as JSON")
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     def bench(truth_readings: frozenset[str] | None) -> dict:
         return run_rendered_bench(args.n, args.seed, kinds, resolve_device(args.device), args.overlays,
                                   log=lambda line: print(line, file=sys.stderr, flush=True),
-                                  truth_readings=truth_readings)  # fmt: skip
+                                  truth_readings=truth_readings, warm=args.warm)  # fmt: skip
 
     if not readings:
         figures = bench(None)

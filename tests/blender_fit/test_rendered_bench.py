@@ -38,7 +38,7 @@ from smplx_capture_addon.keypoints.formats import write_keypoints
 from smplx_capture_addon.keypoints.images import load_image
 from smplx_capture_addon.keypoints.layouts import LAYOUTS
 from smplx_capture_addon.keypoints.people import Person, body_depths
-from smplx_capture_addon.solver.pipeline import fit_photo
+from smplx_capture_addon.solver.pipeline import WarmModels, fit_photo
 
 SCALE = 0.25  # of the benchmark's image size: enough pixels to check, quick to render
 TEST_SAMPLES = 4
@@ -231,6 +231,21 @@ def test_a_rendered_person_is_detected_fitted_and_measured(model, bench_cache):
     assert figures["seconds_per_person_median"] == figures["seconds_per_person_p95"] == pytest.approx(
         outcome.detect_seconds + outcome.fit_seconds)
     assert figures["stage_seconds_per_person"] == pytest.approx(outcome.stage_seconds)
+
+
+def test_with_models_kept_loaded_the_case_is_fitted_the_same(model, bench_cache):
+    """`bench-rendered --warm` keeps the detector and body model loaded as Blender's worker
+    does: the same detections and fits as a case that loads its own."""
+    rendered = render_small(model, bench_cache, "full", 0, 0, 0.5)
+    warm = WarmModels()
+    try:
+        outcomes = [fit_case(rendered, model, warm=warm) for _ in range(2)]
+    finally:
+        warm.close()
+    cold = fit_case(rendered, model)
+    for outcome in outcomes:
+        assert (outcome.found, outcome.detected) == (cold.found, cold.detected) == ([0], 1)
+        assert outcome.people == cold.people
 
 
 

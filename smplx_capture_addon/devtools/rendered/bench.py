@@ -31,7 +31,7 @@ from ...keypoints.errors import KeypointError
 from ...keypoints.formats import read_keypoints, write_keypoints
 from ...result_format import FitResult
 from ...solver.overlay import paint_fit_over_photo
-from ...solver.pipeline import KEYPOINTS_FILE, KEYPOINTS_PICTURE, find_keypoints, fit_photo
+from ...solver.pipeline import KEYPOINTS_FILE, KEYPOINTS_PICTURE, WarmModels, find_keypoints, fit_photo
 from . import DEFAULT_COUNT, KINDS, TRAINING_SEED_START, split_of
 from .cache import CACHE, Rendered, render_or_load
 from .cases import evaluation_model, make_case
@@ -69,9 +69,12 @@ def run_rendered_bench(
     cache: Path = CACHE,
     log: Callable[[str], None] = print,
     truth_readings: frozenset[str] | None = None,
+    warm: bool = False,
 ) -> dict:
     """Render (or load), fit and measure `count` cases of each kind; the figures.
-    `truth_readings`: see fit_case."""
+    `truth_readings`: see fit_case. `warm`: the detector and the fit's body model stay
+    loaded from case to case, as Blender's worker keeps them (otherwise each
+    case opens the detector, and its detection seconds include that)."""
     if split_of(seed) != "benchmark":
         raise CaptureError(
             f"Seed {seed} is in the training range (from {TRAINING_SEED_START}), which the benchmark never "
@@ -83,14 +86,19 @@ def run_rendered_bench(
     started = time.perf_counter()
     model = evaluation_model(load_model("default"))
     outcomes = []
-    for kind in kinds:
-        for index in range(count):
-            rendered = render_or_load(make_case(kind, seed, index, model), model, cache)
-            outcome = fit_case(rendered, model, device, overlays, truth_readings)
-            outcomes.append(outcome)
-            log(_case_line(rendered, outcome))
+    warm_models = WarmModels() if warm else None
+    try:
+        for kind in kinds:
+            for index in range(count):
+                rendered = render_or_load(make_case(kind, seed, index, model), model, cache)
+                outcome = fit_case(rendered, model, device, overlays, truth_readings, warm_models)
+                outcomes.append(outcome)
+                log(_case_line(rendered, outcome))
+    finally:
+        if warm_models is not None:
+            warm_models.close()
     figures = {"seed": seed, "cases_per_kind": count, "device": device, "threads": torch.get_num_threads(),
-               "load_average": os.getloadavg()[0]}  # fmt: skip
+               "warm": warm, "load_average": os.getloadavg()[0]}  # fmt: skip
     figures["kinds"] = {kind: summary([o for o in outcomes if o.kind == kind]) for kind in kinds}
     figures["all"] = summary(outcomes)
     figures["renders_made"] = sum(o.render_seconds > 0 for o in outcomes)
@@ -105,12 +113,14 @@ def fit_case(
     device: str = "cpu",
     overlays: Path | None = None,
     truth_readings: frozenset[str] | None = None,
+    warm: WarmModels | None = None,
 ) -> CaseOutcome:
     """Detect and fit everyone in the rendered photo with the true focal length; match
     and measure. With `truth_readings` (of oracle.TRUTH_READINGS; may be empty) the
     detections are fitted from a keypoint file, those readings replaced by the truth's:
     an empty set is the same path as read, the baseline to compare with (a file keeps
-    no second facing of a person, so it can differ from the photo's own fit)."""
+    no second facing of a person, so it can differ from the photo's own fit). `warm`: the
+    loaded models to fit with (see pipeline.WarmModels); None: loaded for this case."""
     case, truths = rendered.case, rendered.truths
     outcome = CaseOutcome(case.kind, len(truths), [bool(t.seen()[_TORSO].all()) for t in truths], 0,
                           render_seconds=rendered.render_seconds)  # fmt: skip
@@ -120,7 +130,7 @@ def fit_case(
         try:
             if truth_readings is not None:
                 request = _with_readings_file(request, rendered, truth_readings, Path(folder))
-            result = fit_photo(request, out_dir=folder)
+            result = fit_photo(request, out_dir=folder, warm=warm)
         except KeypointError:  # nobody found
             return outcome
         detections = read_keypoints(Path(folder) / KEYPOINTS_FILE).people
