@@ -2,10 +2,11 @@
 fit request (a photo's or a video's) to the warm worker and follow the job, and turn a
 finished job into a scene (or into a message, leaving the scene untouched).
 
-One serving worker is kept from fit to fit (`runner.KeptWorker`): it is started at the
-first fit, keeps torch, the detector and the body model loaded for the next ones, and is
-replaced when it has stopped or the worker Python changed; `close_worker` ends it (the
-add-on is disabled, Blender quits).
+One serving worker is kept from fit to fit (`runner.KeptWorker`): it is started when a
+photo is picked (`prepare_worker`, which has it load the detector and the body model
+before the click) or at the first fit, keeps torch, the detector and the body model
+loaded for the next ones, and is replaced when it has stopped or the worker Python
+changed; `close_worker` ends it (the add-on is disabled, Blender quits).
 
 Each job writes into a folder of its own (JOB_FOLDER_PREFIX, Blender's process id, a
 random part) in the system's temporary folder. The scene keeps nothing from it (the
@@ -60,10 +61,20 @@ def start_fit(
     Blender), started if none serves; its files go to `out_dir` (a re-fit's, holding its
     inputs), else to a new job folder, for `remove_job_folder` once the job has ended."""
     out_dir = out_dir or new_job_folder()
+    job = _KEPT_WORKER.start_job(worker_python, _worker_environment(worker_python), request, out_dir)
+    return job, out_dir
+
+
+def _worker_environment(worker_python: str | None) -> dict[str, str]:
     # A Python the user chose has the solver's packages itself; the extension's bundled
     # wheels are built for Blender's Python and would only get in its way.
-    extra = [] if worker_python else [runner.extension_site_packages()]
-    return _KEPT_WORKER.start_job(worker_python, runner.worker_environment(extra), request, out_dir), out_dir
+    return runner.worker_environment([] if worker_python else [runner.extension_site_packages()])
+
+
+def prepare_worker(request: FitRequest, worker_python: str | None = None) -> None:
+    """Have the warm worker of `worker_python` (started if none serves) load what a fit of
+    `request` needs, so that the Fit click finds the detector and the body model loaded."""
+    _KEPT_WORKER.prepare(worker_python, _worker_environment(worker_python), request)
 
 
 def close_worker() -> None:

@@ -15,8 +15,18 @@ from bpy.props import (
 )
 
 
+def _photo_picked(_settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    # An artist who picks a photo fits it next; a script (Blender in the background) may not.
+    if not bpy.app.background:
+        from .operators import prepare_for_photo
+
+        prepare_for_photo(context)
+
+
 class SMPLXCaptureSettings(bpy.types.PropertyGroup):
-    image: StringProperty(name="Image", description="The photo to fit", subtype="FILE_PATH")
+    image: StringProperty(
+        name="Image", description="The photo to fit", subtype="FILE_PATH", update=_photo_picked
+    )
     show_keypoints: BoolProperty(
         name="Show keypoints",
         description="Also draw the detected keypoints over the photo (a second camera background)",

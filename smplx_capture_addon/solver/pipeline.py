@@ -109,6 +109,13 @@ class WarmModels:
             self._bodies.popitem(last=False)  # the least recently used
         return data, body, device
 
+    def prepare(self, request: FitRequest) -> None:
+        """Open the detector (unless `request` reads a keypoint file) and build the body
+        model `request` names, before its fit starts."""
+        if request.keypoints is None:
+            self.detector()
+        self.body(request)
+
     def _checksum(self, path: Path) -> str:
         """The file's sha256, hashed again only when its size, time or inode changed
         (an SMPL-X file is hundreds of MB)."""

@@ -49,6 +49,7 @@ requests on its standard input, one JSON object per line:
 
     {"type": "fit", "job": "7", "request": {...}, "out": "/tmp/job"}
     {"type": "fit-video", "job": "8", "request": {...}, "out": "/tmp/job"}
+    {"type": "prepare", "request": {...}}
     {"type": "cancel", "job": "7"}
     {"type": "quit"}
 
@@ -60,10 +61,14 @@ one-shot form) writes OUT/motion.json; its progress has the stage "video", `frac
 the frames done over the frames in the range (0 while a clip that states no frame count
 runs) and a message "frame 12 of 80 (clip frame 23: fitted)"; a cancel after the first
 frame was fitted ends it with a `result` marked `partial`, a cancel before with
-`cancelled`. The worker answers with the messages above, `hello` once at its start
-(with "serve": true), and every `progress`, `result`, `error` and `cancelled` with the
-"job" of the fit it belongs to. Fits run one at a time, in the
-order sent; each ends with exactly one final message, and an error ends the job, not the
+`cancelled`. `prepare` (Blender sends it when a photo is picked) loads now what a fit
+of `request` (a fit request's JSON form) would load at its start: the solver, the
+detector (unless the request reads a keypoint file) and the body model; it is no job and
+gets no answer, and a request it cannot prepare for (a missing model file, say) is only
+named on standard error: the fit that follows reports it. The worker answers with the
+messages above, `hello` once at its start (with "serve": true), and every `progress`,
+`result`, `error` and `cancelled` with the "job" of the fit it belongs to. Fits run one
+at a time, in the order sent; each ends with exactly one final message, and an error ends the job, not the
 worker. `cancel` stops that job (running or still waiting) and the worker serves on. The
 heartbeat and the inactivity timeout apply while a job runs; between jobs the worker is
 silent. It exits with status 0 on `quit`, at the end of its input, and after
@@ -87,6 +92,7 @@ CANCEL_LINE = "cancel"
 FINAL_TYPES = ("result", "error", "cancelled")
 FIT_VIDEO = "fit-video"
 FIT_REQUESTS = ("fit", FIT_VIDEO)  # the requests that start a job
+PREPARE = "prepare"  # loads what a fit needs before it is asked for: no job
 HEARTBEAT_S = 5.0
 # Twelve missed heartbeats: slack for a slow start (Python, then the bundled wheels) on a
 # loaded machine, while a stuck worker is still noticed within a minute.
@@ -168,6 +174,8 @@ def _valid_request(request_type, fields: dict) -> bool:
         out = fields.get("out")
         valid_job = isinstance(job, str) and bool(job)
         return valid_job and isinstance(out, str) and bool(out) and isinstance(fields.get("request"), dict)
+    if request_type == PREPARE:
+        return isinstance(fields.get("request"), dict)
     if request_type == "cancel":
         return isinstance(job, str)
     return request_type == "quit"
@@ -218,6 +226,12 @@ def request_fit_video(job: str, request: dict, out: str) -> str:
     """A serving worker's request to fit the video request `request` (its JSON form, as a
     dict) into the folder `out`."""
     return encode(FIT_VIDEO, job=job, request=request, out=out)
+
+
+def request_prepare(request: dict) -> str:
+    """A serving worker's request to load what a fit of `request` (the FitRequest's JSON
+    form, as a dict) needs, before that fit is asked for."""
+    return encode(PREPARE, request=request)
 
 
 def request_cancel(job: str) -> str:

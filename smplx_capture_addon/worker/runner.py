@@ -452,6 +452,7 @@ class WarmWorker:
         self.command, self.env, self.idle_timeout = list(command), env, idle_timeout
         self.worker = WorkerProcess(command, env)
         self._started_at = time.monotonic()
+        self._prepared_at = self._started_at  # a prepare request restarts its idle time too
         self._jobs = 0
         self._last_job: WorkerJob | None = None
 
@@ -468,6 +469,16 @@ class WarmWorker:
         self._last_job = job
         return job
 
+    def prepare(self, request: FitRequest) -> None:
+        """Ask it to load now what a fit of `request` will need (no job: no answer)."""
+        if self.worker.process is not None:
+            self.worker.write(protocol.request_prepare(json.loads(request.to_json())))
+            self._prepared_at = time.monotonic()
+
+    def busy(self) -> bool:
+        """Whether its last job has not ended (as far as polling it has seen)."""
+        return self._last_job is not None and self._last_job.ended_at is None
+
     def serves(self, command: Sequence[str], env: dict[str, str] | None) -> bool:
         """Whether the next fit, to be run by `command` in `env`, can go to this worker:
         the same command and environment, still running, its last job ended, and not about
@@ -476,8 +487,10 @@ class WarmWorker:
             return False
         if self.worker.returncode() is not None:
             return False
+        if self.busy():
+            return False
         idle_since = self._started_at if self._last_job is None else self._last_job.ended_at
-        return idle_since is not None and time.monotonic() - idle_since < self.idle_timeout - REUSE_MARGIN_S
+        return time.monotonic() - max(idle_since, self._prepared_at) < self.idle_timeout - REUSE_MARGIN_S
 
     def replacement_notice(self) -> str | None:
         """What the user is told when this worker is replaced: why it stopped, when that was
@@ -515,6 +528,14 @@ class KeptWorker:
 
     def __init__(self) -> None:
         self.warm: WarmWorker | None = None
+        self._notice: str | None = None  # why the last worker was replaced, for the next job
+
+    def prepare(self, python: str | Path | None, env: dict[str, str] | None, request: FitRequest) -> None:
+        """Have the worker of `python` in `env` (started when none serves) load what a fit
+        of `request` needs, so that the fit, when asked for, starts at once. A worker still
+        on a job is left to it."""
+        if self.warm is None or not self.warm.busy():
+            self._serving(python, env).prepare(request)
 
     def start_job(
         self,
@@ -525,16 +546,19 @@ class KeptWorker:
     ) -> WorkerJob:
         """Give `request` to the worker of `python` (this interpreter by default) in `env`,
         started when none serves; its files go to `out_dir`."""
+        job = self._serving(python, env).start_job(request, out_dir)
+        job.state.notice, self._notice = self._notice or "", None
+        return job
+
+    def _serving(self, python: str | Path | None, env: dict[str, str] | None) -> WarmWorker:
+        """The worker that serves `python` in `env`: the kept one, or a new one in its place."""
         command = serve_command(python, protocol.IDLE_TIMEOUT_S)
-        notice = None
         if self.warm is not None and not self.warm.serves(command, env):
-            notice = self.warm.replacement_notice()
+            self._notice = self.warm.replacement_notice() or self._notice
             self.close()
         if self.warm is None:
             self.warm = WarmWorker(command, env, protocol.IDLE_TIMEOUT_S)
-        job = self.warm.start_job(request, out_dir)
-        job.state.notice = notice or ""
-        return job
+        return self.warm
 
     def close(self) -> None:
         """End the worker (the add-on is disabled, Blender quits): its memory goes back now."""

@@ -58,7 +58,7 @@ class _Server:
             if request is None:
                 excerpt = line.strip()[:IGNORED_LINE_EXCERPT]
                 print(f"worker: ignored an input line that is not a request: {excerpt!r}", file=sys.stderr)
-            elif request.type in protocol.FIT_REQUESTS:
+            elif request.type in (*protocol.FIT_REQUESTS, protocol.PREPARE):
                 self._waiting.put(request)
             elif request.type == "cancel":
                 self._cancelled.add(request.get("job"))
@@ -81,6 +81,9 @@ class _Server:
                 return protocol.EXIT_OK
             if request is None:
                 return self._exit_status
+            if request.type == protocol.PREPARE:
+                self._prepare(request)
+                continue
             job = request.get("job")
             final, _ = run_job(partial(self._fit, request), self._channel, job)
             self._channel.send(final)
@@ -99,6 +102,13 @@ class _Server:
             return fit_video(video_request, request.get("out"), progress, cancelled, self._warm_models)
         fit_request = FitRequest.from_dict(request.get("request"))
         return fit(fit_request, request.get("out"), progress, cancelled, self._warm_models)
+
+    def _prepare(self, request: protocol.Message) -> None:
+        """Load what a fit of the request needs; what fails is the fit's to report."""
+        try:
+            self._warm_models().prepare(FitRequest.from_dict(request.get("request")))
+        except Exception as error:  # whatever it is, the fit that follows reports it
+            print(f"worker: could not prepare for the next fit: {error}", file=sys.stderr)
 
     def _warm_models(self) -> WarmModels:
         """The models kept between fits (the first fit imports the solver for them)."""

@@ -85,7 +85,7 @@ def test_only_valid_messages_decode():
 
 def test_only_valid_requests_decode():
     """What a serving worker reads on its input: a fit with its job, request and folder, a
-    cancel with its job, quit; anything else is no request."""
+    prepare with its request, a cancel with its job, quit; anything else is no request."""
     fit = protocol.decode_request(protocol.request_fit("3", {"photo": "a.jpg"}, "/tmp/job"))
     assert (fit.type, fit.get("job"), fit.get("request"), fit.get("out")) == ("fit", "3", {"photo": "a.jpg"},
                                                                               "/tmp/job")  # fmt: skip
@@ -94,6 +94,8 @@ def test_only_valid_requests_decode():
         "fit-video", "4", {"start": 2}, "/tmp/job")  # fmt: skip
     assert protocol.decode_request(protocol.request_cancel("3")).get("job") == "3"
     assert protocol.decode_request(protocol.request_quit()).type == "quit"
+    prepare = protocol.decode_request(protocol.request_prepare({"photo": "a.jpg"}))
+    assert (prepare.type, prepare.get("request"), prepare.get("job")) == ("prepare", {"photo": "a.jpg"}, None)
     not_requests = [
         "cancel", "",
         '{"type": "fit", "request": {}, "out": "/o"}',
@@ -103,6 +105,7 @@ def test_only_valid_requests_decode():
         '{"type": "fit", "job": 1, "request": {}, "out": "/o"}',
         '{"type": "fit-video", "job": "1", "request": "clip.mp4", "out": "/o"}',
         '{"type": "fit-video", "job": "1", "request": {}}',
+        '{"type": "prepare"}', '{"type": "prepare", "request": "a.jpg"}',
         '{"type": "cancel"}', '{"type": "cancel", "job": 3}', '{"type": "stop"}',
         protocol.progress("fit", 0.5),
     ]  # fmt: skip

@@ -1,7 +1,8 @@
 """The warm worker with real fits (worker process, MediaPipe detection, the solver, the
 open default body): the second fit goes to the same process, which neither opens the
 detector nor builds the body model again, and its result is the one-shot worker's, bit
-for bit; a fit cancelled while it waits behind another is answered without being started.
+for bit; a photo picked has the worker load them before the click; a fit cancelled while
+it waits behind another is answered without being started.
 (A cancel mid-fit: test_fit_operator.py; faults: tests/faults/.)"""
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from smplx_capture_addon.blender_ui import fit_job
+import bpy
+
+from smplx_capture_addon.blender_ui import fit_job, operators
 from smplx_capture_addon.fit_request import FitRequest
 from smplx_capture_addon.result_format import read_result
 from smplx_capture_addon.worker import protocol, runner
+
+ADDON = "smplx_capture_addon"
 
 # The real worker, with every detector opened and body model built written down in LOG.
 COUNTING_WORKER = """\
@@ -78,6 +83,61 @@ def test_the_second_fit_reuses_the_worker_and_its_models_and_gives_the_one_shot_
     assert [s.name for s in warm.stages] == [s.name for s in cold.stages]
     for folder in (first_dir, second_dir):
         fit_job.remove_job_folder(folder)
+
+
+def lines_of(log: Path, count: int, timeout: float = 120.0) -> list[str]:
+    """The counting worker's log once it has `count` lines."""
+    deadline = time.monotonic() + timeout
+    while len(lines := log.read_text().splitlines() if log.exists() else []) < count:
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
+    return lines
+
+
+def test_a_photo_picked_has_the_worker_load_its_models_before_the_click(photo_dir, tmp_path):
+    python, log = counting_python(tmp_path)
+    request = FitRequest(photo=str(photo_dir / "bus.jpg"), device="cpu")
+    fit_job.prepare_worker(request, python)
+    assert lines_of(log, 2) == ["detector opened", "body model built"]  # no fit asked for yet
+
+    job, out_dir = fit_job.start_fit(request, python)
+    fit_job.prepare_worker(request, python)  # a photo picked during the fit: the worker is left to it
+    assert job.wait(interval=0.05).status == runner.DONE, job.state.error
+    assert job.state.notice == "" and job.process.poll() is None
+    assert log.read_text().splitlines() == ["detector opened", "body model built"]  # nothing loaded again
+    assert [stage.name for stage in read_result(job.state.result_path).stages][:2] == ["detect", "load-model"]
+    fit_job.remove_job_folder(out_dir)
+
+
+def test_the_panel_s_photo_has_the_worker_prepare_its_fit(addon, photo_dir, tmp_path, run_job_operator):
+    python, log = counting_python(tmp_path)
+    bpy.context.preferences.addons[ADDON].preferences.worker_python = python
+    settings = bpy.context.scene.smplx_capture
+    operators.prepare_for_photo(bpy.context)  # no photo yet: no request, no error
+    settings.image, settings.model, settings.device = str(photo_dir / "bus.jpg"), "DEFAULT", "cpu"
+    operators.prepare_for_photo(bpy.context)  # what picking the photo does in Blender's window
+    assert lines_of(log, 2) == ["detector opened", "body model built"]
+    run_job_operator(bpy.ops.smplx_capture.fit, "fit + build, prepared")
+    assert log.read_text().splitlines() == ["detector opened", "body model built"]
+    assert "bus" in bpy.data.collections
+
+
+def test_a_fit_the_worker_could_not_prepare_for_reports_its_own_error(photo_dir, tmp_path):
+    kept = runner.KeptWorker()
+    request = FitRequest(photo=str(photo_dir / "bus.jpg"), model=str(tmp_path / "SMPLX_NEUTRAL.npz"))
+    try:
+        kept.prepare(None, runner.worker_environment(), request)
+        deadline = time.monotonic() + 120
+        while not any("could not prepare" in line for line in kept.warm.worker.stderr_tail()):
+            assert time.monotonic() < deadline, kept.warm.worker.stderr_tail()
+            time.sleep(0.05)
+        said = [line for line in kept.warm.worker.stderr_tail() if "could not prepare" in line]
+        assert said == [f"worker: could not prepare for the next fit: Model file not found: {request.model}"]
+        job = kept.start_job(None, runner.worker_environment(), request, tmp_path / "job")
+        assert job.wait(interval=0.05).error == f"Model file not found: {request.model}"
+        assert job.process.poll() is None and job.state.notice == ""  # an error ends the fit, not the worker
+    finally:
+        kept.close()
 
 
 def messages_until(
