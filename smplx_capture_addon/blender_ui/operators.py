@@ -113,12 +113,13 @@ def preference_path(context: bpy.types.Context, name: str) -> str | None:
     return bpy.path.abspath(value) if value else None
 
 
-def prepare_for_photo(context: bpy.types.Context) -> None:
-    """Have the warm worker load now what the panel's fit will need (torch, the detector,
-    the body model), while the artist sets up the fit: the click then waits only for the
-    fit. Nothing while the settings make no request yet (the click says why)."""
+def prepare_fit(context: bpy.types.Context, video: bool = False) -> None:
+    """Have the warm worker load now what the Fit a Photo (or, with `video`, the Fit a
+    Video) panel's fit will need (torch, the detector, the body model), while the artist
+    sets up the fit: the click then waits only for the fit. Nothing while the settings
+    make no request yet (the click says why)."""
     try:
-        request = request_from_context(context)
+        request = video_request_from_context(context).fit if video else request_from_context(context)
     except CaptureError:
         return
     fit_job.prepare_worker(request, preference_path(context, "worker_python"))

@@ -15,17 +15,22 @@ from bpy.props import (
 )
 
 
-def _photo_picked(_settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
-    # An artist who picks a photo fits it next; a script (Blender in the background) may not.
-    if not bpy.app.background:
-        from .operators import prepare_for_photo
+def _picked(video: bool):
+    """The update of the photo's (or the video's) path: the worker starts loading."""
 
-        prepare_for_photo(context)
+    def update(_settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+        # An artist who picks a photo fits it next; a script (Blender in the background) may not.
+        if not bpy.app.background:
+            from .operators import prepare_fit
+
+            prepare_fit(context, video)
+
+    return update
 
 
 class SMPLXCaptureSettings(bpy.types.PropertyGroup):
     image: StringProperty(
-        name="Image", description="The photo to fit", subtype="FILE_PATH", update=_photo_picked
+        name="Image", description="The photo to fit", subtype="FILE_PATH", update=_picked(video=False)
     )
     show_keypoints: BoolProperty(
         name="Show keypoints",
@@ -70,7 +75,10 @@ class SMPLXCaptureSettings(bpy.types.PropertyGroup):
         name="Focal length (px)", description="0: from EXIF or a guess", default=0.0, min=0.0
     )
     video: StringProperty(
-        name="Video", description="The video (mp4, mov, avi, webm) to fit frame by frame", subtype="FILE_PATH"
+        name="Video",
+        description="The video (mp4, mov, avi, webm) to fit frame by frame",
+        subtype="FILE_PATH",
+        update=_picked(video=True),
     )
     video_start: IntProperty(name="Start", description="The first frame to fit (from 0)", default=0, min=0)
     video_end: IntProperty(

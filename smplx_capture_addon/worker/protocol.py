@@ -61,7 +61,7 @@ one-shot form) writes OUT/motion.json; its progress has the stage "video", `frac
 the frames done over the frames in the range (0 while a clip that states no frame count
 runs) and a message "frame 12 of 80 (clip frame 23: fitted)"; a cancel after the first
 frame was fitted ends it with a `result` marked `partial`, a cancel before with
-`cancelled`. `prepare` (Blender sends it when a photo is picked) loads now what a fit
+`cancelled`. `prepare` (Blender sends it when a photo or video is picked) loads now what a fit
 of `request` (a fit request's JSON form) would load at its start: the solver, the
 detector (unless the request reads a keypoint file) and the body model; it is no job and
 gets no answer, and a request it cannot prepare for (a missing model file, say) is only

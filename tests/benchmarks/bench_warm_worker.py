@@ -112,11 +112,11 @@ def warm_pair(name: str, builds: list[float], reads: list[float]) -> list[Click]
 
 
 def prepared_click(name: str, builds: list[float], reads: list[float]) -> Click:
-    """A new worker started as the photo is picked (`operators.prepare_for_photo`), then the
+    """A new worker started as the photo is picked (`operators.prepare_fit`), then the
     click ARTIST_PAUSE_S later."""
     fit_job.start_fit = WARM_START_FIT
     fit_job.close_worker()
-    operators.prepare_for_photo(bpy.context)
+    operators.prepare_fit(bpy.context)
     time.sleep(ARTIST_PAUSE_S)
     return click(name, builds, reads)
 

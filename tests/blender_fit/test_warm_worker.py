@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bpy
+import pytest
 
 from smplx_capture_addon.blender_ui import fit_job, operators
 from smplx_capture_addon.fit_request import FitRequest
@@ -109,17 +110,24 @@ def test_a_photo_picked_has_the_worker_load_its_models_before_the_click(photo_di
     fit_job.remove_job_folder(out_dir)
 
 
-def test_the_panel_s_photo_has_the_worker_prepare_its_fit(addon, photo_dir, tmp_path, run_job_operator):
+@pytest.mark.parametrize("video", [False, True])
+def test_a_photo_or_video_picked_has_the_worker_prepare_its_fit(addon, photo_dir, tmp_path, run_job_operator,
+                                                                video):  # fmt: skip
     python, log = counting_python(tmp_path)
     bpy.context.preferences.addons[ADDON].preferences.worker_python = python
     settings = bpy.context.scene.smplx_capture
-    operators.prepare_for_photo(bpy.context)  # no photo yet: no request, no error
-    settings.image, settings.model, settings.device = str(photo_dir / "bus.jpg"), "DEFAULT", "cpu"
-    operators.prepare_for_photo(bpy.context)  # what picking the photo does in Blender's window
+    operators.prepare_fit(bpy.context, video)  # nothing picked yet: no request, no error
+    settings.model, settings.device = "DEFAULT", "cpu"
+    if video:
+        settings.video = str(tmp_path / "clip.mp4")  # not read before its fit
+    else:
+        settings.image = str(photo_dir / "bus.jpg")
+    operators.prepare_fit(bpy.context, video)  # what picking it does in Blender's window
     assert lines_of(log, 2) == ["detector opened", "body model built"]
-    run_job_operator(bpy.ops.smplx_capture.fit, "fit + build, prepared")
-    assert log.read_text().splitlines() == ["detector opened", "body model built"]
-    assert "bus" in bpy.data.collections
+    if not video:
+        run_job_operator(bpy.ops.smplx_capture.fit, "fit + build, prepared")
+        assert log.read_text().splitlines() == ["detector opened", "body model built"]
+        assert "bus" in bpy.data.collections
 
 
 def test_a_fit_the_worker_could_not_prepare_for_reports_its_own_error(photo_dir, tmp_path):
