@@ -196,8 +196,13 @@ class Detector:
         self.version = mediapipe.__version__
         lanes = min(DEFAULT_LANES, os.cpu_count() or 1) if lanes is None else max(1, lanes)
         self._pool = ThreadPoolExecutor(lanes, "detector", _mark_lane_thread) if lanes > 1 else None
-        # The lanes open side by side too: a fit without a warm worker opens them every time.
-        self._lanes = self.run_all([partial(_Landmarkers.open, *paths)] * lanes)
+        try:
+            # The lanes open side by side too: a fit without a warm worker opens them every time.
+            self._lanes = self.run_all([partial(_Landmarkers.open, *paths)] * lanes)
+        except BaseException:
+            if self._pool is not None:
+                self._pool.shutdown()
+            raise
         self._free: queue.SimpleQueue[_Landmarkers] = queue.SimpleQueue()
         for lane in self._lanes:
             self._free.put(lane)
@@ -383,9 +388,7 @@ def find_people(
     if use_tiles and look_behind:
         behind = [(known, box_crop(person_box(known, pixels.shape), 0.3, _PERSON_CROP_SIZE))
                   for known in found]  # fmt: skip
-        looks = detector.run_all(
-            [partial(_poses_on, hide_person(pixels, known), detector, crop) for known, crop in behind]
-        )
+        looks = detector.run_all([partial(_poses_behind, pixels, detector, *look) for look in behind])
         for (_, crop), poses in zip(behind, looks, strict=True):
             _add_new_people(found, poses, crop, pixels.shape)
     return sorted(found, key=lambda pose: (-prominence(pose), float(pose[:, 0].mean())))
@@ -393,6 +396,11 @@ def find_people(
 
 def _poses_on(pixels: np.ndarray, detector: Detector, crop: Crop) -> list[np.ndarray]:
     return detector.poses(cut(pixels, crop))
+
+
+def _poses_behind(pixels: np.ndarray, detector: Detector, known: np.ndarray, crop: Crop) -> list[np.ndarray]:
+    """The poses on `crop` with the person of `known` painted over."""
+    return _poses_on(hide_person(pixels, known), detector, crop)
 
 
 def _add_new_people(
