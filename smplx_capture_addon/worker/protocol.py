@@ -61,20 +61,21 @@ one-shot form) writes OUT/motion.json; its progress has the stage "video", `frac
 the frames done over the frames in the range (0 while a clip that states no frame count
 runs) and a message "frame 12 of 80 (clip frame 23: fitted)"; a cancel after the first
 frame was fitted ends it with a `result` marked `partial`, a cancel before with
-`cancelled`. `prepare` (Blender sends it when a photo or video is picked) loads now what a fit
-of `request` (a fit request's JSON form) would load at its start: the solver, the
+`cancelled`. `prepare` (Blender sends it when a photo or video is picked) loads now what
+a fit of `request` (a fit request's JSON form) would load at its start: the solver, the
 detector (unless the request reads a keypoint file) and the body model; it is no job and
 gets no answer, and a request it cannot prepare for (a missing model file, say) is only
 named on standard error: the fit that follows reports it. The worker answers with the
 messages above, `hello` once at its start (with "serve": true), and every `progress`,
 `result`, `error` and `cancelled` with the "job" of the fit it belongs to. Fits run one
-at a time, in the order sent; each ends with exactly one final message, and an error ends the job, not the
-worker. `cancel` stops that job (running or still waiting) and the worker serves on. The
-heartbeat and the inactivity timeout apply while a job runs; between jobs the worker is
-silent. It exits with status 0 on `quit`, at the end of its input, and after
-IDLE_TIMEOUT_S seconds without a job (freeing its memory: Blender starts a new one at the
-next fit); SIGTERM or Ctrl-C cancel the running job and end it with status 3. A line
-that is not a valid request is ignored and named on standard error.
+at a time, in the order sent; each ends with exactly one final message, and an error
+ends the job, not the worker. `cancel` stops that job (running or still waiting) and the
+worker serves on. The heartbeat and the inactivity timeout apply while a job runs;
+between jobs the worker is silent. It exits with status 0 on `quit`, at the end of its
+input, and after IDLE_TIMEOUT_S seconds without a job or a prepare (freeing its memory:
+Blender starts a new one at the next fit); SIGTERM or Ctrl-C cancel the running job and
+end it with status 3. A line that is not a valid request is ignored and named on
+standard error.
 
 Only the standard library, so both sides can use it.
 """
