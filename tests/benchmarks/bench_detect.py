@@ -5,8 +5,9 @@
 A benchmark, not a test: it prints figures and asserts nothing. Without arguments it
 times the photos build.py fetched into .cache/photos/. "single" runs each MediaPipe
 model once on the whole photo; "two-pass" adds the tiles that find small people and the
-crops around each person, hand and face (what `detect` does). Times are the median of
-the repeats after one warm-up run, model loading excluded; image reading is included.
+crops around each person, hand and face (what `detect` does), its calls side by side on
+the detector's lanes; "one lane" runs them one by one. Times are the median of the
+repeats after one warm-up run, model loading excluded; image reading is included.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     photos = args.photos or sorted((ROOT / ".cache" / "photos").glob("*.*"))
     start = time.perf_counter()
-    with Detector() as detector:
-        print(f"models loaded in {1000 * (time.perf_counter() - start):.0f} ms")
-        print(f"{'photo':<16}{'mode':<20}{'median ms':>10}  found")
+    with Detector() as detector, Detector(lanes=1) as one_lane:
+        print(f"models loaded in {1000 * (time.perf_counter() - start):.0f} ms (both detectors)")
+        print(f"{'photo':<16}{'mode':<26}{'median ms':>10}  found")
         for photo in photos:
             for label, options in (
                 ("single, best", {"two_pass": False}),
@@ -65,7 +66,11 @@ def main() -> None:
                 ("two-pass, all", {"all_people": True}),
             ):
                 milliseconds, summary = timed_detection(detector, photo, args.repeats, **options)
-                print(f"{photo.name:<16}{label:<20}{milliseconds:>10.0f}  {summary}")
+                print(f"{photo.name:<16}{label:<26}{milliseconds:>10.0f}  {summary}")
+            # The same detection with its calls one by one: what the lanes side by side save.
+            alone, summary = timed_detection(one_lane, photo, args.repeats, all_people=True)
+            print(f"{photo.name:<16}{'two-pass, all, one lane':<26}{alone:>10.0f}  {summary}; "
+                  f"{alone / milliseconds:.2f}x the lanes' time")  # fmt: skip
 
 
 if __name__ == "__main__":
