@@ -214,8 +214,8 @@ class Detector:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        if self._pool is not None:  # calls not yet started (an interrupted detection's) are dropped
+            self._pool.shutdown(cancel_futures=True)
         for lane in self._lanes:
             lane.close()
 
