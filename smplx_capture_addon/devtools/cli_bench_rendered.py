@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "detections as read and with READINGS (2d, depth or 2d,depth) replaced by the "
                              "truth's, and print both")  # fmt: skip
     parser.add_argument("--warm", action="store_true",
-                        help="keep the detector and the body model loaded from case to case, as the worker "
-                             "Blender keeps them (default: each case opens the detector)")  # fmt: skip
+                        help="keep the detector and the body model loaded from case to case, as Blender's "
+                             "worker keeps them (default: each case opens the detector)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="end with one line holding all figures as JSON")
 
 

@@ -248,7 +248,6 @@ def test_with_models_kept_loaded_the_case_is_fitted_the_same(model, bench_cache)
         assert outcome.people == cold.people
 
 
-
 def test_a_body_seen_from_behind_is_fitted_both_ways_and_the_better_kept(model, bench_cache, tmp_path):
     # A training case (full 0) at half size: the pose model reads her as facing the camera,
     # its look at the mirrored crop as facing away, as she does.
