@@ -34,13 +34,11 @@ def subtree_matrix(parents: Tensor) -> Tensor:
     return subtree
 
 
-def rotation_derivatives(axis_angle: Tensor, rotations: Tensor) -> tuple[Tensor, Tensor]:
-    """Derivatives of Rodrigues' formula: dR (..., 3, 3, 3) with dR[..., a, :, :] =
-    d R / d axis_angle[a], and the axes u (..., 3, 3) with dR[..., a, :, :] = [u_a]x R:
-    u_a is column a of SO(3)'s left Jacobian I + A [v]x + C [v]x^2, A = (1 - cos t) / t^2,
-    C = (t - sin t) / t^3, t = |v|. Below SMALL_ANGLE both by their series: in float32
-    the closed forms cancel to noise there. axis_angle (..., 3); rotations (..., 3, 3)
-    its matrices (`lbs.axis_angle_to_matrix`)."""
+def rotation_axes(axis_angle: Tensor) -> Tensor:
+    """The axes u (..., 3, 3), row a: u_a, about which axis_angle[a] turns its rotation R
+    (d R / d axis_angle[a] = [u_a]x R): column a of SO(3)'s left Jacobian I + A [v]x +
+    C [v]x^2, A = (1 - cos t) / t^2, C = (t - sin t) / t^3, t = |v|. Below SMALL_ANGLE by
+    their series: in float32 the closed forms cancel to noise there. axis_angle (..., 3)."""
     squared = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]
     small = squared < SMALL_ANGLE**2
     angle = torch.where(small, 1.0, squared).sqrt()
@@ -49,9 +47,15 @@ def rotation_derivatives(axis_angle: Tensor, rotations: Tensor) -> tuple[Tensor,
                          (angle - torch.sin(angle)) / (squared * angle))  # fmt: skip
     skew = cross_matrix(axis_angle)
     identity = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    axes = (identity + first * skew + second * small_matmul(skew, skew)).transpose(-1, -2)  # row a: u_a
-    derivative = small_matmul(cross_matrix(axes), rotations[..., None, :, :])
-    return derivative, axes
+    return (identity + first * skew + second * small_matmul(skew, skew)).transpose(-1, -2)
+
+
+def rotation_derivatives(axis_angle: Tensor, rotations: Tensor) -> tuple[Tensor, Tensor]:
+    """Derivatives of Rodrigues' formula: dR (..., 3, 3, 3) with dR[..., a, :, :] =
+    d R / d axis_angle[a] = [u_a]x R, and the axes u (`rotation_axes`). axis_angle (..., 3);
+    rotations (..., 3, 3) its matrices (`lbs.axis_angle_to_matrix`)."""
+    axes = rotation_axes(axis_angle)
+    return small_matmul(cross_matrix(axes), rotations[..., None, :, :]), axes
 
 
 SMALL_ANGLE = 0.1  # radians; the series' error there is below 1e-10

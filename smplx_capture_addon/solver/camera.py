@@ -55,6 +55,16 @@ def projection_jacobian(points: Tensor, focal: Tensor) -> Tensor:
     return reach * torch.cat([eye.expand(*points.shape[:2], 2, 2), along_depth], -1)
 
 
+def projection_pullback(points: Tensor, focal: Tensor, grad: Tensor) -> Tensor:
+    """The transpose of projection_jacobian: d loss / d pixels (B, K, 2) -> d loss / d
+    points (B, K, 3); points (B, K, 3); focal (B,)."""
+    depth = points[..., 2:]
+    clamped = depth.clamp(min=MIN_DEPTH)
+    across = grad * (focal[:, None, None] / clamped)  # (B, K, 2)
+    along_depth = -(across * points[..., :2]).sum(-1, keepdim=True) / clamped
+    return torch.cat([across, torch.where(depth > MIN_DEPTH, along_depth, 0.0)], -1)
+
+
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, via a unit quaternion
     (stable near 0 and near 180 degrees)."""

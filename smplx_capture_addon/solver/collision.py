@@ -82,6 +82,12 @@ def pair_segments(joints: Tensor) -> Tensor:
     return segments.view(len(joints), len(PAIRS), 4, *joints.shape[2:])
 
 
+def pair_segments_pullback(grad: Tensor) -> Tensor:
+    """The transpose of pair_segments: d loss / d segments (B, P, 4, 3) -> d loss / d
+    joints (B, 55, 3)."""
+    return _SEGMENTS.to(grad).T @ grad.flatten(1, 2)
+
+
 def joint_derivatives(per_segment: Tensor) -> Tensor:
     """Derivatives with respect to pair_segments' output, (B, P, 4, 3), as derivatives
     with respect to the joints, each pair's apart: (B, P, 55, 3) (the transpose of
@@ -153,12 +159,19 @@ def segment_residual_derivatives(segments: Tensor, size: float = 1.0) -> Tensor:
     derivative is that of the closest points' distance with the parameters held (zero
     change along a segment at an interior minimum, none past a clamped end): moving an
     end point moves the closest point by its share (1 - s or s) of it."""
+    return segment_residuals_and_derivatives(segments, size)[1]
+
+
+def segment_residuals_and_derivatives(segments: Tensor, size: float = 1.0) -> tuple[Tensor, Tensor]:
+    """segment_residuals (B, P) and segment_residual_derivatives (B, P, 4, 3) from one
+    search for the closest points."""
     s, t, gap = _gap(*segments.unbind(2))
-    distance = _length(gap)[..., None]
-    touching = _REACH.to(segments) * size > distance[..., 0]
-    direction = torch.where(touching[..., None], gap * (-_MILLIMETRES / distance), 0.0)  # d residual / d gap
+    distance = _length(gap)
+    overlap = _REACH.to(segments) * size - distance
+    touching = (overlap > 0)[..., None]
+    direction = torch.where(touching, gap * (-_MILLIMETRES / distance[..., None]), 0.0)  # d residual / d gap
     shares = torch.stack([1 - s, s, t - 1, -t], -1)  # how each end point moves the gap
-    return shares[..., None] * direction[..., None, :]
+    return overlap.clamp(min=0.0) * _MILLIMETRES, shares[..., None] * direction[..., None, :]
 
 
 def body_size(rest_joints: Tensor) -> float:

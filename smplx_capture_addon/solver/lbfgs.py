@@ -52,11 +52,32 @@ def value_and_grad(
             x = x.detach().requires_grad_(True)
             loss = loss_fn(x, *(row[index] for row in rows))
             (grad,) = torch.autograd.grad(loss.sum(), x)
-        if mask is not None:
-            grad = grad * (mask[index] if mask.dim() == 2 else mask)
-        return loss.detach(), grad.detach()
+        return loss.detach(), _masked(grad.detach(), mask, index)
 
     return objective
+
+
+def with_gradient(
+    gradient_fn: Callable[..., tuple[Tensor, Tensor]],
+    mask: Tensor | None = None,
+    rows: tuple[Tensor, ...] = (),
+) -> Objective:
+    """As `value_and_grad`, from gradient_fn(x (R, N), *rows) -> (loss (R,), gradient
+    (R, N)) that gives each row's gradient itself (in closed form: no autograd graph)."""
+
+    def objective(x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            loss, grad = gradient_fn(x, *(row[index] for row in rows))
+        return loss, _masked(grad, mask, index)
+
+    return objective
+
+
+def _masked(grad: Tensor, mask: Tensor | None, index: Tensor) -> Tensor:
+    """grad (R, N) zeroed on the frozen columns of `mask` (N,) or (B, N) at rows `index`."""
+    if mask is None:
+        return grad
+    return grad * (mask[index] if mask.dim() == 2 else mask)
 
 
 def search_direction(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor) -> Tensor:
@@ -67,27 +88,31 @@ def search_direction(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor) -> Tensor:
     gamma Y p with p = R^-1 S^T g and q = R^-T ((D + gamma Y^T Y) p - gamma Y^T g), R the
     upper triangle of S^T Y and D its diagonal. The same direction as the two-loop
     recursion, in a dozen batched operations instead of four per stored pair (an eager
-    solver pays per operation). grad (B, N); s, y (B, M, N) history, oldest first, unused
-    slots zero; rho (B, M) = 1 / (y . s), zero where unused. -> (B, N).
+    solver pays per operation). grad (B, N); s, y (B, M, N) history, each row's pairs in
+    its first slots, oldest first, the slots after them zero; rho (B, M) = 1 / (y . s),
+    zero where unused. -> (B, N).
     """
-    # Each row's pairs are its newest slots; older, unused ones contribute nothing, so
-    # only the slots some row uses enter (early in a stage most of the history is empty).
-    newest = int((rho > 0).sum(-1).max())
+    # Only the slots some row uses enter (early in a stage most of the history is empty).
+    counts = (rho > 0).sum(-1)
+    newest = int(counts.max())
     if newest == 0:
         return -grad
-    s, y, rho = s[:, s.shape[1] - newest :], y[:, y.shape[1] - newest :], rho[:, rho.shape[1] - newest :]
-    used = rho > 0
+    s, y, rho = s[:, :newest], y[:, :newest], rho[:, :newest]
     sy = s @ y.transpose(1, 2)  # (B, M, M): s_i . y_j
     # A unit diagonal in unused slots: their rows and columns are zero, so p and q are too.
-    upper = torch.triu(sy) + torch.diag_embed((~used).to(sy.dtype))
-    yy = (y[:, -1] * y[:, -1]).sum(-1)
-    gamma = torch.where(used[:, -1], 1.0 / (rho[:, -1] * yy).clamp(min=1e-30), torch.ones_like(yy))
+    upper = torch.triu(sy) + torch.diag_embed((rho <= 0).to(sy.dtype))
+    last = (counts - 1).clamp(min=0)
+    rows = torch.arange(len(grad), device=grad.device)
+    y_last = y[rows, last]
+    yy = (y_last * y_last).sum(-1)
+    gamma = torch.where(counts > 0, 1.0 / (rho[rows, last] * yy).clamp(min=1e-30), torch.ones_like(yy))
     gamma = gamma[:, None, None]
     sg, yg = s @ grad[..., None], y @ grad[..., None]  # (B, M, 1)
     p = torch.linalg.solve_triangular(upper, sg, upper=True)
-    rhs = torch.diagonal(sy, dim1=1, dim2=2)[..., None] * p + gamma * (y @ (y.transpose(1, 2) @ p) - yg)
+    yp = y.transpose(1, 2) @ p  # (B, N, 1)
+    rhs = torch.diagonal(sy, dim1=1, dim2=2)[..., None] * p + gamma * (y @ yp - yg)
     q = torch.linalg.solve_triangular(upper.transpose(1, 2), rhs, upper=False)
-    product = gamma * grad[..., None] + s.transpose(1, 2) @ q - gamma * (y.transpose(1, 2) @ p)
+    product = gamma * (grad[..., None] - yp) + s.transpose(1, 2) @ q
     return -product.squeeze(-1)
 
 
@@ -124,7 +149,7 @@ def minimize(
             iteration -= 1
             break
         direction, slope = _descent(grad, *pairs)
-        first = pairs[2][:, -1] == 0
+        first = pairs[2][:, 0] == 0  # no pair kept yet
         step = torch.where(
             first, (1.0 / grad.abs().sum(-1).clamp(min=1e-12)).clamp(max=1.0), torch.ones_like(loss)
         )
@@ -197,14 +222,23 @@ def _line_search(
 def _with_pair(
     pairs: tuple[Tensor, Tensor, Tensor], moved: Tensor, s_new: Tensor, y_new: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The history (s (B, M, N), y (B, M, N), rho (B, M)) with the newest pair added for
-    the rows that `moved` (B,). A pair is kept only when its curvature is positive (the
-    Armijo search does not guarantee it): otherwise the inverse Hessian estimate stops
-    being positive."""
+    """The history (s (B, M, N), y (B, M, N), rho (B, M), as search_direction lays it out)
+    with the newest pair added, in place, for the rows that `moved` (B,); a full row drops
+    its oldest. A pair is kept only when its curvature is positive (the Armijo search does
+    not guarantee it): otherwise the inverse Hessian estimate stops being positive."""
     s_hist, y_hist, rho = pairs
     sy = (s_new * y_new).sum(-1)
     keep = moved & (sy > 1e-10 * s_new.norm(dim=-1) * y_new.norm(dim=-1))
-    s_hist = torch.where(keep[:, None, None], torch.cat([s_hist[:, 1:], s_new[:, None]], 1), s_hist)
-    y_hist = torch.where(keep[:, None, None], torch.cat([y_hist[:, 1:], y_new[:, None]], 1), y_hist)
-    rho = torch.where(keep[:, None], torch.cat([rho[:, 1:], 1.0 / sy.clamp(min=1e-30)[:, None]], 1), rho)
-    return s_hist, y_hist, rho
+    rows = torch.nonzero(keep).flatten()
+    if len(rows) == 0:
+        return pairs
+    slots = (rho[rows] > 0).sum(-1)
+    full = slots == rho.shape[1]
+    if bool(full.any()):
+        rolled = rows[full]
+        for history in pairs:
+            history[rolled] = history[rolled].roll(-1, 1)
+        slots = slots - full.long()
+    s_hist[rows, slots], y_hist[rows, slots] = s_new[rows], y_new[rows]
+    rho[rows, slots] = 1.0 / sy[rows].clamp(min=1e-30)
+    return pairs

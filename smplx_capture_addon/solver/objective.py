@@ -1,7 +1,8 @@
 """What a stage minimises: the SMPLify-X objective as residuals whose sum of squares it
 is (so that L-BFGS and Levenberg-Marquardt minimise the same function), with their exact
-derivatives; and the camera stage's loss. A new term (a temporal one, say) is one more
-block of residuals here, with its derivatives.
+derivatives in closed form (the Jacobian for Levenberg-Marquardt, the loss's gradient for
+L-BFGS); and the camera stage's loss. A new term (a temporal one, say) is one more block
+of residuals here, with its slopes in both.
 
 A stage's per-row data, `rows`: detected (R, K, 2) pixels, confidence (R, K), focal (R,),
 centre (R, 2), scale (R,) = NORMALISED_HEIGHT / image height, world_depth (R, D) the pose
@@ -46,6 +47,16 @@ def relative_depths(keypoints: Tensor) -> Tensor:
     the depth of the hips' midpoint (of their derivatives too, with trailing columns)."""
     hips = keypoints[:, _HIPS.to(keypoints.device), 2].mean(1, keepdim=True)
     return keypoints[:, _DEPTH_POINTS.to(keypoints.device), 2] - hips
+
+
+def relative_depths_pullback(grad: Tensor, count: int) -> Tensor:
+    """The transpose of `relative_depths` on the depths: d loss / d relative depths (B, D)
+    -> d loss / d the keypoints' depths (B, count)."""
+    depths = grad.new_zeros(len(grad), count)
+    depths.index_add_(1, _DEPTH_POINTS.to(grad.device), grad)
+    hips = _HIPS.to(grad.device)
+    depths.index_add_(1, hips, (-grad.sum(1, keepdim=True) / len(hips)).expand(-1, len(hips)))
+    return depths
 
 
 class StageObjective:
@@ -154,17 +165,20 @@ class StageObjective:
         ]
         return torch.cat(parts, dim=1)
 
-    def _prior_jacobian(self, x: Tensor, free: Tensor) -> Tensor:
-        """d regularisers / d x[:, free] (B, R', n) with the L2 pose prior: each row one
-        slope in its column."""
+    def _prior_slopes(self, x: Tensor) -> Tensor:
+        """d regularisers / d x (B, R') with the L2 pose prior: each residual's slope in its
+        one column (`_prior_columns`)."""
         body_pose = self.packing.unpack(x)["body_pose"]
-        slopes = torch.cat([
+        return torch.cat([
             self.pose_weight.expand_as(body_pose),
             self.bending_weight * priors.bending_slopes(body_pose),
             self.limit_weight * priors.joint_limit_slopes(body_pose, *self.limits),
             self._weighted_slopes.expand(len(x), -1),
         ], dim=1)  # fmt: skip
-        return slopes[..., None] * (self._prior_columns[:, None] == free)
+
+    def _prior_jacobian(self, x: Tensor, free: Tensor) -> Tensor:
+        """d regularisers / d x[:, free] (B, R', n) with the L2 pose prior."""
+        return self._prior_slopes(x)[..., None] * (self._prior_columns[:, None] == free)
 
     def residuals(self, x: Tensor, *rows: Tensor) -> Tensor:
         """x (B, N) -> (B, R)."""
@@ -182,6 +196,42 @@ class StageObjective:
     def loss(self, x: Tensor, *rows: Tensor) -> Tensor:
         """Each row's loss (B,): the sum of its squared residuals."""
         return self.residuals(x, *rows).square().sum(-1)
+
+    @property
+    def gradient(self) -> Callable[..., tuple[Tensor, Tensor]] | None:
+        """gradient(x (B, N), *rows) -> (loss (B,) as `loss`, d loss / d x (B, N)) in closed
+        form; None with VPoser (automatic differentiation then)."""
+        return self._closed_form_gradient if self.packing.vposer is None else None
+
+    def _closed_form_gradient(self, x: Tensor, *rows: Tensor) -> tuple[Tensor, Tensor]:
+        # The residuals as `residuals` forms them; their slopes pulled back to the keypoints,
+        # then through the body model (model.keypoint_vjp) and, for the priors, to x.
+        out, pull_back = self.model.keypoint_vjp(face_landmarks=self.weighs_face, **self.packing.unpack(x))
+        keypoints = out.keypoints
+        data = self._data_terms(keypoints, *rows)
+        residuals = priors.keypoint_residuals(*data)
+        pulls = 2 * residuals.view(*keypoints.shape[:2], 2) * priors.keypoint_residual_slopes(*data)
+        keypoint_grad = camera.projection_pullback(keypoints, rows[2], pulls)  # (B, K, 3)
+        prior = self.regularisers(x)
+        parts = [residuals, prior]
+        if self.world_depth_weight > 0:
+            terms = self._world_depth_terms(keypoints, *rows)
+            parts.append(priors.depth_residuals(*terms))
+            depth_pulls = 2 * parts[-1] * priors.depth_residual_slopes(*terms)
+            keypoint_grad[..., 2] += relative_depths_pullback(depth_pulls, keypoints.shape[1])
+        if self.stage.collision > 0:
+            segments = collision.pair_segments(keypoints[:, :NUM_JOINTS])
+            overlaps, slopes = collision.segment_residuals_and_derivatives(segments, self.size)
+            parts.append(self.collision_weight * overlaps)
+            segment_pulls = (2 * self.collision_weight * parts[-1])[..., None, None] * slopes
+            keypoint_grad[:, :NUM_JOINTS] += collision.pair_segments_pullback(segment_pulls)
+        blocks = pull_back(keypoint_grad)
+        grad = torch.cat([blocks[name] for name in self.packing.names], dim=1)
+        if self.options.gmm is None:
+            grad.index_add_(1, self._prior_columns, 2 * prior * self._prior_slopes(x))
+        else:
+            grad = grad + torch.func.vjp(self.regularisers, x)[1](2 * prior)[0]
+        return torch.cat(parts, dim=1).square().sum(-1), grad
 
     @property
     def jacobian(self) -> Callable[..., Tensor] | None:

@@ -12,6 +12,7 @@ second of each part too (decoding, detection, fitting, feet); asserts nothing.
     .venv/bin/python tests/benchmarks/bench_video.py [--start F] [--end F] [--independent] [--size 1280x720]
 """
 
+# ruff: noqa: E402  (torch loads after the worker's thread settings are made)
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from smplx_capture_addon.cpu_threads import spin_briefly
+
+spin_briefly()  # before torch loads, as the worker does
+
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from smplx_capture_addon.devtools import video_clip, video_errors
 from smplx_capture_addon.fit_request import FitRequest

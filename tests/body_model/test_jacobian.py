@@ -1,13 +1,14 @@
 """The closed-form keypoint derivatives against forward-mode differentiation of the
-forward pass itself, on a model with pose correctives and the face contour (synthetic
-file) and on the open default body (none of either), in float64."""
+forward pass itself (and their pullback of a gradient against reverse mode), on a model
+with pose correctives and the face contour (synthetic file) and on the open default body
+(none of either), in float64."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from smplx_capture_addon.body_model import jacobian, lbs, model_file
+from smplx_capture_addon.body_model import jacobian, lbs, model_file, pullback
 from smplx_capture_addon.body_model.model import BodyModel
 from smplx_capture_addon.devtools import synthetic_model
 
@@ -54,6 +55,31 @@ def test_keypoint_jacobian_equals_forward_mode(synthetic_data, which, hand_pca):
         torch.testing.assert_close(block, expected, atol=1e-10, rtol=1e-8, msg=name)
 
 
+@pytest.mark.parametrize("face_landmarks", [True, False])
+@pytest.mark.parametrize("hand_pca", [12, None])
+@pytest.mark.parametrize("which", ["synthetic", "open"])
+def test_keypoint_vjp_equals_reverse_mode(synthetic_data, which, hand_pca, face_landmarks):
+    """The closed-form pullback of a gradient of the keypoints gives autograd's gradient
+    of every parameter block, through the pose correctives, the face contour's triangles
+    and the hand PCA (the eyes too, though the fit does not free them)."""
+    data = synthetic_data if which == "synthetic" else model_file.load_model(None)
+    model = BodyModel(data, hand_pca=hand_pca, face_contour=data.has_face_contour, dtype=torch.float64)
+    params = _params(model, 3, seed=4)
+    out, pull_back = model.keypoint_vjp(face_landmarks=face_landmarks, **params)
+    leaves = {name: value.clone().requires_grad_() for name, value in params.items()}
+    expected_out = model(vertices=False, face_landmarks=face_landmarks, **leaves)
+    assert torch.equal(out.keypoints, expected_out.keypoints.detach())
+    grad = torch.randn(out.keypoints.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    expected = torch.autograd.grad((expected_out.keypoints * grad).sum(), list(leaves.values()))
+    pulled = pull_back(grad)
+    assert pulled.keys() == params.keys()
+    # Without the face landmarks the face's blocks may move no keypoint of the open body.
+    face = {"expression", "jaw_pose", "leye_pose", "reye_pose"}
+    for name, block in zip(leaves, expected, strict=True):
+        assert float(block.abs().max()) > 1e-3 or (not face_landmarks and name in face), name
+        torch.testing.assert_close(pulled[name], block, atol=1e-10, rtol=1e-8, msg=name)
+
+
 def test_keypoint_jacobian_without_face_landmarks_is_the_leading_rows(synthetic_data):
     model = BodyModel(synthetic_data, face_contour=True, dtype=torch.float64)
     params = _params(model, 2, seed=2)
@@ -76,7 +102,8 @@ def test_the_gpu_form_of_small_products_gives_the_same_pass_and_derivatives(synt
         out, blocks = model.keypoint_jacobian(**params)
         vertices = model(**params).vertices
         gradients = torch.autograd.grad(vertices.square().sum() + out.keypoints.sum(), list(params.values()))
-        return [vertices, out.keypoints, *blocks.values(), *gradients]
+        pulled = model.keypoint_vjp(**params)[1](out.keypoints.detach())
+        return [vertices, out.keypoints, *blocks.values(), *gradients, *pulled.values()]
 
     batched = everything()
     original, calls = lbs.small_matmul, []
@@ -87,9 +114,10 @@ def test_the_gpu_form_of_small_products_gives_the_same_pass_and_derivatives(synt
 
     monkeypatch.setattr(lbs, "small_matmul", forced)
     monkeypatch.setattr(jacobian, "small_matmul", forced)
+    monkeypatch.setattr(pullback, "small_matmul", forced)
     broadcast = everything()
     assert len(calls) > 10
-    assert len(batched) == len(broadcast) > 20
+    assert len(batched) == len(broadcast) > 30
     for ours, theirs in zip(batched, broadcast, strict=True):
         assert ours.abs().max() > 0
         torch.testing.assert_close(theirs, ours, atol=1e-12, rtol=1e-10)

@@ -650,15 +650,13 @@ def test_close_limb_variants_are_kept_for_the_last_stage():
     assert rows_within(loss, person_of, 2, 1.0).tolist() == [0, 3]
 
 
-@pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
-def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path, tmp_path, pose_prior):
-    """Levenberg-Marquardt's Jacobian (closed-form keypoints, data, world depth, priors and
-    collision terms) is the derivative of the stage's residuals, on a forearm pushed into
+def _every_term_active(
+    bench_model_path, tmp_path, pose_prior: str
+) -> tuple[StageObjective, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The last stage's objective (with the world depth term, and the user's GMM prior or
+    the L2 one), bodies x and their rows where every term is active: a forearm pushed into
     the torso, a knee past both ends of its range and world depths off by a little, by a
-    lot (where the robust cost flattens) and not given, for a subset of the columns and
-    for all; with
-    the L2 pose prior (one slope per prior residual) and a two-component GMM (whose
-    residuals mix the pose's entries)."""
+    lot (where the robust cost flattens) and not given. Float64."""
     options = FitOptions()
     if pose_prior == "gmm":
         means = np.random.default_rng(0).normal(0.0, 0.3, (2, 63))
@@ -693,7 +691,18 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     off = (relative_depths(out.keypoints) - depth).abs() * depth_weights
     rho = options.world_depth_rho
     assert float(off.max()) > 4 * rho and float(off[off > 0].min()) < rho  # both ends of the robust cost
-    free = torch.arange(packing.block("betas").stop, x.shape[1])  # all but the shape
+    return objective, x, rows
+
+
+@pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
+def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_path, tmp_path, pose_prior):
+    """Levenberg-Marquardt's Jacobian (closed-form keypoints, data, world depth, priors and
+    collision terms) is the derivative of the stage's residuals where every term is active
+    (`_every_term_active`), for a subset of the columns and for all; with the L2 pose
+    prior (one slope per prior residual) and a two-component GMM (whose residuals mix the
+    pose's entries)."""
+    objective, x, rows = _every_term_active(bench_model_path, tmp_path, pose_prior)
+    free = torch.arange(objective.packing.block("betas").stop, x.shape[1])  # all but the shape
 
     def one(row_x, *row):
         return objective.residuals(row_x[None], *(r[None] for r in row))[0]
@@ -702,6 +711,28 @@ def test_stage_jacobian_equals_forward_mode_with_the_collision_term(bench_model_
     torch.testing.assert_close(objective.jacobian(x, free, *rows), expected[..., free], atol=1e-8, rtol=1e-7)
     every = torch.arange(x.shape[1])  # the path that gathers no columns
     torch.testing.assert_close(objective.jacobian(x, every, *rows), expected, atol=1e-8, rtol=1e-7)
+
+
+@pytest.mark.parametrize("pose_prior", ["l2", "gmm"])
+def test_stage_gradient_equals_reverse_mode_with_every_term_active(bench_model_path, tmp_path, pose_prior):
+    """L-BFGS's closed-form gradient (the keypoints' slopes pulled back through the body
+    model, the priors' to their columns) is autograd's gradient of the stage's loss where
+    every term is active, and its loss is the stage's loss bit for bit; the stages without
+    the face, the world depth or the collision term too."""
+    objective, x, rows = _every_term_active(bench_model_path, tmp_path, pose_prior)
+    variants = [objective]
+    for change in ({"face_keypoints": 0.0, "hand_keypoints": 0.0}, {"world_depth": 0.0}, {"collision": 0.0}):
+        stage = replace(objective.stage, **change)
+        variants.append(StageObjective(objective.model, objective.packing, stage, objective.options,
+                                       objective.limits, objective.size))  # fmt: skip
+    for variant in variants:
+        loss, gradient = variant.gradient(x, *rows)
+        leaf = x.clone().requires_grad_()
+        expected_loss = variant.loss(leaf, *rows)
+        (expected,) = torch.autograd.grad(expected_loss.sum(), leaf)
+        assert torch.equal(loss, expected_loss.detach())
+        assert float(expected.abs().max()) > 1.0
+        torch.testing.assert_close(gradient, expected, atol=1e-8, rtol=1e-7)
 
 
 def test_the_l2_pose_prior_weighs_stiff_joints_more_and_the_last_stage_more_still(bench_model, clean_cases):

@@ -7,7 +7,7 @@ import itertools
 import torch
 
 from smplx_capture_addon.devtools.reference_lbfgs import minimize_strong_wolfe
-from smplx_capture_addon.solver import lbfgs, lm
+from smplx_capture_addon.solver import lbfgs, lm, optimisers
 
 
 def rosenbrock(x: torch.Tensor) -> torch.Tensor:
@@ -137,13 +137,38 @@ def test_search_direction_equals_the_two_loop_recursion_and_ignores_unused_slots
     y = s + 0.3 * torch.randn(2, 6, 5, generator=generator, dtype=torch.float64)
     grad = torch.randn(2, 5, generator=generator, dtype=torch.float64)
     rho = 1.0 / (s * y).sum(-1)
-    s[1, :4], y[1, :4], rho[1, :4] = 0.0, 0.0, 0.0  # row 1 holds only its two newest pairs
-    padded = [torch.cat([t.new_zeros(2, 3, *t.shape[2:]), t], 1) for t in (s, y, rho)]
+    # Row 1 holds only its two newest pairs, in its first slots; three more slots unused.
+    padded = [torch.cat([t, t.new_zeros(2, 3, *t.shape[2:])], 1) for t in (s, y, rho)]
+    for t in padded:
+        t[1, :2], t[1, 2:] = t[1, 4:6].clone(), 0.0
     direction = lbfgs.search_direction(grad, *padded)
     torch.testing.assert_close(direction[0], _two_loop(grad[0], s[0], y[0]), atol=1e-12, rtol=0)
     torch.testing.assert_close(direction[1], _two_loop(grad[1], s[1, 4:], y[1, 4:]), atol=1e-12, rtol=0)
     empty = lbfgs.search_direction(grad, torch.zeros_like(s), torch.zeros_like(y), torch.zeros_like(rho))
     torch.testing.assert_close(empty, -grad)  # no history: steepest descent
+
+
+def test_the_history_keeps_each_rows_newest_pairs_oldest_first_in_its_first_slots():
+    """Pairs kept row by row (a row that did not move, or whose pair has no positive
+    curvature, keeps none): each row's pairs fill its first slots in order; a full row
+    drops its oldest."""
+    history = tuple(torch.zeros(2, 3, *shape, dtype=torch.float64) for shape in ((2,), (2,), ()))
+    kept = {0: [], 1: []}
+    for step in range(1, 6):
+        s_new = torch.tensor([[step, 0.0], [0.0, step]], dtype=torch.float64)
+        y_new = s_new.clone()
+        y_new[1] *= -1.0 if step == 2 else 1.0  # row 1's second pair curves the wrong way
+        moved = torch.tensor([True, step != 4])
+        history = lbfgs._with_pair(history, moved, s_new, y_new)
+        for row in (0, 1):
+            if moved[row] and not (row == 1 and step == 2):
+                kept[row] = (kept[row] + [step])[-3:]
+    s_hist, _, rho = history
+    assert kept == {0: [3, 4, 5], 1: [1, 3, 5]}
+    for row in (0, 1):
+        assert s_hist[row].abs().sum(-1).tolist() == [float(step) for step in kept[row]]
+        expected = torch.tensor([1.0 / step**2 for step in kept[row]], dtype=torch.float64)
+        torch.testing.assert_close(rho[row], expected)
 
 
 def test_levenberg_marquardt_row_masks_equal_each_row_alone():
@@ -243,3 +268,38 @@ def test_a_system_rounding_left_indefinite_is_still_solved():
     right = torch.tensor([[2.0, 3.0], [3.0, 3.0]], dtype=torch.float64)
     solution = lm.solve_positive_definite(system, right)
     torch.testing.assert_close(solution, torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
+
+
+class _CountsThreads:
+    """An objective (a quadratic per row) that records torch's thread count at each call."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def residuals(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.add(torch.get_num_threads())
+        return x - 1.0
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residuals(x).square().sum(-1)
+
+    jacobian = None  # forward mode
+
+
+def test_small_fits_run_on_one_thread_and_large_levenberg_marquardt_batches_on_all():
+    """Each parallel region wakes torch's other threads: L-BFGS, and Levenberg-Marquardt
+    below PARALLEL_ROWS rows, run on one thread; the process' count is set back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cases = ((optimisers.BatchedLbfgs(), 200, {1}), (optimisers.LevenbergMarquardt(), 8, {1}),
+                 (optimisers.LevenbergMarquardt(), optimisers.PARALLEL_ROWS, {2}))  # fmt: skip
+        for optimiser, rows, expected in cases:
+            objective = _CountsThreads()
+            x = torch.zeros(rows, 3, dtype=torch.float64)
+            result = optimiser.minimize(objective, (), x, torch.ones_like(x), 5, lambda *_: None)
+            torch.testing.assert_close(result.x, torch.ones_like(x))
+            assert objective.seen == expected
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
